@@ -1,0 +1,117 @@
+//! The command line: one clap struct per subcommand; the doc comments are the help text.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Learn the radix-2 real FFT by gradient methods: exact f64 CPU path and a WGSL GPU path.
+#[derive(Parser, Debug)]
+#[command(name = "fftlearn", version, about, allow_negative_numbers = true)]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Write initial parameters (M (2,2) and twiddles (N-1,), complex128) to an .npz file.
+    Init(InitArgs),
+    /// Run the model on the rows of X.npy (B,N float64); writes Y.npy (B,N/2+1 complex128).
+    Forward(ForwardArgs),
+    /// Loss and gradients (PyTorch convention dL/dRe + i dL/dIm) on X.npy; writes G.npz.
+    Grad(GradArgs),
+    /// Train with Adam on Gaussian minibatches; no flags = the seed document's run.
+    Train(TrainArgs),
+}
+
+/// `fftlearn init`.
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// seed (all ones) | exact | random | modulus:R
+    #[arg(long, default_value = "seed")]
+    pub scheme: String,
+    /// Seed for the random schemes.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Transform size N (a power of two, 4..=65536).
+    #[arg(long, default_value_t = 512)]
+    pub n: usize,
+    /// Output .npz path.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `fftlearn forward`.
+#[derive(Args, Debug)]
+pub struct ForwardArgs {
+    /// Parameters .npz (from `init` or `train`).
+    #[arg(long)]
+    pub params: PathBuf,
+    /// Inputs: .npy, float64, shape (B, N).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Output .npy: complex128, shape (B, N/2+1).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `fftlearn grad`.
+#[derive(Args, Debug)]
+pub struct GradArgs {
+    /// Parameters .npz.
+    #[arg(long)]
+    pub params: PathBuf,
+    /// Inputs: .npy, float64, shape (B, N).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Targets: .npy, complex128, shape (B, N/2+1); default: rfft of the inputs.
+    #[arg(long)]
+    pub target: Option<PathBuf>,
+    /// Output .npz with loss (), M (2,2), twiddles (N-1,).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Where to run.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceArg {
+    /// A hardware GPU if there is one, else the CPU (the seed's `cuda if available else cpu`).
+    Auto,
+    /// The exact f64 CPU path.
+    Cpu,
+    /// The GPU path; an error if no adapter is usable.
+    Gpu,
+}
+
+/// `fftlearn train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// auto | cpu | gpu.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+    /// Training steps.
+    #[arg(long, default_value_t = 3000)]
+    pub steps: u32,
+    /// Samples per step.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-2)]
+    pub lr: f64,
+    /// Data seed (also seeds random inits).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Initial parameters: seed | exact | random | modulus:R | a .npz file.
+    #[arg(long, default_value = "seed")]
+    pub init: String,
+    /// Print, evaluate and log every this many steps (and at step 1).
+    #[arg(long, default_value_t = 10)]
+    pub print_every: u32,
+    /// Transform size N.
+    #[arg(long, default_value_t = 512)]
+    pub n: usize,
+    /// Output directory for metrics.csv and params.npz.
+    #[arg(long, default_value = "runs/train")]
+    pub out: PathBuf,
+}

@@ -1,0 +1,402 @@
+//! NumPy `.npy`/`.npz` files in and out: hardened readers (every bad file is a clear error,
+//! never a panic or an unbounded allocation) and atomic writers (temp file, fsync, rename).
+
+use crate::error::{Context, Error, Result};
+use npyz::WriterBuilder;
+use num_complex::Complex64;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Largest header text accepted (numpy's own headers are < 1 KiB).
+const MAX_HEADER: usize = 1 << 16;
+
+/// The element type of an array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dtype {
+    /// float64, `<f8`.
+    F64,
+    /// complex128, `<c16`.
+    C128,
+}
+
+impl Dtype {
+    fn descr(self) -> &'static str {
+        match self {
+            Dtype::F64 => "float64 ('<f8')",
+            Dtype::C128 => "complex128 ('<c16')",
+        }
+    }
+}
+
+/// An array read from disk: shape and data in C order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Array {
+    /// float64 data.
+    F64(Vec<usize>, Vec<f64>),
+    /// complex128 data.
+    C128(Vec<usize>, Vec<Complex64>),
+}
+
+fn shape_str(shape: &[usize]) -> String {
+    let s: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    if s.len() == 1 {
+        format!("({},)", s[0])
+    } else {
+        format!("({})", s.join(", "))
+    }
+}
+
+/// Expected shape: each entry a fixed size or any size (None).
+pub type ShapeSpec<'a> = &'a [Option<usize>];
+
+fn spec_str(spec: ShapeSpec) -> String {
+    let s: Vec<String> = spec
+        .iter()
+        .map(|d| d.map_or("any".to_string(), |v| v.to_string()))
+        .collect();
+    if s.len() == 1 {
+        format!("({},)", s[0])
+    } else {
+        format!("({})", s.join(", "))
+    }
+}
+
+/// Parse one `.npy` image held in memory, checking the magic, header size, order, dtype,
+/// and that the declared shape matches the bytes present, before any allocation.
+pub fn parse_npy(bytes: &[u8], want: Dtype, spec: ShapeSpec) -> Result<Array> {
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(Error::input(
+            "not a .npy file (missing the \\x93NUMPY magic, or truncated)",
+        ));
+    }
+    let major = bytes[6];
+    let (hlen, prefix) = match major {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 => {
+            if bytes.len() < 12 {
+                return Err(Error::input("truncated .npy header"));
+            }
+            (
+                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+                12,
+            )
+        }
+        v => {
+            return Err(Error::input(format!(
+                "unsupported .npy format version {v} (accepted: 1, 2, 3)"
+            )))
+        }
+    };
+    if hlen > MAX_HEADER {
+        return Err(Error::input(format!(
+            "absurd .npy header length {hlen} bytes (at most {MAX_HEADER} accepted)"
+        )));
+    }
+    if prefix + hlen > bytes.len() {
+        return Err(Error::input(format!(
+            "truncated .npy file: header says {hlen} header bytes but the file has {} bytes",
+            bytes.len()
+        )));
+    }
+    let file =
+        npyz::NpyFile::new(bytes).map_err(|e| Error::input(format!("corrupt .npy header: {e}")))?;
+    if file.order() != npyz::Order::C {
+        return Err(Error::input(
+            "Fortran-order array: only C order is accepted (use np.ascontiguousarray)",
+        ));
+    }
+    let descr = file.dtype().descr();
+    let got = match descr.trim_matches('\'') {
+        "<f8" => Dtype::F64,
+        "<c16" => Dtype::C128,
+        _ => {
+            return Err(Error::input(format!(
+                "dtype {descr} is not accepted: expected {}",
+                want.descr()
+            )));
+        }
+    };
+    if got != want {
+        return Err(Error::input(format!(
+            "dtype {} is not accepted: expected {}",
+            got.descr(),
+            want.descr()
+        )));
+    }
+    let shape: Vec<u64> = file.shape().to_vec();
+    // checked element count: a huge declared length must not overflow or allocate
+    let mut count: u64 = 1;
+    for &d in &shape {
+        count = count
+            .checked_mul(d)
+            .ok_or_else(|| Error::input("declared shape overflows"))?;
+    }
+    let item = if got == Dtype::F64 { 8 } else { 16 };
+    let data_len = (bytes.len() - prefix - hlen) as u64;
+    let need = count
+        .checked_mul(item)
+        .ok_or_else(|| Error::input("declared shape overflows"))?;
+    if need != data_len {
+        return Err(Error::input(format!(
+            "declared shape {:?} needs {need} data bytes but the file holds {data_len} (truncated or corrupt)",
+            shape
+        )));
+    }
+    let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+    let ok = shape.len() == spec.len()
+        && shape
+            .iter()
+            .zip(spec)
+            .all(|(&d, s)| s.is_none_or(|v| v == d));
+    if !ok {
+        return Err(Error::input(format!(
+            "shape {} is not accepted: expected {}",
+            shape_str(&shape),
+            spec_str(spec)
+        )));
+    }
+    let map = |e: std::io::Error| Error::input(format!("corrupt .npy data: {e}"));
+    Ok(match got {
+        Dtype::F64 => Array::F64(shape, file.into_vec::<f64>().map_err(map)?),
+        Dtype::C128 => Array::C128(shape, file.into_vec::<Complex64>().map_err(map)?),
+    })
+}
+
+fn read_file_bounded(path: &Path) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::input(format!("cannot open {}: {e}", path.display())))?;
+    if !meta.is_file() {
+        return Err(Error::input(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    std::fs::read(path).map_err(|e| Error::input(format!("cannot read {}: {e}", path.display())))
+}
+
+/// Read a float64 `.npy` file with the given shape spec.
+pub fn read_npy_f64(path: &Path, spec: ShapeSpec) -> Result<(Vec<usize>, Vec<f64>)> {
+    let bytes = read_file_bounded(path)?;
+    match parse_npy(&bytes, Dtype::F64, spec).with_context(|| path.display().to_string())? {
+        Array::F64(s, d) => Ok((s, d)),
+        Array::C128(..) => unreachable!("parse_npy checked the dtype"),
+    }
+}
+
+/// Read a complex128 `.npy` file with the given shape spec.
+pub fn read_npy_c128(path: &Path, spec: ShapeSpec) -> Result<(Vec<usize>, Vec<Complex64>)> {
+    let bytes = read_file_bounded(path)?;
+    match parse_npy(&bytes, Dtype::C128, spec).with_context(|| path.display().to_string())? {
+        Array::C128(s, d) => Ok((s, d)),
+        Array::F64(..) => unreachable!("parse_npy checked the dtype"),
+    }
+}
+
+/// An open `.npz` archive with bounded entry reads.
+pub struct Npz {
+    path: PathBuf,
+    zip: npyz::zip::ZipArchive<std::io::Cursor<Vec<u8>>>,
+}
+
+impl Npz {
+    /// Open an archive.
+    pub fn open(path: &Path) -> Result<Self> {
+        let bytes = read_file_bounded(path)?;
+        let zip = npyz::zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| {
+            Error::input(format!(
+                "{}: not a valid .npz (zip) file: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(Npz {
+            path: path.to_path_buf(),
+            zip,
+        })
+    }
+
+    /// Array names present.
+    pub fn names(&self) -> Vec<String> {
+        self.zip
+            .file_names()
+            .map(|n| n.trim_end_matches(".npy").to_string())
+            .collect()
+    }
+
+    /// Whether an array is present.
+    pub fn has(&self, name: &str) -> bool {
+        self.zip.file_names().any(|n| n == format!("{name}.npy"))
+    }
+
+    /// Read array `name`, reading at most `max_bytes` of it.
+    pub fn read(
+        &mut self,
+        name: &str,
+        want: Dtype,
+        spec: ShapeSpec,
+        max_bytes: u64,
+    ) -> Result<Array> {
+        let names = self.names().join(", ");
+        let ctx = format!("{}: array '{name}'", self.path.display());
+        let mut entry = match self.zip.by_name(&format!("{name}.npy")) {
+            Ok(e) => e,
+            Err(npyz::zip::result::ZipError::FileNotFound) => {
+                return Err(Error::input(format!(
+                    "{}: missing array '{name}' (arrays present: [{names}])",
+                    self.path.display()
+                )))
+            }
+            Err(e) => return Err(Error::input(format!("{ctx}: corrupt archive entry: {e}"))),
+        };
+        let mut buf = Vec::new();
+        (&mut entry)
+            .take(max_bytes + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::input(format!("{ctx}: corrupt archive entry: {e}")))?;
+        if buf.len() as u64 > max_bytes {
+            return Err(Error::input(format!(
+                "{ctx}: entry larger than the {max_bytes} bytes its shape allows"
+            )));
+        }
+        parse_npy(&buf, want, spec).context(ctx)
+    }
+
+    /// Read a complex128 array.
+    pub fn read_c128(
+        &mut self,
+        name: &str,
+        spec: ShapeSpec,
+        max_elems: usize,
+    ) -> Result<(Vec<usize>, Vec<Complex64>)> {
+        match self.read(
+            name,
+            Dtype::C128,
+            spec,
+            MAX_HEADER as u64 + 16 * max_elems as u64 + 64,
+        )? {
+            Array::C128(s, d) => Ok((s, d)),
+            Array::F64(..) => unreachable!("checked"),
+        }
+    }
+
+    /// Read a float64 array.
+    pub fn read_f64(
+        &mut self,
+        name: &str,
+        spec: ShapeSpec,
+        max_elems: usize,
+    ) -> Result<(Vec<usize>, Vec<f64>)> {
+        match self.read(
+            name,
+            Dtype::F64,
+            spec,
+            MAX_HEADER as u64 + 8 * max_elems as u64 + 64,
+        )? {
+            Array::F64(s, d) => Ok((s, d)),
+            Array::C128(..) => unreachable!("checked"),
+        }
+    }
+}
+
+/// An array to write.
+pub enum Out<'a> {
+    /// float64 with shape.
+    F64(&'a [usize], &'a [f64]),
+    /// complex128 with shape.
+    C128(&'a [usize], &'a [Complex64]),
+    /// A float64 scalar (shape ()).
+    Scalar(f64),
+}
+
+fn write_npy_into<W: Write>(w: W, arr: &Out) -> std::io::Result<()> {
+    match arr {
+        Out::F64(shape, data) => {
+            let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+            let mut wr = npyz::WriteOptions::<f64>::new()
+                .default_dtype()
+                .shape(&shape)
+                .writer(w)
+                .begin_nd()?;
+            wr.extend(data.iter().copied())?;
+            wr.finish()
+        }
+        Out::C128(shape, data) => {
+            let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+            let mut wr = npyz::WriteOptions::<Complex64>::new()
+                .default_dtype()
+                .shape(&shape)
+                .writer(w)
+                .begin_nd()?;
+            wr.extend(data.iter().copied())?;
+            wr.finish()
+        }
+        Out::Scalar(v) => {
+            let mut wr = npyz::WriteOptions::<f64>::new()
+                .default_dtype()
+                .shape(&[])
+                .writer(w)
+                .begin_nd()?;
+            wr.push(v)?;
+            wr.finish()
+        }
+    }
+}
+
+/// Write `path` atomically: the bytes go to a temporary file in the same directory, which is
+/// fsynced and then renamed over `path`. A crash leaves either the old file or the new one.
+pub fn write_atomic(
+    path: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::input(format!("{} is not a file path", path.display())))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let res = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        fill(&mut f)?;
+        f.flush()?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    res.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::runtime(format!("cannot write {}: {e}", path.display()))
+    })
+}
+
+/// Write one array as `.npy`, atomically.
+pub fn write_npy(path: &Path, arr: Out) -> Result<()> {
+    write_atomic(path, |f| {
+        let mut w = std::io::BufWriter::new(f);
+        write_npy_into(&mut w, &arr)?;
+        w.flush()
+    })
+}
+
+/// Write named arrays as `.npz` (a zip of `.npy` files that `np.load` opens), atomically.
+pub fn write_npz(path: &Path, arrays: &[(&str, Out)]) -> Result<()> {
+    write_atomic(path, |f| {
+        let mut zip = npyz::zip::ZipWriter::new(std::io::BufWriter::new(f));
+        for (name, arr) in arrays {
+            let opts = npyz::zip::write::FileOptions::default()
+                .compression_method(npyz::zip::CompressionMethod::Stored)
+                .large_file(true);
+            zip.start_file(format!("{name}.npy"), opts)?;
+            write_npy_into(&mut zip, arr)?;
+        }
+        let mut w = zip.finish()?;
+        w.flush()
+    })
+}
