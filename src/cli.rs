@@ -97,7 +97,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-2)]
+    #[arg(long, default_value_t = 1e-2, allow_negative_numbers = true)]
     pub lr: f64,
     /// Data seed (also seeds random inits).
     #[arg(long, default_value_t = 42)]
@@ -114,4 +114,7 @@ pub struct TrainArgs {
     /// Output directory for metrics.csv and params.npz.
     #[arg(long, default_value = "runs/train")]
     pub out: PathBuf,
+    /// Stop as diverged when the loss exceeds this multiple of the step-1 loss (or is not finite).
+    #[arg(long, default_value_t = 1e8)]
+    pub max_loss_ratio: f64,
 }

@@ -64,11 +64,7 @@ fn forward(a: ForwardArgs) -> Result<()> {
     let b = x.len() / p.net.n();
     let y = cpu::forward(&p, &x);
     npyio::write_npy(&a.out, Out::C128(&[b, p.net.bins()], &y))?;
-    println!(
-        "wrote {} ({b} x {} complex128)",
-        a.out.display(),
-        p.net.bins()
-    );
+    println!("wrote {} ({b} x {} complex128)", a.out.display(), p.net.bins());
     Ok(())
 }
 
@@ -134,13 +130,16 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         init: a.init.clone(),
         print_every: a.print_every,
         out: a.out.clone(),
+        max_loss_ratio: a.max_loss_ratio,
     };
     let net = cfg.validate()?;
     let p = init_params(&net, &a.init, a.seed)?;
     let mut backend = match a.device {
-        DeviceArg::Gpu => return Err(Error::input(
-            "--device gpu: the GPU path is not available in this build; use --device cpu or auto",
-        )),
+        DeviceArg::Gpu => {
+            return Err(Error::input(
+                "--device gpu: the GPU path is not available in this build; use --device cpu or auto",
+            ))
+        }
         DeviceArg::Auto => {
             println!("[device] auto: no GPU path in this build; using the CPU f64 path");
             CpuBackend::new(p, cfg.lr, cfg.batch, cfg.seed)

@@ -71,9 +71,7 @@ impl Source {
     pub fn fill(&mut self, batch: &Batch, b: usize, x: &mut [f64], t: &mut [C64]) {
         let n = self.n;
         match batch {
-            Batch::Gaussian {
-                seed, stream, step, ..
-            } => {
+            Batch::Gaussian { seed, stream, step, .. } => {
                 rng::normals(*seed, *stream, *step, b as u32, x);
                 self.rfft(x, t);
             }
@@ -99,8 +97,7 @@ impl Source {
         for (b, &v) in self.buf.iter_mut().zip(x) {
             *b = C64::new(v, 0.0);
         }
-        self.fft
-            .process_with_scratch(&mut self.buf, &mut self.scratch);
+        self.fft.process_with_scratch(&mut self.buf, &mut self.scratch);
         t.copy_from_slice(&self.buf[..t.len()]);
     }
 }

@@ -103,9 +103,7 @@ impl Network {
     }
     /// The stage that uses twiddle `k`, or None for the unused one.
     pub fn stage_of_twiddle(&self, k: usize) -> Option<&Stage> {
-        self.stages
-            .iter()
-            .find(|st| k >= st.offset && k < st.offset + st.e)
+        self.stages.iter().find(|st| k >= st.offset && k < st.offset + st.e)
     }
     /// The output bins (0..=N/2) that twiddle `k` reaches: row r of the final array is reached
     /// by twiddle (s, i) iff r = i (mod e). Empty for the unused twiddle.

@@ -98,8 +98,7 @@ pub fn parse_npy(bytes: &[u8], want: Dtype, spec: ShapeSpec) -> Result<Array> {
             bytes.len()
         )));
     }
-    let file =
-        npyz::NpyFile::new(bytes).map_err(|e| Error::input(format!("corrupt .npy header: {e}")))?;
+    let file = npyz::NpyFile::new(bytes).map_err(|e| Error::input(format!("corrupt .npy header: {e}")))?;
     if file.order() != npyz::Order::C {
         return Err(Error::input(
             "Fortran-order array: only C order is accepted (use np.ascontiguousarray)",
@@ -143,11 +142,7 @@ pub fn parse_npy(bytes: &[u8], want: Dtype, spec: ShapeSpec) -> Result<Array> {
         )));
     }
     let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
-    let ok = shape.len() == spec.len()
-        && shape
-            .iter()
-            .zip(spec)
-            .all(|(&d, s)| s.is_none_or(|v| v == d));
+    let ok = shape.len() == spec.len() && shape.iter().zip(spec).all(|(&d, s)| s.is_none_or(|v| v == d));
     if !ok {
         return Err(Error::input(format!(
             "shape {} is not accepted: expected {}",
@@ -163,13 +158,9 @@ pub fn parse_npy(bytes: &[u8], want: Dtype, spec: ShapeSpec) -> Result<Array> {
 }
 
 fn read_file_bounded(path: &Path) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| Error::input(format!("cannot open {}: {e}", path.display())))?;
+    let meta = std::fs::metadata(path).map_err(|e| Error::input(format!("cannot open {}: {e}", path.display())))?;
     if !meta.is_file() {
-        return Err(Error::input(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
+        return Err(Error::input(format!("{} is not a regular file", path.display())));
     }
     std::fs::read(path).map_err(|e| Error::input(format!("cannot read {}: {e}", path.display())))
 }
@@ -202,12 +193,8 @@ impl Npz {
     /// Open an archive.
     pub fn open(path: &Path) -> Result<Self> {
         let bytes = read_file_bounded(path)?;
-        let zip = npyz::zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| {
-            Error::input(format!(
-                "{}: not a valid .npz (zip) file: {e}",
-                path.display()
-            ))
-        })?;
+        let zip = npyz::zip::ZipArchive::new(std::io::Cursor::new(bytes))
+            .map_err(|e| Error::input(format!("{}: not a valid .npz (zip) file: {e}", path.display())))?;
         Ok(Npz {
             path: path.to_path_buf(),
             zip,
@@ -228,13 +215,7 @@ impl Npz {
     }
 
     /// Read array `name`, reading at most `max_bytes` of it.
-    pub fn read(
-        &mut self,
-        name: &str,
-        want: Dtype,
-        spec: ShapeSpec,
-        max_bytes: u64,
-    ) -> Result<Array> {
+    pub fn read(&mut self, name: &str, want: Dtype, spec: ShapeSpec, max_bytes: u64) -> Result<Array> {
         let names = self.names().join(", ");
         let ctx = format!("{}: array '{name}'", self.path.display());
         let mut entry = match self.zip.by_name(&format!("{name}.npy")) {
@@ -261,36 +242,16 @@ impl Npz {
     }
 
     /// Read a complex128 array.
-    pub fn read_c128(
-        &mut self,
-        name: &str,
-        spec: ShapeSpec,
-        max_elems: usize,
-    ) -> Result<(Vec<usize>, Vec<Complex64>)> {
-        match self.read(
-            name,
-            Dtype::C128,
-            spec,
-            MAX_HEADER as u64 + 16 * max_elems as u64 + 64,
-        )? {
+    pub fn read_c128(&mut self, name: &str, spec: ShapeSpec, max_elems: usize) -> Result<(Vec<usize>, Vec<Complex64>)> {
+        match self.read(name, Dtype::C128, spec, MAX_HEADER as u64 + 16 * max_elems as u64 + 64)? {
             Array::C128(s, d) => Ok((s, d)),
             Array::F64(..) => unreachable!("checked"),
         }
     }
 
     /// Read a float64 array.
-    pub fn read_f64(
-        &mut self,
-        name: &str,
-        spec: ShapeSpec,
-        max_elems: usize,
-    ) -> Result<(Vec<usize>, Vec<f64>)> {
-        match self.read(
-            name,
-            Dtype::F64,
-            spec,
-            MAX_HEADER as u64 + 8 * max_elems as u64 + 64,
-        )? {
+    pub fn read_f64(&mut self, name: &str, spec: ShapeSpec, max_elems: usize) -> Result<(Vec<usize>, Vec<f64>)> {
+        match self.read(name, Dtype::F64, spec, MAX_HEADER as u64 + 8 * max_elems as u64 + 64)? {
             Array::F64(s, d) => Ok((s, d)),
             Array::C128(..) => unreachable!("checked"),
         }
@@ -343,10 +304,7 @@ fn write_npy_into<W: Write>(w: W, arr: &Out) -> std::io::Result<()> {
 
 /// Write `path` atomically: the bytes go to a temporary file in the same directory, which is
 /// fsynced and then renamed over `path`. A crash leaves either the old file or the new one.
-pub fn write_atomic(
-    path: &Path,
-    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
-) -> Result<()> {
+pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -354,11 +312,7 @@ pub fn write_atomic(
     let name = path
         .file_name()
         .ok_or_else(|| Error::input(format!("{} is not a file path", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
     let res = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         fill(&mut f)?;

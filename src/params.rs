@@ -87,9 +87,9 @@ impl std::str::FromStr for Scheme {
             "random" => Ok(Scheme::Random),
             _ => {
                 if let Some(r) = s.strip_prefix("modulus:") {
-                    let v: f64 = r.parse().map_err(|_| {
-                        Error::input(format!("init scheme '{s}': modulus '{r}' is not a number"))
-                    })?;
+                    let v: f64 = r
+                        .parse()
+                        .map_err(|_| Error::input(format!("init scheme '{s}': modulus '{r}' is not a number")))?;
                     if !(v.is_finite() && v > 0.0) {
                         return Err(Error::input(format!(
                             "init scheme '{s}': modulus {r} must be finite and > 0"
@@ -209,8 +209,7 @@ impl Params {
     /// Load from `.npz`; N is inferred from the twiddle count (N-1).
     pub fn load(path: &Path) -> Result<Self> {
         let mut npz = Npz::open(path)?;
-        Self::from_npz(&mut npz)
-            .with_context(|| format!("loading parameters from {}", path.display()))
+        Self::from_npz(&mut npz).with_context(|| format!("loading parameters from {}", path.display()))
     }
 
     /// Read `M` and `twiddles` from an open archive.
@@ -251,10 +250,7 @@ mod tests {
                 let a = -std::f64::consts::TAU * k as f64 / den as f64;
                 let z = root_of_unity(k, den);
                 // the reference's own angle carries up to |a| * 2^-53 ~ 7e-16 of rounding
-                assert!(
-                    (z - C64::new(a.cos(), a.sin())).norm() < 1.5e-15,
-                    "k={k} den={den}"
-                );
+                assert!((z - C64::new(a.cos(), a.sin())).norm() < 1.5e-15, "k={k} den={den}");
                 assert!((z.norm() - 1.0).abs() < 3e-16);
             }
         }
@@ -275,10 +271,7 @@ mod tests {
     #[test]
     fn schemes_parse_and_reject() {
         assert_eq!("seed".parse::<Scheme>().unwrap(), Scheme::Seed);
-        assert_eq!(
-            "modulus:0.5".parse::<Scheme>().unwrap(),
-            Scheme::Modulus(0.5)
-        );
+        assert_eq!("modulus:0.5".parse::<Scheme>().unwrap(), Scheme::Modulus(0.5));
         let e = "modulus:-1".parse::<Scheme>().unwrap_err().to_string();
         assert!(e.contains("-1"), "{e}");
         let e = "bogus".parse::<Scheme>().unwrap_err().to_string();

@@ -31,6 +31,8 @@ pub struct TrainConfig {
     pub print_every: u32,
     /// Output directory.
     pub out: PathBuf,
+    /// Divergence: a loss above this multiple of the step-1 loss stops the run.
+    pub max_loss_ratio: f64,
 }
 
 impl TrainConfig {
@@ -55,6 +57,12 @@ impl TrainConfig {
         if self.steps == 0 {
             return Err(Error::input("--steps 0: at least 1 step"));
         }
+        if self.max_loss_ratio.is_nan() || self.max_loss_ratio <= 1.0 {
+            return Err(Error::input(format!(
+                "--max-loss-ratio {}: must be > 1 (inf disables it)",
+                self.max_loss_ratio
+            )));
+        }
         if self.print_every == 0 {
             return Err(Error::input("--print-every 0: must be at least 1"));
         }
@@ -73,8 +81,6 @@ pub struct Metric {
     pub eval: f64,
     /// ||W-F||_F / ||F||_F after the update.
     pub rel_op_err: f64,
-    /// Seconds since the start.
-    pub elapsed: f64,
 }
 
 /// A training backend: owns parameters and optimizer state, takes steps.
@@ -180,12 +186,8 @@ pub struct Summary {
 
 /// Run training on `backend` and write `out/metrics.csv` and `out/params.npz`.
 pub fn run(cfg: &TrainConfig, backend: &mut dyn Backend, log: &mut dyn Write) -> Result<Summary> {
-    std::fs::create_dir_all(&cfg.out).map_err(|e| {
-        Error::input(format!(
-            "cannot create output directory {}: {e}",
-            cfg.out.display()
-        ))
-    })?;
+    std::fs::create_dir_all(&cfg.out)
+        .map_err(|e| Error::input(format!("cannot create output directory {}: {e}", cfg.out.display())))?;
     writeln!(
         log,
         "[info] fftlearn train: N = {}, steps {}, batch {}, lr {:e}, seed {}, init {}, backend {}",
@@ -201,10 +203,8 @@ pub fn run(cfg: &TrainConfig, backend: &mut dyn Backend, log: &mut dyn Write) ->
     let bar = if tty {
         let pb = indicatif::ProgressBar::new(cfg.steps as u64);
         pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} steps {per_sec} eta {eta} {msg}",
-            )
-            .expect("valid template"),
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} steps {per_sec} eta {eta} {msg}")
+                .expect("valid template"),
         );
         Some(pb)
     } else {
@@ -212,16 +212,26 @@ pub fn run(cfg: &TrainConfig, backend: &mut dyn Backend, log: &mut dyn Write) ->
     };
     let t0 = Instant::now();
     let mut metrics = Vec::new();
-    let mut csv = String::from("step,loss,eval_mse,rel_op_err,elapsed_s\n");
+    let mut first_loss: Option<f64> = None;
+    let mut csv = String::from("step,loss,eval_mse,rel_op_err\n");
     for step in 1..=cfg.steps {
         let loss = backend.step(step)?;
-        if !loss.is_finite() {
+        let first = *first_loss.get_or_insert(loss);
+        if !loss.is_finite() || loss > cfg.max_loss_ratio * first {
             if let Some(pb) = &bar {
                 pb.abandon();
             }
-            std::fs::write(cfg.out.join("metrics.csv"), &csv)?;
+            crate::npyio::write_atomic(&cfg.out.join("metrics.csv"), |f| f.write_all(csv.as_bytes()))?;
+            let why = if loss.is_finite() {
+                format!(
+                    "loss {loss:.3e} exceeds {:e} x the step-1 loss {first:.3e} (--max-loss-ratio)",
+                    cfg.max_loss_ratio
+                )
+            } else {
+                format!("loss is {loss}")
+            };
             return Err(Error::diverged(format!(
-                "training diverged at step {step}: loss is {loss} (lr {:e}); metrics up to the last good step are in {}",
+                "training diverged at step {step}: {why} (lr {:e}); metrics up to the last logged step are in {}",
                 cfg.lr,
                 cfg.out.join("metrics.csv").display()
             )));
@@ -235,7 +245,6 @@ pub fn run(cfg: &TrainConfig, backend: &mut dyn Backend, log: &mut dyn Write) ->
                 loss,
                 eval,
                 rel_op_err: rel,
-                elapsed: t0.elapsed().as_secs_f64(),
             };
             let line = format!(
                 "step {step:5} | loss {loss:.6e}\n[eval] mean MSE over 3 random examples: {eval:.6e} | rel op err {rel:.4e}"
@@ -244,10 +253,7 @@ pub fn run(cfg: &TrainConfig, backend: &mut dyn Backend, log: &mut dyn Write) ->
                 Some(pb) => pb.println(line),
                 None => writeln!(log, "{line}")?,
             }
-            csv.push_str(&format!(
-                "{},{:e},{:e},{:e},{:.6}\n",
-                m.step, m.loss, m.eval, m.rel_op_err, m.elapsed
-            ));
+            csv.push_str(&format!("{},{:e},{:e},{:e}\n", m.step, m.loss, m.eval, m.rel_op_err));
             metrics.push(m);
         }
         if let Some(pb) = &bar {
@@ -261,15 +267,10 @@ pub fn run(cfg: &TrainConfig, backend: &mut dyn Backend, log: &mut dyn Write) ->
     let p = backend.params()?;
     let final_eval = eval_random(&p, cfg.seed, u32::MAX, 10);
     let rel = cpu::rel_operator_error(&p);
-    crate::npyio::write_atomic(&cfg.out.join("metrics.csv"), |f| {
-        f.write_all(csv.as_bytes())
-    })?;
+    crate::npyio::write_atomic(&cfg.out.join("metrics.csv"), |f| f.write_all(csv.as_bytes()))?;
     p.save(&cfg.out.join("params.npz"))?;
     let (dt, dm) = distance_from_exact(&p);
-    writeln!(
-        log,
-        "[eval] mean MSE over 10 random examples: {final_eval:.6e}"
-    )?;
+    writeln!(log, "[eval] mean MSE over 10 random examples: {final_eval:.6e}")?;
     writeln!(
         log,
         "[summary] {} steps x {} samples in {seconds:.2} s ({:.0} samples/s); final loss {:.6e}; relative operator error {rel:.6e}",
@@ -278,7 +279,10 @@ pub fn run(cfg: &TrainConfig, backend: &mut dyn Backend, log: &mut dyn Write) ->
         cfg.steps as f64 * cfg.batch as f64 / seconds,
         metrics.last().map_or(f64::NAN, |m: &Metric| m.loss),
     )?;
-    writeln!(log, "[summary] max |tw - exact| = {dt:.3e} (used twiddles), max |M - [[1,1],[1,-1]]| = {dm:.3e}")?;
+    writeln!(
+        log,
+        "[summary] max |tw - exact| = {dt:.3e} (used twiddles), max |M - [[1,1],[1,-1]]| = {dm:.3e}"
+    )?;
     writeln!(
         log,
         "[summary] wrote {} and {}",

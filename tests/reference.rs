@@ -76,10 +76,7 @@ fn check_fd(n: usize, scheme: Scheme, samples: usize, probes: &[usize]) {
     let net = Network::new(n).unwrap();
     let p = Params::init(&net, &scheme, 11);
     let x = gaussian_rows(n, samples, 99);
-    let batch = Batch::Given {
-        x: &x,
-        target: None,
-    };
+    let batch = Batch::Given { x: &x, target: None };
     let g = cpu::loss_grad(&p, &batch).flat();
     let flat = p.flat();
     let gnorm = g.iter().map(|z| z.norm_sqr()).sum::<f64>().sqrt();

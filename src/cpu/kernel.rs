@@ -110,14 +110,7 @@ impl Work {
         for (li, st) in self.net.stages().iter().enumerate() {
             let (pre, post) = self.re.split_at_mut((li + 1) * n);
             let (pim, qim) = self.im.split_at_mut((li + 1) * n);
-            stage_forward(
-                st,
-                &p.tw,
-                &pre[li * n..],
-                &pim[li * n..],
-                &mut post[..n],
-                &mut qim[..n],
-            );
+            stage_forward(st, &p.tw, &pre[li * n..], &pim[li * n..], &mut post[..n], &mut qim[..n]);
         }
     }
 
@@ -126,14 +119,7 @@ impl Work {
     }
 
     /// Process samples lo..hi: returns (sum of squared errors, gradient partial if backward).
-    pub fn task(
-        &mut self,
-        p: &Params,
-        batch: &Batch,
-        lo: usize,
-        hi: usize,
-        backward: bool,
-    ) -> (f64, Vec<C64>) {
+    pub fn task(&mut self, p: &Params, batch: &Batch, lo: usize, hi: usize, backward: bool) -> (f64, Vec<C64>) {
         let n = self.n();
         let k = self.net.bins();
         let b = batch.len(&self.net);
@@ -184,10 +170,7 @@ impl Work {
         let n = self.n();
         let h = n / 2;
         for (li, st) in self.net.stages().iter().enumerate().rev() {
-            let (inr, ini) = (
-                &self.re[li * n..(li + 1) * n],
-                &self.im[li * n..(li + 1) * n],
-            );
+            let (inr, ini) = (&self.re[li * n..(li + 1) * n], &self.im[li * n..(li + 1) * n]);
             stage_backward(
                 st,
                 &p.tw,
@@ -205,11 +188,7 @@ impl Work {
             for c in 0..2 {
                 let (mut ar, mut ai) = (ZERO, ZERO);
                 for i in 0..h {
-                    let (gr, gi, xv) = (
-                        self.g0re[r * h + i],
-                        self.g0im[r * h + i],
-                        self.x[i + c * h],
-                    );
+                    let (gr, gi, xv) = (self.g0re[r * h + i], self.g0im[r * h + i], self.x[i + c * h]);
                     for l in 0..LANES {
                         ar[l] += gr[l] * xv[l];
                         ai[l] += gi[l] * xv[l];
@@ -239,14 +218,7 @@ impl Work {
 
 /// One twiddle stage forward: input (e, 2q) -> output (2e, q).
 #[inline(always)]
-fn stage_forward(
-    st: &Stage,
-    tw: &[C64],
-    inr: &[Lane],
-    ini: &[Lane],
-    outr: &mut [Lane],
-    outi: &mut [Lane],
-) {
+fn stage_forward(st: &Stage, tw: &[C64], inr: &[Lane], ini: &[Lane], outr: &mut [Lane], outi: &mut [Lane]) {
     let (e, q) = (st.e, st.q);
     for i in 0..e {
         let w = tw[st.offset + i];

@@ -104,13 +104,11 @@ pub fn forward(p: &Params, x: &[f64]) -> Vec<C64> {
     let (n, k) = (net.n(), net.bins());
     let b = x.len() / n;
     let mut out = vec![C64::default(); b * k];
-    out.par_chunks_mut(LANES * k)
-        .enumerate()
-        .for_each(|(blk, o)| {
-            let lo = blk * LANES;
-            let hi = (lo + LANES).min(b);
-            with_work(net, |w| w.forward_block(p, &x[lo * n..hi * n], o));
-        });
+    out.par_chunks_mut(LANES * k).enumerate().for_each(|(blk, o)| {
+        let lo = blk * LANES;
+        let hi = (lo + LANES).min(b);
+        with_work(net, |w| w.forward_block(p, &x[lo * n..hi * n], o));
+    });
     out
 }
 

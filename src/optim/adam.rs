@@ -78,12 +78,8 @@ impl Adam {
             .zip(state.m.iter_mut())
             .zip(state.v.iter_mut())
         {
-            update(
-                self, &mut p.re, g.re, &mut m.re, &mut v.re, step_size, bc2_sqrt,
-            );
-            update(
-                self, &mut p.im, g.im, &mut m.im, &mut v.im, step_size, bc2_sqrt,
-            );
+            update(self, &mut p.re, g.re, &mut m.re, &mut v.re, step_size, bc2_sqrt);
+            update(self, &mut p.im, g.im, &mut m.im, &mut v.im, step_size, bc2_sqrt);
         }
     }
 }

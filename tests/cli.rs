@@ -1,0 +1,321 @@
+//! The binary's behaviour: its commands end to end, and one clear error line with a non-zero
+//! exit code (never a panic) for every kind of bad input.
+
+use fftlearn::npyio::{self, Npz, Out};
+use num_complex::Complex64 as C64;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_fftlearn"))
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("fftlearn-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+/// Asserts a clean failure: non-zero exit (not a panic's 101), exactly one stderr line that
+/// starts with "error:" and names every `needles` entry.
+fn assert_error(out: &Output, code: i32, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "want one error line, got: {err}");
+    assert!(lines[0].starts_with("error:"), "{err}");
+    for n in needles {
+        assert!(lines[0].contains(n), "error line lacks '{n}': {err}");
+    }
+}
+
+/// A raw .npy image with any header text.
+fn raw_npy(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
+    let mut h = format!(
+        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
+        if fortran { "True" } else { "False" }
+    );
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut v = b"\x93NUMPY\x01\x00".to_vec();
+    v.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    v.extend_from_slice(h.as_bytes());
+    v.extend_from_slice(data);
+    v
+}
+
+fn gaussian(n: usize, rows: usize) -> Vec<f64> {
+    let mut x = vec![0.0; n * rows];
+    for (b, r) in x.chunks_mut(n).enumerate() {
+        fftlearn::rng::normals(5, fftlearn::rng::Stream::Measure, 0, b as u32, r);
+    }
+    x
+}
+
+fn p(d: &Path, f: &str) -> String {
+    d.join(f).display().to_string()
+}
+
+#[test]
+fn init_forward_grad_round_trip() {
+    let d = tmpdir("roundtrip");
+    let out = run(&["init", "--scheme", "exact", "--n", "64", "--out", &p(&d, "P.npz")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let x = gaussian(64, 5);
+    npyio::write_npy(&d.join("X.npy"), Out::F64(&[5, 64], &x)).unwrap();
+    let out = run(&[
+        "forward",
+        "--params",
+        &p(&d, "P.npz"),
+        "--input",
+        &p(&d, "X.npy"),
+        "--out",
+        &p(&d, "Y.npy"),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (shape, y) = npyio::read_npy_c128(&d.join("Y.npy"), &[Some(5), Some(33)]).unwrap();
+    assert_eq!(shape, vec![5, 33]);
+    let net = fftlearn::network::Network::new(64).unwrap();
+    let want = fftlearn::data::rfft_rows(&net, &x);
+    let err = y.iter().zip(&want).map(|(a, b)| (a - b).norm()).fold(0.0, f64::max);
+    assert!(err < 1e-12, "{err}");
+    // grad at the exact point: loss ~ 0 and every gradient ~ 0
+    let out = run(&[
+        "grad",
+        "--params",
+        &p(&d, "P.npz"),
+        "--input",
+        &p(&d, "X.npy"),
+        "--out",
+        &p(&d, "G.npz"),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut z = Npz::open(&d.join("G.npz")).unwrap();
+    let (_, loss) = z.read_f64("loss", &[], 1).unwrap();
+    assert!(loss[0] < 1e-25, "{}", loss[0]);
+    let (_, g) = z.read_c128("twiddles", &[Some(63)], 63).unwrap();
+    assert!(g.iter().all(|v| v.norm() < 1e-12));
+    // an explicit target of zeros gives loss = mean |y|^2 per (sample, bin)
+    let zeros = vec![C64::default(); 5 * 33];
+    npyio::write_npy(&d.join("T.npy"), Out::C128(&[5, 33], &zeros)).unwrap();
+    let out = run(&[
+        "grad",
+        "--params",
+        &p(&d, "P.npz"),
+        "--input",
+        &p(&d, "X.npy"),
+        "--target",
+        &p(&d, "T.npy"),
+        "--out",
+        &p(&d, "G2.npz"),
+    ]);
+    assert!(out.status.success());
+    let (_, loss) = Npz::open(&d.join("G2.npz")).unwrap().read_f64("loss", &[], 1).unwrap();
+    let want: f64 = y.iter().map(|v| v.norm_sqr()).sum::<f64>() / (5.0 * 33.0);
+    assert!((loss[0] - want).abs() < 1e-12 * want);
+}
+
+#[test]
+fn bad_sizes_and_hyper_parameters() {
+    let d = tmpdir("bad-hp");
+    assert_error(
+        &run(&["init", "--n", "100", "--out", &p(&d, "P.npz")]),
+        2,
+        &["N = 100", "power of two"],
+    );
+    assert_error(
+        &run(&["init", "--n", "131072", "--out", &p(&d, "P.npz")]),
+        2,
+        &["N = 131072"],
+    );
+    assert_error(
+        &run(&["init", "--scheme", "bogus", "--out", &p(&d, "P.npz")]),
+        2,
+        &["'bogus'", "modulus:R"],
+    );
+    let o = p(&d, "run");
+    assert_error(
+        &run(&["train", "--device", "cpu", "--batch", "0", "--out", &o]),
+        2,
+        &["--batch 0"],
+    );
+    assert_error(
+        &run(&["train", "--device", "cpu", "--lr", "-1", "--out", &o]),
+        2,
+        &["--lr -1"],
+    );
+    assert_error(
+        &run(&["train", "--device", "cpu", "--lr", "NaN", "--out", &o]),
+        2,
+        &["--lr NaN"],
+    );
+    assert_error(
+        &run(&["train", "--device", "cpu", "--n", "96", "--out", &o]),
+        2,
+        &["N = 96"],
+    );
+    assert_error(
+        &run(&["train", "--device", "cpu", "--steps", "0", "--out", &o]),
+        2,
+        &["--steps 0"],
+    );
+}
+
+#[test]
+fn bad_files() {
+    let d = tmpdir("bad-files");
+    assert!(run(&["init", "--out", &p(&d, "P.npz")]).status.success());
+    let fwd = |x: &str| {
+        run(&[
+            "forward",
+            "--params",
+            &p(&d, "P.npz"),
+            "--input",
+            x,
+            "--out",
+            &p(&d, "Y.npy"),
+        ])
+    };
+    // missing file
+    assert_error(&fwd(&p(&d, "nope.npy")), 2, &["nope.npy", "cannot open"]);
+    assert_error(
+        &run(&["forward", "--params", &p(&d, "none.npz"), "--input", "x", "--out", "y"]),
+        2,
+        &["none.npz", "cannot open"],
+    );
+    // wrong shape
+    npyio::write_npy(&d.join("X1.npy"), Out::F64(&[3, 100], &vec![0.0; 300])).unwrap();
+    assert_error(&fwd(&p(&d, "X1.npy")), 2, &["shape (3, 100)", "(any, 512)"]);
+    npyio::write_npy(&d.join("X2.npy"), Out::F64(&[512], &vec![0.0; 512])).unwrap();
+    assert_error(&fwd(&p(&d, "X2.npy")), 2, &["shape (512,)"]);
+    // wrong dtype
+    std::fs::write(d.join("X3.npy"), raw_npy("<f4", false, "(1, 512)", &[0u8; 2048])).unwrap();
+    assert_error(&fwd(&p(&d, "X3.npy")), 2, &["<f4", "float64"]);
+    npyio::write_npy(&d.join("X4.npy"), Out::C128(&[1, 512], &vec![C64::default(); 512])).unwrap();
+    assert_error(&fwd(&p(&d, "X4.npy")), 2, &["complex128", "expected float64"]);
+    // Fortran order
+    std::fs::write(d.join("X5.npy"), raw_npy("<f8", true, "(2, 512)", &[0u8; 8192])).unwrap();
+    assert_error(&fwd(&p(&d, "X5.npy")), 2, &["Fortran"]);
+    // truncated data, huge declared length, absurd header length, not an npy at all
+    std::fs::write(d.join("X6.npy"), raw_npy("<f8", false, "(2, 512)", &[0u8; 100])).unwrap();
+    assert_error(&fwd(&p(&d, "X6.npy")), 2, &["truncated"]);
+    std::fs::write(
+        d.join("X7.npy"),
+        raw_npy("<f8", false, "(4611686018427387904, 512)", &[0u8; 8]),
+    )
+    .unwrap();
+    assert_error(&fwd(&p(&d, "X7.npy")), 2, &["overflows"]);
+    let mut absurd = b"\x93NUMPY\x02\x00".to_vec();
+    absurd.extend_from_slice(&u32::MAX.to_le_bytes());
+    std::fs::write(d.join("X8.npy"), &absurd).unwrap();
+    assert_error(&fwd(&p(&d, "X8.npy")), 2, &["header length 4294967295"]);
+    std::fs::write(d.join("X9.npy"), b"hello world, not numpy").unwrap();
+    assert_error(&fwd(&p(&d, "X9.npy")), 2, &["not a .npy file"]);
+    // NaN input
+    npyio::write_npy(&d.join("X10.npy"), Out::F64(&[1, 512], &[f64::NAN; 512])).unwrap();
+    assert_error(&fwd(&p(&d, "X10.npy")), 2, &["NaN"]);
+    // a parameter file with a missing array, a wrong twiddle count, a corrupt zip
+    npyio::write_npz(&d.join("P1.npz"), &[("M", Out::C128(&[2, 2], &[C64::default(); 4]))]).unwrap();
+    let x = gaussian(512, 1);
+    npyio::write_npy(&d.join("X.npy"), Out::F64(&[1, 512], &x)).unwrap();
+    let fwdp = |pp: &str| {
+        run(&[
+            "forward",
+            "--params",
+            pp,
+            "--input",
+            &p(&d, "X.npy"),
+            "--out",
+            &p(&d, "Y.npy"),
+        ])
+    };
+    assert_error(&fwdp(&p(&d, "P1.npz")), 2, &["missing array 'twiddles'", "[M]"]);
+    npyio::write_npz(
+        &d.join("P2.npz"),
+        &[
+            ("M", Out::C128(&[2, 2], &[C64::default(); 4])),
+            ("twiddles", Out::C128(&[100], &[C64::default(); 100])),
+        ],
+    )
+    .unwrap();
+    assert_error(&fwdp(&p(&d, "P2.npz")), 2, &["twiddles has 100 entries"]);
+    let mut bytes = std::fs::read(d.join("P.npz")).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(d.join("P3.npz"), &bytes).unwrap();
+    assert_error(&fwdp(&p(&d, "P3.npz")), 2, &["P3.npz"]);
+    // parameters for N = 64 with inputs for N = 512
+    assert!(run(&["init", "--n", "64", "--out", &p(&d, "P64.npz")]).status.success());
+    assert_error(&fwdp(&p(&d, "P64.npz")), 2, &["shape (1, 512)", "(any, 64)"]);
+    // a target of the wrong shape
+    let t = vec![C64::default(); 256];
+    npyio::write_npy(&d.join("T.npy"), Out::C128(&[1, 256], &t)).unwrap();
+    let out = run(&[
+        "grad",
+        "--params",
+        &p(&d, "P.npz"),
+        "--input",
+        &p(&d, "X.npy"),
+        "--target",
+        &p(&d, "T.npy"),
+        "--out",
+        &p(&d, "G.npz"),
+    ]);
+    assert_error(&out, 2, &["--target", "shape (1, 256)", "(1, 257)"]);
+}
+
+#[test]
+fn train_writes_metrics_and_params() {
+    let d = tmpdir("train");
+    let out = run(&[
+        "train",
+        "--device",
+        "cpu",
+        "--steps",
+        "30",
+        "--n",
+        "64",
+        "--out",
+        &p(&d, "r"),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        s.contains("step     1 | loss ") && s.contains("step    30 | loss "),
+        "{s}"
+    );
+    assert!(s.contains("[eval] mean MSE over 10 random examples"), "{s}");
+    let csv = std::fs::read_to_string(d.join("r/metrics.csv")).unwrap();
+    assert_eq!(csv.lines().next().unwrap(), "step,loss,eval_mse,rel_op_err");
+    assert_eq!(csv.lines().count(), 1 + 4); // steps 1, 10, 20, 30
+    let p = fftlearn::params::Params::load(&d.join("r/params.npz")).unwrap();
+    assert_eq!(p.net.n(), 64);
+}
+
+#[test]
+fn divergence_is_one_clear_error() {
+    let d = tmpdir("diverge");
+    let out = run(&[
+        "train",
+        "--device",
+        "cpu",
+        "--lr",
+        "1e3",
+        "--steps",
+        "300",
+        "--out",
+        &p(&d, "r"),
+    ]);
+    assert_error(&out, 3, &["diverged at step", "lr 1e3"]);
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !s.contains("NaN") && !s.contains("loss inf"),
+        "printed non-finite rows: {s}"
+    );
+}
