@@ -23,6 +23,53 @@ pub enum Cmd {
     Grad(GradArgs),
     /// Train with Adam on Gaussian minibatches; no flags = the seed document's run.
     Train(TrainArgs),
+    /// List every GPU adapter: name, backend, type, the features used (f64, subgroups, timestamps), limits.
+    Devices,
+    /// GPU loss and gradients against the f64 CPU path on identical f32-representable inputs.
+    Gradcheck(GradcheckArgs),
+}
+
+/// GPU kernel precision.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrecisionArg {
+    /// f32 on every adapter.
+    F32,
+    /// f64, on adapters with SHADER_F64.
+    F64,
+}
+
+/// Which GPU to use and how.
+#[derive(Args, Debug, Clone)]
+pub struct GpuArgs {
+    /// Use the adapter whose name contains this (see `fftlearn devices`).
+    #[arg(long)]
+    pub adapter: Option<String>,
+    /// Precision of the GPU kernels.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
+    pub precision: PrecisionArg,
+}
+
+/// `fftlearn gradcheck`.
+#[derive(Args, Debug)]
+pub struct GradcheckArgs {
+    /// Parameters .npz (overrides --init).
+    #[arg(long)]
+    pub params: Option<PathBuf>,
+    /// Init scheme when no --params: seed | exact | random | modulus:R.
+    #[arg(long, default_value = "random")]
+    pub init: String,
+    /// Samples.
+    #[arg(long, default_value_t = 4096)]
+    pub batch: usize,
+    /// Seed of the inputs (and of random inits).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Transform size N (ignored with --params).
+    #[arg(long, default_value_t = 512)]
+    pub n: usize,
+    /// GPU choice.
+    #[command(flatten)]
+    pub gpu: GpuArgs,
 }
 
 /// `fftlearn init`.
@@ -114,6 +161,9 @@ pub struct TrainArgs {
     /// Output directory for metrics.csv and params.npz.
     #[arg(long, default_value = "runs/train")]
     pub out: PathBuf,
+    /// GPU choice (with --device gpu or auto).
+    #[command(flatten)]
+    pub gpu: GpuArgs,
     /// Stop as diverged when the loss exceeds this multiple of the step-1 loss (or is not finite).
     #[arg(long, default_value_t = 1e8)]
     pub max_loss_ratio: f64,

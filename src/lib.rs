@@ -6,6 +6,7 @@ pub mod commands;
 pub mod cpu;
 pub mod data;
 pub mod error;
+pub mod gpu;
 pub mod network;
 pub mod npyio;
 pub mod optim;

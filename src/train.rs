@@ -4,6 +4,7 @@
 use crate::cpu;
 use crate::data::Batch;
 use crate::error::{Error, Result};
+use crate::gpu::{GpuBatch, GpuModel};
 use crate::network::Network;
 use crate::optim::{Adam, AdamState};
 use crate::params::{exact_twiddles, Params, EXACT_M};
@@ -135,6 +136,48 @@ impl Backend for CpuBackend {
     }
     fn params(&mut self) -> Result<Params> {
         Ok(self.p.clone())
+    }
+}
+
+/// The GPU backend with Adam: data, targets, forward, backward, reduction and the update all
+/// stay on the device; only the loss comes back each step.
+pub struct GpuBackend {
+    model: GpuModel,
+    adam: Adam,
+    t: u64,
+    batch: usize,
+    seed: u64,
+}
+
+impl GpuBackend {
+    /// A backend on an uploaded model.
+    pub fn new(model: GpuModel, lr: f64, batch: usize, seed: u64) -> Self {
+        GpuBackend {
+            model,
+            adam: Adam::new(lr),
+            t: 0,
+            batch,
+            seed,
+        }
+    }
+}
+
+impl Backend for GpuBackend {
+    fn describe(&self) -> String {
+        format!("gpu {} {}", self.model.precision().wgsl(), self.model.gpu().name())
+    }
+    fn step(&mut self, step: u32) -> Result<f64> {
+        self.t += 1;
+        let b = GpuBatch::Gaussian {
+            seed: self.seed,
+            stream: Stream::Data,
+            step,
+            size: self.batch,
+        };
+        self.model.adam_step(&b, &self.adam, self.t)
+    }
+    fn params(&mut self) -> Result<Params> {
+        self.model.params()
     }
 }
 

@@ -1,0 +1,85 @@
+// reduce.wgsl: fixed-order reductions and Adam. `reduce` adds one chunk's per-sample values
+// (gradients, and the loss in slot NP) into the step accumulator in sample order, by blocked
+// summation (blocks of 64 samples, then blocks of 64 chunks), so the f32 rounding error grows
+// like 64 + B/(64 C) additions rather than B. (Kahan compensation is not used: shader
+// compilers may fold it away.) Chunks are dispatched in order, so a step is deterministic
+// on an adapter. `adam` is torch.optim.Adam per real and imaginary part.
+
+struct Job {
+    seed_lo: u32,
+    seed_hi: u32,
+    step: u32,
+    stream: u32,
+    base: u32,
+    count: u32,
+    from_host: u32,
+    host_target: u32,
+    last_chunk: u32, // 1 on the step's last chunk
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> job: Job;
+@group(0) @binding(1) var<storage, read> pg: array<vec2<R>>;
+@group(0) @binding(2) var<storage, read_write> acc: array<vec2<R>>;   // 2 (NP + 1): total, open block of chunks
+@group(0) @binding(3) var<storage, read_write> params: array<vec2<R>>;
+@group(0) @binding(4) var<storage, read_write> moments: array<vec2<R>>; // 2 NP: m, v
+@group(0) @binding(5) var<storage, read> hyper: array<R>; // [1] lr/bc1, [2] sqrt(bc2), [3] beta1, [4] beta2, [5] eps
+
+@compute @workgroup_size(64)
+fn reduce(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let p = gid.x;
+    if (p > NP) {
+        return;
+    }
+    var chunk_sum = vec2<R>(0.0, 0.0);
+    for (var b = 0u; b < job.count; b = b + 64u) {
+        var blk = vec2<R>(0.0, 0.0);
+        let end = min(b + 64u, job.count);
+        for (var s = b; s < end; s = s + 1u) {
+            blk = blk + pg[p * C + s];
+        }
+        chunk_sum = chunk_sum + blk;
+    }
+    var open = acc[2u * p + 1u] + chunk_sum;
+    let chunk_index = job.base / C;
+    if (job.last_chunk == 1u || chunk_index % 64u == 63u) {
+        acc[2u * p] = acc[2u * p] + open;
+        open = vec2<R>(0.0, 0.0);
+    }
+    acc[2u * p + 1u] = open;
+}
+
+fn adam1(p: R, g: R, m: R, v: R) -> vec3<R> {
+    let m2 = m + (R(1.0) - hyper[3]) * (g - m);
+    let v2 = v * hyper[4] + (R(1.0) - hyper[4]) * (g * g);
+    let denom = sqrt(v2) / hyper[2] + hyper[5];
+    return vec3<R>(p + (-hyper[1] * m2) / denom, m2, v2);
+}
+
+@compute @workgroup_size(64)
+fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= NP) {
+        return;
+    }
+    let g = acc[2u * i];
+    let m = moments[2u * i];
+    let v = moments[2u * i + 1u];
+    let re = adam1(params[i].x, g.x, m.x, v.x);
+    let im = adam1(params[i].y, g.y, m.y, v.y);
+    params[i] = vec2<R>(re.x, im.x);
+    moments[2u * i] = vec2<R>(re.y, im.y);
+    moments[2u * i + 1u] = vec2<R>(re.z, im.z);
+}
+
+// Philox known-answer check: writes philox([gid, 1, 2, 3], key (seed)) for the host to compare.
+@group(0) @binding(6) var<storage, read_write> words: array<vec4<u32>>;
+
+@compute @workgroup_size(64)
+fn philox_words(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x < job.count) {
+        words[gid.x] = philox(vec4<u32>(gid.x, job.base, job.step, job.stream), vec2<u32>(job.seed_lo, job.seed_hi));
+    }
+}

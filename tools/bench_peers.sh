@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Training-step throughput of fftlearn's CPU f64 path beside the peers (torch_vec.py, jax_vec.py),
+# measured in one run on this machine. Usage:
+#   tools/bench_peers.sh [PEERS_DIR=../shared/peers] [PYTHON=/tmp/peers-venv/bin/python]
+# Writes target/bench_peers.md (a Markdown table of samples/s and ratios).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PEERS=${1:-../shared/peers}
+PY=${2:-/tmp/peers-venv/bin/python}
+OUT=target/bench_peers
+mkdir -p "$OUT"
+cargo bench --bench train_step -- train_step_cpu_f64 2>&1 | grep -E "^train_step|thrpt" || true
+(cd "$PEERS" && "$PY" torch_vec.py bench --n-clean 4 --out "$OLDPWD/$OUT/torch.json")
+(cd "$PEERS" && "$PY" jax_vec.py bench --n-clean 4 --out "$OLDPWD/$OUT/jax.json")
+"$PY" - "$OUT" <<'PYEOF'
+import json, sys, os
+out = sys.argv[1]
+def ours(b):
+    est = json.load(open(f"target/criterion/train_step_cpu_f64/{b}/new/estimates.json"))
+    return b / (est["median"]["point_estimate"] * 1e-9)
+def peer(name):
+    rows = json.load(open(f"{out}/{name}.json"))["rows"]
+    return {(r["batch"], r["dtype"]): r["samples_per_s_full_best"] for r in rows}
+t, j = peer("torch"), peer("jax")
+lines = ["| batch | fftlearn cpu f64 | torch f64 | torch f32 | JAX f64 | JAX f32 | vs torch f64 | vs JAX f64 |",
+         "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+for b in (16, 1024, 65536):
+    o = ours(b)
+    tf, tf32, jf, jf32 = t.get((b, "float64")), t.get((b, "float32")), j.get((b, "float64")), j.get((b, "float32"))
+    f = lambda v: f"{v:,.0f}" if v else "-"
+    r = lambda v: f"{o / v:.1f}x" if v else "-"
+    lines.append(f"| {b:,} | {o:,.0f} | {f(tf)} | {f(tf32)} | {f(jf)} | {f(jf32)} | {r(tf)} | {r(jf)} |")
+open(f"{out}.md", "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+PYEOF
