@@ -73,13 +73,3 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
     moments[2u * i] = vec2<R>(re.y, im.y);
     moments[2u * i + 1u] = vec2<R>(re.z, im.z);
 }
-
-// Philox known-answer check: writes philox([gid, 1, 2, 3], key (seed)) for the host to compare.
-@group(0) @binding(6) var<storage, read_write> words: array<vec4<u32>>;
-
-@compute @workgroup_size(64)
-fn philox_words(@builtin(global_invocation_id) gid: vec3<u32>) {
-    if (gid.x < job.count) {
-        words[gid.x] = philox(vec4<u32>(gid.x, job.base, job.step, job.stream), vec2<u32>(job.seed_lo, job.seed_hi));
-    }
-}

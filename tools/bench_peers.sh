@@ -9,7 +9,9 @@ PEERS=${1:-../shared/peers}
 PY=${2:-/tmp/peers-venv/bin/python}
 OUT=target/bench_peers
 mkdir -p "$OUT"
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 cargo bench --bench train_step -- train_step_cpu_f64 2>&1 | grep -E "^train_step|thrpt" || true
+cargo bench --bench train_step -- train_step_gpu 2>&1 | grep -E "^train_step|thrpt|skipping" || true
 (cd "$PEERS" && "$PY" torch_vec.py bench --n-clean 4 --out "$OLDPWD/$OUT/torch.json")
 (cd "$PEERS" && "$PY" jax_vec.py bench --n-clean 4 --out "$OLDPWD/$OUT/jax.json")
 "$PY" - "$OUT" <<'PYEOF'
@@ -20,7 +22,7 @@ def ours(b):
     return b / (est["median"]["point_estimate"] * 1e-9)
 def peer(name):
     rows = json.load(open(f"{out}/{name}.json"))["rows"]
-    return {(r["batch"], r["dtype"]): r["samples_per_s_full_best"] for r in rows}
+    return {(r["batch"], r["dtype"]): r.get("samples_per_s_full_best", r.get("samples_per_s_best")) for r in rows}
 t, j = peer("torch"), peer("jax")
 lines = ["| batch | fftlearn cpu f64 | torch f64 | torch f32 | JAX f64 | JAX f32 | vs torch f64 | vs JAX f64 |",
          "| --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -30,6 +32,14 @@ for b in (16, 1024, 65536):
     f = lambda v: f"{v:,.0f}" if v else "-"
     r = lambda v: f"{o / v:.1f}x" if v else "-"
     lines.append(f"| {b:,} | {o:,.0f} | {f(tf)} | {f(tf32)} | {f(jf)} | {f(jf32)} | {r(tf)} | {r(jf)} |")
+import glob
+for d in glob.glob("target/criterion/train_step_gpu_lane_f32*/65536/new/estimates.json"):
+    est = json.load(open(d))
+    g = 65536 / (est["median"]["point_estimate"] * 1e-9)
+    name = d.split("/")[2]
+    tf32 = t.get((65536, "float32"))
+    lines.append("")
+    lines.append(f"GPU lane kernel f32, batch 65,536, {name}: {g:,.0f} samples/s; torch f32 same batch: {tf32:,.0f}; ratio {g / tf32:.1f}x")
 open(f"{out}.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PYEOF
