@@ -1,6 +1,22 @@
 // common.wgsl: Philox4x32-10 and Box-Muller (the same generator as src/rng.rs), complex helpers.
 // The host prepends: `alias R = f32;` (or f64) and the size constants N, H, K, LOG2, NP, C.
 
+// The per-chunk job (mirrors `Job` in src/gpu/model.rs).
+struct Job {
+    seed_lo: u32,
+    seed_hi: u32,
+    step: u32,
+    stream: u32,
+    base: u32,       // index of this chunk's first sample in the batch
+    count: u32,      // samples in this chunk
+    from_host: u32,  // 1: x (and target) come from xin/tin
+    host_target: u32,
+    last_chunk: u32, // 1 on the step's last chunk
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}
+
 const PHILOX_M0: u32 = 0xD2511F53u;
 const PHILOX_M1: u32 = 0xCD9E8D57u;
 const PHILOX_W0: u32 = 0x9E3779B9u;

@@ -5,20 +5,6 @@
 // reduction in reduce.wgsl. Layout of `act`: slot (layer * N + idx) * C + sample; layers
 // 0..LOG2-1 are stage outputs, layer LOG2 holds x, layer LOG2+1 the target.
 
-struct Job {
-    seed_lo: u32,
-    seed_hi: u32,
-    step: u32,
-    stream: u32,
-    base: u32,       // index of this chunk's first sample in the batch
-    count: u32,      // samples in this chunk
-    from_host: u32,  // 1: x (and target) come from xin/tin
-    host_target: u32,
-    last_chunk: u32, // 1 on the step's last chunk
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
-}
 
 @group(0) @binding(0) var<uniform> job: Job;
 @group(0) @binding(1) var<storage, read> params: array<vec2<R>>;   // M (4) then N-1 twiddles

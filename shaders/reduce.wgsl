@@ -5,20 +5,6 @@
 // compilers may fold it away.) Chunks are dispatched in order, so a step is deterministic
 // on an adapter. `adam` is torch.optim.Adam per real and imaginary part.
 
-struct Job {
-    seed_lo: u32,
-    seed_hi: u32,
-    step: u32,
-    stream: u32,
-    base: u32,
-    count: u32,
-    from_host: u32,
-    host_target: u32,
-    last_chunk: u32, // 1 on the step's last chunk
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
-}
 
 @group(0) @binding(0) var<uniform> job: Job;
 @group(0) @binding(1) var<storage, read> pg: array<vec2<R>>;
