@@ -44,6 +44,15 @@ pub struct Network {
 
 impl Network {
     /// The network for N points. N must be a power of two with 2^2 <= N <= 2^16.
+    ///
+    /// ```
+    /// use fftlearn::network::Network;
+    /// let net = Network::new(512).unwrap();
+    /// assert_eq!(net.stages().len(), 8);
+    /// assert_eq!(net.stages()[7].offset, 254);
+    /// assert_eq!(net.n_twiddles(), 511); // index 510 is used by no stage
+    /// assert!(Network::new(100).unwrap_err().to_string().contains("N = 100"));
+    /// ```
     pub fn new(n: usize) -> Result<Self> {
         if !n.is_power_of_two() || !((1 << MIN_LOG2)..=(1 << MAX_LOG2)).contains(&n) {
             return Err(Error::input(format!(
