@@ -125,12 +125,6 @@ impl Network {
             }
         }
     }
-    /// Parameter groups for reporting: "M", then "stage1".."stage{n-1}", then "unused".
-    pub fn group_names(&self) -> Vec<String> {
-        let mut g = vec!["M".to_string()];
-        g.extend(self.stages.iter().map(|s| format!("stage{}", s.s)));
-        g
-    }
 }
 
 #[cfg(test)]

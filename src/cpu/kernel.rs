@@ -120,7 +120,6 @@ impl Work {
 
     /// Process samples lo..hi: returns (sum of squared errors, gradient partial if backward).
     pub fn task(&mut self, p: &Params, batch: &Batch, lo: usize, hi: usize, backward: bool) -> (f64, Vec<C64>) {
-        let n = self.n();
         let k = self.net.bins();
         let b = batch.len(&self.net);
         let scale = 2.0 / (b * k) as f64;
@@ -151,7 +150,6 @@ impl Work {
             }
             s = e;
         }
-        let _ = n;
         let loss: f64 = sq.iter().sum();
         let g = if backward {
             self.gre

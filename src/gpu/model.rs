@@ -57,6 +57,16 @@ pub enum GpuBatch<'a> {
     },
 }
 
+impl GpuBatch<'_> {
+    /// Samples in the batch, for size N.
+    pub fn len(&self, n: usize) -> usize {
+        match self {
+            GpuBatch::Gaussian { size, .. } => *size,
+            GpuBatch::Host { x, .. } => x.len() / n,
+        }
+    }
+}
+
 /// The model's buffers and pipelines on one device.
 pub struct GpuModel {
     gpu: Gpu,
@@ -105,8 +115,6 @@ fn from_reals(prec: Precision, b: &[u8]) -> Vec<f64> {
 
 /// The WGSL source for one module: the constants header, common.wgsl, then `body`.
 pub fn source(net: &Network, prec: Precision, chunk: usize, body: &str) -> String {
-    let enable = if prec == Precision::F64 { "enable f64;\n" } else { "" };
-    let _ = enable;
     format!(
         "alias R = {};\nconst N: u32 = {}u;\nconst H: u32 = {}u;\nconst K: u32 = {}u;\nconst LOG2: u32 = {}u;\nconst NP: u32 = {}u;\nconst C: u32 = {}u;\n{COMMON}\n{body}",
         prec.wgsl(),
@@ -304,10 +312,7 @@ impl GpuModel {
     /// Accumulate loss and gradient of `batch` into the accumulator (cleared first).
     fn accumulate(&self, batch: &GpuBatch, adam: Option<(&Adam, u64)>) -> Result<()> {
         let (n, k) = (self.net.n(), self.net.bins());
-        let b = match batch {
-            GpuBatch::Gaussian { size, .. } => *size,
-            GpuBatch::Host { x, .. } => x.len() / n,
-        };
+        let b = batch.len(n);
         let scale = 2.0 / (b as f64 * k as f64);
         let mut hyper = vec![scale, 0.0, 1.0, 0.9, 0.999, 1e-8, 0.0, 0.0];
         if let Some((h, t)) = adam {
@@ -394,10 +399,7 @@ impl GpuModel {
         let v = from_reals(self.prec, &bytes);
         // acc holds (total, open block) pairs; the last chunk flushed the block into the total
         let sum = |p: usize| C64::new(v[4 * p], v[4 * p + 1]);
-        let b = match batch {
-            GpuBatch::Gaussian { size, .. } => *size,
-            GpuBatch::Host { x, .. } => x.len() / self.net.n(),
-        };
+        let b = batch.len(self.net.n());
         let loss = sum(np).re / (b as f64 * self.net.bins() as f64);
         let g: Vec<C64> = (0..np).map(sum).collect();
         Ok(Grad {
@@ -413,10 +415,7 @@ impl GpuModel {
         let cb = 2 * self.prec.bytes() as u64;
         let np = 4 + self.net.n_twiddles() as u64;
         let bytes = self.gpu.read(&self.acc, 2 * np * cb, self.prec.bytes() as u64)?;
-        let b = match batch {
-            GpuBatch::Gaussian { size, .. } => *size,
-            GpuBatch::Host { x, .. } => x.len() / self.net.n(),
-        };
+        let b = batch.len(self.net.n());
         Ok(from_reals(self.prec, &bytes)[0] / (b as f64 * self.net.bins() as f64))
     }
 
