@@ -47,6 +47,24 @@ pub struct GpuArgs {
     /// Precision of the GPU kernels.
     #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
     pub precision: PrecisionArg,
+    /// GPU kernel shape: lane (one invocation per sample), group (one workgroup per sample),
+    /// auto (lane on CPU-type adapters such as lavapipe, group on hardware GPUs).
+    #[arg(long, value_enum, default_value_t = KernelArg::Auto)]
+    pub kernel: KernelArg,
+    /// Samples per GPU chunk (default: the most the adapter's binding limit allows, up to 2048).
+    #[arg(long)]
+    pub chunk: Option<usize>,
+}
+
+/// GPU kernel shape.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelArg {
+    /// Chosen per adapter.
+    Auto,
+    /// One invocation per sample.
+    Lane,
+    /// One workgroup per sample.
+    Group,
 }
 
 /// `fftlearn gradcheck`.
@@ -167,4 +185,30 @@ pub struct TrainArgs {
     /// Stop as diverged when the loss exceeds this multiple of the step-1 loss (or is not finite).
     #[arg(long, default_value_t = 1e8)]
     pub max_loss_ratio: f64,
+    /// Write OUT/checkpoint.npz every this many steps (default: every 10% of the run) and at the end.
+    #[arg(long)]
+    pub checkpoint_every: Option<u32>,
+    /// Continue the run in this directory from its checkpoint.npz. The config comes from the
+    /// checkpoint; only --steps, --checkpoint-every, --max-loss-ratio and --adapter may change.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// The flags given on the command line (clap ids), filled by [`parse`].
+    #[arg(skip)]
+    pub explicit: Vec<String>,
+}
+
+/// Parse the process arguments (exits with clap's message on a usage error), recording which
+/// `train` flags were given explicitly so that `--resume` can tell overrides from defaults.
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Cmd::Train(a), Some(("train", m))) = (&mut cli.cmd, matches.subcommand()) {
+        a.explicit = m
+            .ids()
+            .filter(|id| m.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine))
+            .map(|id| id.to_string())
+            .collect();
+    }
+    cli
 }

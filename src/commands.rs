@@ -1,10 +1,13 @@
 //! What each subcommand does: validate its inputs, run the library, write its outputs.
 
-use crate::cli::{Cmd, DeviceArg, ForwardArgs, GpuArgs, GradArgs, GradcheckArgs, InitArgs, PrecisionArg, TrainArgs};
+use crate::checkpoint::{self, Checkpoint};
+use crate::cli::{
+    Cmd, DeviceArg, ForwardArgs, GpuArgs, GradArgs, GradcheckArgs, InitArgs, KernelArg, PrecisionArg, TrainArgs,
+};
 use crate::cpu;
 use crate::data::Batch;
 use crate::error::{Error, Result};
-use crate::gpu::{self, context, Gpu, GpuModel, Precision};
+use crate::gpu::{self, context, Gpu, GpuModel, Kernel, ModelOptions, Precision};
 use crate::network::Network;
 use crate::npyio::{self, Out};
 use crate::params::{Params, Scheme};
@@ -123,27 +126,129 @@ pub fn init_params(net: &Network, init: &str, seed: u64) -> Result<Params> {
     Ok(Params::init(net, &scheme, seed))
 }
 
+/// With `--resume`: the checkpoint's config, with the allowed overrides applied and any
+/// conflicting explicit flag reported by name.
+fn resume_config(a: &TrainArgs, dir: &Path, ck: &Checkpoint) -> Result<TrainConfig> {
+    let given = |id: &str| a.explicit.iter().any(|e| e == id);
+    let mut cfg = ck.config.clone();
+    let gpu_prec = match a.gpu.precision {
+        PrecisionArg::F32 => "gpu-f32",
+        PrecisionArg::F64 => "gpu-f64",
+    };
+    let checks: [(&str, String, String); 7] = [
+        ("n", a.n.to_string(), cfg.n.to_string()),
+        ("batch", a.batch.to_string(), cfg.batch.to_string()),
+        ("lr", format!("{:e}", a.lr), format!("{:e}", cfg.lr)),
+        ("seed", a.seed.to_string(), cfg.seed.to_string()),
+        ("init", a.init.clone(), cfg.init.clone()),
+        ("print_every", a.print_every.to_string(), cfg.print_every.to_string()),
+        ("precision", gpu_prec.to_string(), cfg.backend.clone()),
+    ];
+    for (id, cli, stored) in checks {
+        let conflict = if id == "precision" {
+            cfg.backend.starts_with("gpu") && cli != stored
+        } else {
+            cli != stored
+        };
+        if given(id) && conflict {
+            return Err(Error::input(format!(
+                "--{} {cli} conflicts with the checkpoint's {id} = {stored} ({}); a resumed run keeps its config (may change: --steps, --checkpoint-every, --max-loss-ratio, --adapter)",
+                id.replace('_', "-"),
+                checkpoint::path_in(dir).display()
+            )));
+        }
+    }
+    if given("device") {
+        let want = match a.device {
+            DeviceArg::Cpu => Some("cpu"),
+            DeviceArg::Gpu => Some("gpu"),
+            DeviceArg::Auto => None,
+        };
+        if let Some(w) = want.filter(|w| !cfg.backend.starts_with(w)) {
+            return Err(Error::input(format!(
+                "--device {w} conflicts with the checkpoint's backend = {} ({}); a run resumes on the backend it started on",
+                cfg.backend,
+                checkpoint::path_in(dir).display()
+            )));
+        }
+    }
+    if given("out") && a.out != dir {
+        return Err(Error::input(format!(
+            "--out {} conflicts with --resume {}: a resumed run writes into its own directory",
+            a.out.display(),
+            dir.display()
+        )));
+    }
+    cfg.out = dir.to_path_buf();
+    if given("steps") {
+        cfg.steps = a.steps;
+    }
+    if let Some(c) = a.checkpoint_every {
+        cfg.checkpoint_every = c;
+    }
+    if given("max_loss_ratio") {
+        cfg.max_loss_ratio = a.max_loss_ratio;
+    }
+    if cfg.steps <= ck.step {
+        return Err(Error::input(format!(
+            "--steps {}: the checkpoint in {} is already at step {}; pass --steps above {} to continue",
+            cfg.steps,
+            dir.display(),
+            ck.step,
+            ck.step
+        )));
+    }
+    Ok(cfg)
+}
+
 fn train_cmd(a: TrainArgs) -> Result<()> {
-    let cfg = TrainConfig {
-        n: a.n,
-        steps: a.steps,
-        batch: a.batch,
-        lr: a.lr,
-        seed: a.seed,
-        init: a.init.clone(),
-        print_every: a.print_every,
-        out: a.out.clone(),
-        max_loss_ratio: a.max_loss_ratio,
+    let resume = match &a.resume {
+        Some(dir) => Some(Checkpoint::load(&checkpoint::path_in(dir))?),
+        None => None,
+    };
+    let mut cfg = match (&resume, &a.resume) {
+        (Some(ck), Some(dir)) => resume_config(&a, dir, ck)?,
+        _ => TrainConfig {
+            n: a.n,
+            steps: a.steps,
+            batch: a.batch,
+            lr: a.lr,
+            seed: a.seed,
+            init: a.init.clone(),
+            print_every: a.print_every,
+            out: a.out.clone(),
+            max_loss_ratio: a.max_loss_ratio,
+            checkpoint_every: a
+                .checkpoint_every
+                .unwrap_or(TrainConfig::default_checkpoint_every(a.steps)),
+            backend: "cpu-f64".into(),
+            optimizer: "adam".into(),
+        },
     };
     let net = cfg.validate()?;
-    let p = init_params(&net, &a.init, a.seed)?;
-    let mut backend: Box<dyn Backend> = match a.device {
+    // with --resume the parameters come from the checkpoint; this is only the starting shape
+    let p = match &resume {
+        Some(ck) => ck.params.clone(),
+        None => init_params(&net, &a.init, a.seed)?,
+    };
+    let device = match &resume {
+        Some(_) if cfg.backend == "cpu-f64" => DeviceArg::Cpu,
+        Some(_) => DeviceArg::Gpu,
+        None => a.device,
+    };
+    let mut gpu_args = a.gpu.clone();
+    if resume.is_some() && cfg.backend == "gpu-f64" {
+        gpu_args.precision = PrecisionArg::F64;
+    } else if resume.is_some() {
+        gpu_args.precision = PrecisionArg::F32;
+    }
+    let mut backend: Box<dyn Backend> = match device {
         DeviceArg::Cpu => Box::new(CpuBackend::new(p, cfg.lr, cfg.batch, cfg.seed)),
         DeviceArg::Gpu => {
-            let m = open_model(&a.gpu, &p, true)?;
+            let m = open_model(&gpu_args, &p, true)?;
             Box::new(GpuBackend::new(m, cfg.lr, cfg.batch, cfg.seed))
         }
-        DeviceArg::Auto => match open_model(&a.gpu, &p, false) {
+        DeviceArg::Auto => match open_model(&gpu_args, &p, false) {
             Ok(m) => Box::new(GpuBackend::new(m, cfg.lr, cfg.batch, cfg.seed)),
             Err(e) => {
                 println!("[device] auto: no usable hardware GPU ({e}); using the CPU f64 path");
@@ -151,8 +256,10 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             }
         },
     };
+    cfg.backend = backend.kind();
+    crate::interrupt::install();
     let mut out = std::io::stdout().lock();
-    train::run(&cfg, backend.as_mut(), &mut out)?;
+    train::run(&cfg, backend.as_mut(), resume, &mut out)?;
     out.flush()?;
     Ok(())
 }
@@ -169,11 +276,21 @@ fn open_model(a: &GpuArgs, p: &Params, allow_software: bool) -> Result<GpuModel>
     let prec = precision(a);
     let adapter = context::pick(a.adapter.as_deref(), allow_software || a.adapter.is_some())?;
     let g = Gpu::open(&adapter, prec == Precision::F64)?;
-    let m = GpuModel::new(g, p, prec)?;
+    let opts = ModelOptions {
+        prec,
+        kernel: match a.kernel {
+            KernelArg::Auto => None,
+            KernelArg::Lane => Some(Kernel::Lane),
+            KernelArg::Group => Some(Kernel::Group),
+        },
+        chunk: a.chunk,
+    };
+    let m = GpuModel::with_options(g, p, opts)?;
     println!(
-        "[device] gpu: {} | precision {} | kernel lane | chunk {} samples",
+        "[device] gpu: {} | precision {} | kernel {} | chunk {} samples",
         m.gpu().name(),
         prec.wgsl(),
+        m.kernel().name(),
         m.chunk()
     );
     Ok(m)

@@ -11,6 +11,8 @@ pub enum Kind {
     Runtime,
     /// Training diverged (non-finite loss or parameters). Exit code 3.
     Diverged,
+    /// Stopped by Ctrl-C after writing a checkpoint. Exit code 130.
+    Interrupted,
 }
 
 /// An error with its context chain, outermost first.
@@ -45,6 +47,13 @@ impl Error {
             chain: vec![msg.into()],
         }
     }
+    /// Stopped by SIGINT.
+    pub fn interrupted(msg: impl Into<String>) -> Self {
+        Error {
+            kind: Kind::Interrupted,
+            chain: vec![msg.into()],
+        }
+    }
     /// Add an outer context line.
     pub fn context(mut self, msg: impl Into<String>) -> Self {
         self.chain.insert(0, msg.into());
@@ -60,6 +69,7 @@ impl Error {
             Kind::Input => 2,
             Kind::Runtime => 1,
             Kind::Diverged => 3,
+            Kind::Interrupted => 130,
         }
     }
 }

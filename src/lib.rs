@@ -1,12 +1,14 @@
 //! fftlearn: learn the radix-2 real FFT from data by gradient methods, with an exact f64 CPU
 //! path and a WGSL GPU path that share one wiring ([`network`]) and one data generator ([`rng`]).
 
+pub mod checkpoint;
 pub mod cli;
 pub mod commands;
 pub mod cpu;
 pub mod data;
 pub mod error;
 pub mod gpu;
+pub mod interrupt;
 pub mod network;
 pub mod npyio;
 pub mod optim;

@@ -1,12 +1,11 @@
 //! The `fftlearn` binary: parse, dispatch, print the error chain once, exit with its code.
 
-use clap::Parser;
-use fftlearn::cli::Cli;
-
 fn main() {
-    let cli = Cli::parse();
+    let cli = fftlearn::cli::parse();
     if let Err(e) = fftlearn::commands::run(cli.cmd) {
-        eprintln!("error: {e}");
+        // one line, whatever a foreign message held
+        let msg: Vec<String> = e.to_string().lines().map(|l| l.trim().to_string()).collect();
+        eprintln!("error: {}", msg.join(" "));
         std::process::exit(e.exit_code());
     }
 }

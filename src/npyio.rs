@@ -17,6 +17,8 @@ pub enum Dtype {
     F64,
     /// complex128, `<c16`.
     C128,
+    /// uint8, `|u1` (text such as a checkpoint's config, as bytes).
+    U8,
 }
 
 impl Dtype {
@@ -24,6 +26,7 @@ impl Dtype {
         match self {
             Dtype::F64 => "float64 ('<f8')",
             Dtype::C128 => "complex128 ('<c16')",
+            Dtype::U8 => "uint8 ('|u1')",
         }
     }
 }
@@ -35,6 +38,18 @@ pub enum Array {
     F64(Vec<usize>, Vec<f64>),
     /// complex128 data.
     C128(Vec<usize>, Vec<Complex64>),
+    /// uint8 data.
+    U8(Vec<usize>, Vec<u8>),
+}
+
+/// A foreign error message on one line, at most 160 characters.
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    let s: String = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+    if s.chars().count() > 160 {
+        format!("{}...", s.chars().take(160).collect::<String>())
+    } else {
+        s
+    }
 }
 
 fn shape_str(shape: &[usize]) -> String {
@@ -98,7 +113,14 @@ pub fn parse_npy(bytes: &[u8], want: Dtype, spec: ShapeSpec) -> Result<Array> {
             bytes.len()
         )));
     }
-    let file = npyz::NpyFile::new(bytes).map_err(|e| Error::input(format!("corrupt .npy header: {e}")))?;
+    let file = npyz::NpyFile::new(bytes).map_err(|e| {
+        let text = String::from_utf8_lossy(&bytes[prefix..prefix + hlen]);
+        Error::input(format!(
+            "corrupt .npy header {:?}: {} (accepted: a dict with 'descr' '<f8', '<c16' or '|u1', 'fortran_order' False, and a shape tuple)",
+            one_line(&text),
+            one_line(&e)
+        ))
+    })?;
     if file.order() != npyz::Order::C {
         return Err(Error::input(
             "Fortran-order array: only C order is accepted (use np.ascontiguousarray)",
@@ -108,6 +130,7 @@ pub fn parse_npy(bytes: &[u8], want: Dtype, spec: ShapeSpec) -> Result<Array> {
     let got = match descr.trim_matches('\'') {
         "<f8" => Dtype::F64,
         "<c16" => Dtype::C128,
+        "|u1" => Dtype::U8,
         _ => {
             return Err(Error::input(format!(
                 "dtype {descr} is not accepted: expected {}",
@@ -130,7 +153,11 @@ pub fn parse_npy(bytes: &[u8], want: Dtype, spec: ShapeSpec) -> Result<Array> {
             .checked_mul(d)
             .ok_or_else(|| Error::input("declared shape overflows"))?;
     }
-    let item = if got == Dtype::F64 { 8 } else { 16 };
+    let item = match got {
+        Dtype::F64 => 8,
+        Dtype::C128 => 16,
+        Dtype::U8 => 1,
+    };
     let data_len = (bytes.len() - prefix - hlen) as u64;
     let need = count
         .checked_mul(item)
@@ -154,6 +181,7 @@ pub fn parse_npy(bytes: &[u8], want: Dtype, spec: ShapeSpec) -> Result<Array> {
     Ok(match got {
         Dtype::F64 => Array::F64(shape, file.into_vec::<f64>().map_err(map)?),
         Dtype::C128 => Array::C128(shape, file.into_vec::<Complex64>().map_err(map)?),
+        Dtype::U8 => Array::U8(shape, file.into_vec::<u8>().map_err(map)?),
     })
 }
 
@@ -170,7 +198,7 @@ pub fn read_npy_f64(path: &Path, spec: ShapeSpec) -> Result<(Vec<usize>, Vec<f64
     let bytes = read_file_bounded(path)?;
     match parse_npy(&bytes, Dtype::F64, spec).with_context(|| path.display().to_string())? {
         Array::F64(s, d) => Ok((s, d)),
-        Array::C128(..) => unreachable!("parse_npy checked the dtype"),
+        _ => unreachable!("parse_npy checked the dtype"),
     }
 }
 
@@ -179,7 +207,7 @@ pub fn read_npy_c128(path: &Path, spec: ShapeSpec) -> Result<(Vec<usize>, Vec<Co
     let bytes = read_file_bounded(path)?;
     match parse_npy(&bytes, Dtype::C128, spec).with_context(|| path.display().to_string())? {
         Array::C128(s, d) => Ok((s, d)),
-        Array::F64(..) => unreachable!("parse_npy checked the dtype"),
+        _ => unreachable!("parse_npy checked the dtype"),
     }
 }
 
@@ -192,9 +220,18 @@ pub struct Npz {
 impl Npz {
     /// Open an archive.
     pub fn open(path: &Path) -> Result<Self> {
-        let bytes = read_file_bounded(path)?;
-        let zip = npyz::zip::ZipArchive::new(std::io::Cursor::new(bytes))
-            .map_err(|e| Error::input(format!("{}: not a valid .npz (zip) file: {e}", path.display())))?;
+        Self::from_bytes(read_file_bounded(path)?, path)
+    }
+
+    /// An archive held in memory; `path` names it in errors.
+    pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<Self> {
+        let zip = npyz::zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| {
+            Error::input(format!(
+                "{}: not a valid .npz (zip) file: {}",
+                path.display(),
+                one_line(&e)
+            ))
+        })?;
         Ok(Npz {
             path: path.to_path_buf(),
             zip,
@@ -245,7 +282,15 @@ impl Npz {
     pub fn read_c128(&mut self, name: &str, spec: ShapeSpec, max_elems: usize) -> Result<(Vec<usize>, Vec<Complex64>)> {
         match self.read(name, Dtype::C128, spec, MAX_HEADER as u64 + 16 * max_elems as u64 + 64)? {
             Array::C128(s, d) => Ok((s, d)),
-            Array::F64(..) => unreachable!("checked"),
+            _ => unreachable!("checked"),
+        }
+    }
+
+    /// Read a uint8 array (text stored as bytes).
+    pub fn read_u8(&mut self, name: &str, max_elems: usize) -> Result<Vec<u8>> {
+        match self.read(name, Dtype::U8, &[None], MAX_HEADER as u64 + max_elems as u64 + 64)? {
+            Array::U8(_, d) => Ok(d),
+            _ => unreachable!("checked"),
         }
     }
 
@@ -253,12 +298,13 @@ impl Npz {
     pub fn read_f64(&mut self, name: &str, spec: ShapeSpec, max_elems: usize) -> Result<(Vec<usize>, Vec<f64>)> {
         match self.read(name, Dtype::F64, spec, MAX_HEADER as u64 + 8 * max_elems as u64 + 64)? {
             Array::F64(s, d) => Ok((s, d)),
-            Array::C128(..) => unreachable!("checked"),
+            _ => unreachable!("checked"),
         }
     }
 }
 
 /// An array to write.
+#[derive(Clone, Copy)]
 pub enum Out<'a> {
     /// float64 with shape.
     F64(&'a [usize], &'a [f64]),
@@ -266,6 +312,8 @@ pub enum Out<'a> {
     C128(&'a [usize], &'a [Complex64]),
     /// A float64 scalar (shape ()).
     Scalar(f64),
+    /// uint8 bytes, shape (len,): text such as a config (`bytes(z['config']).decode()`).
+    U8(&'a [u8]),
 }
 
 fn write_npy_into<W: Write>(w: W, arr: &Out) -> std::io::Result<()> {
@@ -285,6 +333,15 @@ fn write_npy_into<W: Write>(w: W, arr: &Out) -> std::io::Result<()> {
             let mut wr = npyz::WriteOptions::<Complex64>::new()
                 .default_dtype()
                 .shape(&shape)
+                .writer(w)
+                .begin_nd()?;
+            wr.extend(data.iter().copied())?;
+            wr.finish()
+        }
+        Out::U8(data) => {
+            let mut wr = npyz::WriteOptions::<u8>::new()
+                .default_dtype()
+                .shape(&[data.len() as u64])
                 .writer(w)
                 .begin_nd()?;
             wr.extend(data.iter().copied())?;
@@ -346,7 +403,9 @@ pub fn write_npz(path: &Path, arrays: &[(&str, Out)]) -> Result<()> {
         for (name, arr) in arrays {
             let opts = npyz::zip::write::FileOptions::default()
                 .compression_method(npyz::zip::CompressionMethod::Stored)
-                .large_file(true);
+                .large_file(true)
+                // a fixed time stamp: the same arrays give the same bytes (reruns compare byte for byte)
+                .last_modified_time(npyz::zip::DateTime::default());
             zip.start_file(format!("{name}.npy"), opts)?;
             write_npy_into(&mut zip, arr)?;
         }

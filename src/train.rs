@@ -1,12 +1,13 @@
 //! The training loop: steps a backend, logs the seed's lines and metrics.csv, evaluates the
 //! relative operator error, shows progress, and writes the final parameters.
 
+use crate::checkpoint::{self, Checkpoint};
 use crate::cpu;
 use crate::data::Batch;
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::gpu::{GpuBatch, GpuModel};
 use crate::network::Network;
-use crate::optim::{Adam, AdamState};
+use crate::optim::{Adam, AdamState, OptState};
 use crate::params::{exact_twiddles, Params, EXACT_M};
 use crate::rng::Stream;
 use std::io::{IsTerminal, Write};
@@ -34,7 +35,29 @@ pub struct TrainConfig {
     pub out: PathBuf,
     /// Divergence: a loss above this multiple of the step-1 loss stops the run.
     pub max_loss_ratio: f64,
+    /// Write a checkpoint every this many steps (and at the end).
+    pub checkpoint_every: u32,
+    /// Where it runs: `cpu-f64`, `gpu-f32` or `gpu-f64` (fixed by the first run of a resume chain).
+    pub backend: String,
+    /// The optimizer.
+    pub optimizer: String,
 }
+
+/// The config keys, in the order written; every one must be present when read back.
+const KEYS: [&str; 12] = [
+    "n",
+    "steps",
+    "batch",
+    "lr",
+    "seed",
+    "init",
+    "print_every",
+    "max_loss_ratio",
+    "checkpoint_every",
+    "backend",
+    "optimizer",
+    "out",
+];
 
 impl TrainConfig {
     /// Check every field, naming the bad value and what is accepted.
@@ -67,7 +90,88 @@ impl TrainConfig {
         if self.print_every == 0 {
             return Err(Error::input("--print-every 0: must be at least 1"));
         }
+        if self.checkpoint_every == 0 {
+            return Err(Error::input("--checkpoint-every 0: must be at least 1"));
+        }
+        if !["cpu-f64", "gpu-f32", "gpu-f64"].contains(&self.backend.as_str()) {
+            return Err(Error::input(format!(
+                "backend '{}': expected cpu-f64, gpu-f32 or gpu-f64",
+                self.backend
+            )));
+        }
+        if self.optimizer != "adam" {
+            return Err(Error::input(format!("optimizer '{}': expected adam", self.optimizer)));
+        }
         Ok(net)
+    }
+
+    /// The default checkpoint interval: every 10% of the run.
+    pub fn default_checkpoint_every(steps: u32) -> u32 {
+        (steps / 10).max(1)
+    }
+
+    /// `key = value` lines, one per field (the checkpoint's `config` array).
+    pub fn to_text(&self) -> String {
+        let vals = [
+            self.n.to_string(),
+            self.steps.to_string(),
+            self.batch.to_string(),
+            format!("{:e}", self.lr),
+            self.seed.to_string(),
+            self.init.clone(),
+            self.print_every.to_string(),
+            format!("{:e}", self.max_loss_ratio),
+            self.checkpoint_every.to_string(),
+            self.backend.clone(),
+            self.optimizer.clone(),
+            self.out.display().to_string(),
+        ];
+        let mut t = format!("format = {}\n", checkpoint::FORMAT);
+        for (k, v) in KEYS.iter().zip(vals) {
+            t.push_str(&format!("{k} = {v}\n"));
+        }
+        t
+    }
+
+    /// Parse [`TrainConfig::to_text`] output; unknown, repeated or missing keys are errors.
+    pub fn from_text(text: &str) -> Result<Self> {
+        let mut vals: Vec<Option<&str>> = vec![None; KEYS.len()];
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let (k, v) = line
+                .split_once(" = ")
+                .ok_or_else(|| Error::input(format!("config line '{line}': expected 'key = value'")))?;
+            if k == "format" {
+                continue;
+            }
+            let i = KEYS
+                .iter()
+                .position(|&x| x == k)
+                .ok_or_else(|| Error::input(format!("config key '{k}' is unknown (known: {})", KEYS.join(", "))))?;
+            if vals[i].replace(v).is_some() {
+                return Err(Error::input(format!("config key '{k}' appears twice")));
+            }
+        }
+        let get = |i: usize| vals[i].ok_or_else(|| Error::input(format!("config key '{}' is missing", KEYS[i])));
+        fn num<T: std::str::FromStr>(k: &str, v: &str) -> Result<T> {
+            v.parse()
+                .map_err(|_| Error::input(format!("config {k} = '{v}' is not a valid number")))
+        }
+        let cfg = TrainConfig {
+            n: num(KEYS[0], get(0)?)?,
+            steps: num(KEYS[1], get(1)?)?,
+            batch: num(KEYS[2], get(2)?)?,
+            lr: num(KEYS[3], get(3)?)?,
+            seed: num(KEYS[4], get(4)?)?,
+            init: get(5)?.to_string(),
+            print_every: num(KEYS[6], get(6)?)?,
+            max_loss_ratio: num(KEYS[7], get(7)?)?,
+            checkpoint_every: num(KEYS[8], get(8)?)?,
+            backend: get(9)?.to_string(),
+            optimizer: get(10)?.to_string(),
+            out: PathBuf::from(get(11)?),
+        };
+        cfg.validate().context("config")?;
+        Ok(cfg)
     }
 }
 
@@ -88,10 +192,33 @@ pub struct Metric {
 pub trait Backend {
     /// Description of where it runs (for the log).
     fn describe(&self) -> String;
+    /// `cpu-f64`, `gpu-f32` or `gpu-f64`: what a resume must run on.
+    fn kind(&self) -> String;
     /// One step at generator position `step`; returns the minibatch loss before the update.
     fn step(&mut self, step: u32) -> Result<f64>;
     /// Current parameters (read back to the host if needed).
     fn params(&mut self) -> Result<Params>;
+    /// Whether the parameters are all finite, where that is cheap to know (else `true`: a
+    /// non-finite parameter then shows as a non-finite loss at the next step).
+    fn params_finite(&self) -> bool;
+    /// The optimizer state, for a checkpoint.
+    fn state(&mut self) -> Result<OptState>;
+    /// Continue from a checkpoint's parameters and optimizer state.
+    fn restore(&mut self, p: &Params, s: &OptState) -> Result<()>;
+}
+
+fn adam_state(s: &OptState, len: usize) -> Result<AdamState> {
+    let get = |name: &str| {
+        s.slot(name)
+            .filter(|v| v.len() == len)
+            .map(|v| v.to_vec())
+            .ok_or_else(|| Error::input(format!("optimizer state has no Adam slot '{name}' of {len} values")))
+    };
+    Ok(AdamState {
+        step: s.step,
+        m: get("m")?,
+        v: get("v")?,
+    })
 }
 
 /// The CPU f64 backend with Adam.
@@ -121,6 +248,9 @@ impl Backend for CpuBackend {
     fn describe(&self) -> String {
         format!("cpu f64 ({} threads)", rayon::current_num_threads())
     }
+    fn kind(&self) -> String {
+        "cpu-f64".into()
+    }
     fn step(&mut self, step: u32) -> Result<f64> {
         let batch = Batch::Gaussian {
             seed: self.seed,
@@ -136,6 +266,17 @@ impl Backend for CpuBackend {
     }
     fn params(&mut self) -> Result<Params> {
         Ok(self.p.clone())
+    }
+    fn params_finite(&self) -> bool {
+        self.p.is_finite()
+    }
+    fn state(&mut self) -> Result<OptState> {
+        Ok(OptState::from(&self.state))
+    }
+    fn restore(&mut self, p: &Params, s: &OptState) -> Result<()> {
+        self.state = adam_state(s, p.len())?;
+        self.p = p.clone();
+        Ok(())
     }
 }
 
@@ -166,6 +307,9 @@ impl Backend for GpuBackend {
     fn describe(&self) -> String {
         format!("gpu {} {}", self.model.precision().wgsl(), self.model.gpu().name())
     }
+    fn kind(&self) -> String {
+        format!("gpu-{}", self.model.precision().wgsl())
+    }
     fn step(&mut self, step: u32) -> Result<f64> {
         self.t += 1;
         let b = GpuBatch::Gaussian {
@@ -178,6 +322,20 @@ impl Backend for GpuBackend {
     }
     fn params(&mut self) -> Result<Params> {
         self.model.params()
+    }
+    fn params_finite(&self) -> bool {
+        true
+    }
+    fn state(&mut self) -> Result<OptState> {
+        let (m, v) = self.model.moments()?;
+        Ok(OptState::from(&AdamState { step: self.t, m, v }))
+    }
+    fn restore(&mut self, p: &Params, s: &OptState) -> Result<()> {
+        let st = adam_state(s, p.len())?;
+        self.model.set_params(p);
+        self.model.set_moments(&st.m, &st.v);
+        self.t = st.step;
+        Ok(())
     }
 }
 
@@ -227,20 +385,60 @@ pub struct Summary {
     pub seconds: f64,
 }
 
-/// Run training on `backend` and write `out/metrics.csv` and `out/params.npz`.
-pub fn run(cfg: &TrainConfig, backend: &mut dyn Backend, log: &mut dyn Write) -> Result<Summary> {
+fn csv_of(metrics: &[Metric]) -> String {
+    let mut csv = String::from("step,loss,eval_mse,rel_op_err\n");
+    for m in metrics {
+        csv.push_str(&format!("{},{:e},{:e},{:e}\n", m.step, m.loss, m.eval, m.rel_op_err));
+    }
+    csv
+}
+
+/// Where the run's last checkpoint stands, for error messages.
+fn last_good(ck: Option<u32>, dir: &std::path::Path) -> String {
+    match ck {
+        Some(s) => format!(
+            "last good checkpoint: {} at step {s} (continue with `fftlearn train --resume {}`)",
+            checkpoint::path_in(dir).display(),
+            dir.display()
+        ),
+        None => "no checkpoint was written before it".to_string(),
+    }
+}
+
+/// Run training on `backend` from step 1, or from `resume` (whose state is loaded into
+/// `backend` here), writing `out/metrics.csv`, `out/checkpoint.npz` every
+/// `cfg.checkpoint_every` steps and at the end, and `out/params.npz`.
+pub fn run(
+    cfg: &TrainConfig,
+    backend: &mut dyn Backend,
+    resume: Option<Checkpoint>,
+    log: &mut dyn Write,
+) -> Result<Summary> {
     std::fs::create_dir_all(&cfg.out)
         .map_err(|e| Error::input(format!("cannot create output directory {}: {e}", cfg.out.display())))?;
+    let (start, mut metrics, mut first_loss) = match resume {
+        Some(ck) => {
+            backend.restore(&ck.params, &ck.opt)?;
+            (ck.step, ck.metrics, Some(ck.first_loss))
+        }
+        None => (0, Vec::new(), None),
+    };
+    let mut last_ck = (start > 0).then_some(start);
     writeln!(
         log,
-        "[info] fftlearn train: N = {}, steps {}, batch {}, lr {:e}, seed {}, init {}, backend {}",
+        "[info] fftlearn train: N = {}, steps {}, batch {}, lr {:e}, seed {}, init {}, backend {}{}",
         cfg.n,
         cfg.steps,
         cfg.batch,
         cfg.lr,
         cfg.seed,
         cfg.init,
-        backend.describe()
+        backend.describe(),
+        if start > 0 {
+            format!(", resumed at step {start}")
+        } else {
+            String::new()
+        }
     )?;
     let tty = std::io::stdout().is_terminal();
     let bar = if tty {
@@ -249,46 +447,45 @@ pub fn run(cfg: &TrainConfig, backend: &mut dyn Backend, log: &mut dyn Write) ->
             indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} steps {per_sec} eta {eta} {msg}")
                 .expect("valid template"),
         );
+        pb.set_position(start as u64);
         Some(pb)
     } else {
         None
     };
+    let ck_path = checkpoint::path_in(&cfg.out);
+    let csv_path = cfg.out.join("metrics.csv");
     let t0 = Instant::now();
-    let mut metrics = Vec::new();
-    let mut first_loss: Option<f64> = None;
-    let mut csv = String::from("step,loss,eval_mse,rel_op_err\n");
-    for step in 1..=cfg.steps {
+    for step in start + 1..=cfg.steps {
         let loss = backend.step(step)?;
         let first = *first_loss.get_or_insert(loss);
-        if !loss.is_finite() || loss > cfg.max_loss_ratio * first {
+        let finite = backend.params_finite();
+        if !loss.is_finite() || loss > cfg.max_loss_ratio * first || !finite {
             if let Some(pb) = &bar {
                 pb.abandon();
             }
-            crate::npyio::write_atomic(&cfg.out.join("metrics.csv"), |f| f.write_all(csv.as_bytes()))?;
-            let why = if loss.is_finite() {
+            crate::npyio::write_atomic(&csv_path, |f| f.write_all(csv_of(&metrics).as_bytes()))?;
+            let why = if !loss.is_finite() {
+                format!("loss is {loss}")
+            } else if !finite {
+                "a parameter is not finite after the update".to_string()
+            } else {
                 format!(
                     "loss {loss:.3e} exceeds {:e} x the step-1 loss {first:.3e} (--max-loss-ratio)",
                     cfg.max_loss_ratio
                 )
-            } else {
-                format!("loss is {loss}")
             };
             return Err(Error::diverged(format!(
-                "training diverged at step {step}: {why} (lr {:e}); metrics up to the last logged step are in {}",
+                "training diverged at step {step}: {why} (lr {:e}); metrics up to step {} are in {}; {}",
                 cfg.lr,
-                cfg.out.join("metrics.csv").display()
+                metrics.last().map_or(0, |m: &Metric| m.step),
+                csv_path.display(),
+                last_good(last_ck, &cfg.out)
             )));
         }
         if step % cfg.print_every == 0 || step == 1 {
             let p = backend.params()?;
             let eval = eval_random(&p, cfg.seed, step, 3);
             let rel = cpu::rel_operator_error(&p);
-            let m = Metric {
-                step,
-                loss,
-                eval,
-                rel_op_err: rel,
-            };
             let line = format!(
                 "step {step:5} | loss {loss:.6e}\n[eval] mean MSE over 3 random examples: {eval:.6e} | rel op err {rel:.4e}"
             );
@@ -296,11 +493,46 @@ pub fn run(cfg: &TrainConfig, backend: &mut dyn Backend, log: &mut dyn Write) ->
                 Some(pb) => pb.println(line),
                 None => writeln!(log, "{line}")?,
             }
-            csv.push_str(&format!("{},{:e},{:e},{:e}\n", m.step, m.loss, m.eval, m.rel_op_err));
-            metrics.push(m);
+            metrics.push(Metric {
+                step,
+                loss,
+                eval,
+                rel_op_err: rel,
+            });
         }
         if let Some(pb) = &bar {
             pb.set_position(step as u64);
+        }
+        let stop = crate::interrupt::requested();
+        if step % cfg.checkpoint_every == 0 || step == cfg.steps || stop {
+            let ck = Checkpoint {
+                config: cfg.clone(),
+                step,
+                params: backend.params()?,
+                opt: backend.state()?,
+                first_loss: first,
+                metrics: metrics.clone(),
+            };
+            if !ck.params.is_finite() {
+                return Err(Error::diverged(format!(
+                    "training diverged at step {step}: a parameter is not finite; {}",
+                    last_good(last_ck, &cfg.out)
+                )));
+            }
+            crate::npyio::write_atomic(&csv_path, |f| f.write_all(csv_of(&metrics).as_bytes()))?;
+            ck.save(&ck_path)?;
+            last_ck = Some(step);
+        }
+        if stop && step < cfg.steps {
+            if let Some(pb) = &bar {
+                pb.abandon();
+            }
+            return Err(Error::interrupted(format!(
+                "interrupted at step {step} of {}: checkpoint written to {}; continue with `fftlearn train --resume {}`",
+                cfg.steps,
+                ck_path.display(),
+                cfg.out.display()
+            )));
         }
     }
     if let Some(pb) = &bar {
@@ -310,16 +542,15 @@ pub fn run(cfg: &TrainConfig, backend: &mut dyn Backend, log: &mut dyn Write) ->
     let p = backend.params()?;
     let final_eval = eval_random(&p, cfg.seed, u32::MAX, 10);
     let rel = cpu::rel_operator_error(&p);
-    crate::npyio::write_atomic(&cfg.out.join("metrics.csv"), |f| f.write_all(csv.as_bytes()))?;
     p.save(&cfg.out.join("params.npz"))?;
     let (dt, dm) = distance_from_exact(&p);
     writeln!(log, "[eval] mean MSE over 10 random examples: {final_eval:.6e}")?;
+    let done = cfg.steps - start;
     writeln!(
         log,
-        "[summary] {} steps x {} samples in {seconds:.2} s ({:.0} samples/s); final loss {:.6e}; relative operator error {rel:.6e}",
-        cfg.steps,
+        "[summary] {done} steps x {} samples in {seconds:.2} s ({:.0} samples/s); final loss {:.6e}; relative operator error {rel:.6e}",
         cfg.batch,
-        cfg.steps as f64 * cfg.batch as f64 / seconds,
+        done as f64 * cfg.batch as f64 / seconds,
         metrics.last().map_or(f64::NAN, |m: &Metric| m.loss),
     )?;
     writeln!(
@@ -328,8 +559,9 @@ pub fn run(cfg: &TrainConfig, backend: &mut dyn Backend, log: &mut dyn Write) ->
     )?;
     writeln!(
         log,
-        "[summary] wrote {} and {}",
-        cfg.out.join("metrics.csv").display(),
+        "[summary] wrote {}, {} and {}",
+        csv_path.display(),
+        ck_path.display(),
         cfg.out.join("params.npz").display()
     )?;
     Ok(Summary {

@@ -319,3 +319,41 @@ fn divergence_is_one_clear_error() {
         "printed non-finite rows: {s}"
     );
 }
+
+/// With the Vulkan driver list pointed at nothing, no adapter exists: `--device gpu` is one
+/// clear error (exit 1) and `--device auto` falls back to the CPU path and says so.
+#[cfg(target_os = "linux")]
+#[test]
+fn no_adapter_gpu_fails_and_auto_falls_back() {
+    let d = tmpdir("noadapter");
+    let no_vk = |args: &[&str]| {
+        bin()
+            .args(args)
+            .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
+            .env("VK_DRIVER_FILES", "/nonexistent/icd.json")
+            .output()
+            .unwrap()
+    };
+    let out = no_vk(&["train", "--device", "gpu", "--steps", "3", "--out", &p(&d, "g")]);
+    assert_error(&out, 1, &["no GPU adapter", "mesa-vulkan-drivers"]);
+    let out = no_vk(&["gradcheck", "--batch", "4"]);
+    assert_error(&out, 1, &["no GPU adapter"]);
+    let out = no_vk(&[
+        "train",
+        "--device",
+        "auto",
+        "--steps",
+        "3",
+        "--n",
+        "64",
+        "--out",
+        &p(&d, "a"),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        s.contains("[device] auto: no usable hardware GPU") && s.contains("using the CPU f64 path"),
+        "{s}"
+    );
+    assert!(s.contains("backend cpu f64"), "{s}");
+}

@@ -4,7 +4,7 @@
 
 use fftlearn::cpu;
 use fftlearn::data::Batch;
-use fftlearn::gpu::{context, gradcheck, Gpu, GpuBatch, GpuModel, Precision};
+use fftlearn::gpu::{context, gradcheck, Gpu, GpuBatch, GpuModel, Kernel, ModelOptions, Precision};
 use fftlearn::network::Network;
 use fftlearn::optim::{Adam, AdamState};
 use fftlearn::params::{Params, Scheme};
@@ -29,19 +29,34 @@ fn gpu(f64: bool) -> Option<Gpu> {
     }
 }
 
+fn model(g: Gpu, p: &Params, prec: Precision, kernel: Kernel) -> GpuModel {
+    let opts = ModelOptions {
+        prec,
+        kernel: Some(kernel),
+        chunk: None,
+    };
+    GpuModel::with_options(g, p, opts).unwrap_or_else(|e| panic!("{kernel:?} {prec:?} model: {e}"))
+}
+
 #[test]
 fn f32_gradients_match_the_f64_path() {
+    for kernel in [Kernel::Lane, Kernel::Group] {
+        f32_gradients(kernel);
+    }
+}
+
+fn f32_gradients(kernel: Kernel) {
     let Some(g) = gpu(false) else { return };
     let net = Network::new(64).unwrap();
     let p = Params::init(&net, &Scheme::Random, 1);
-    let model = GpuModel::new(g, &p, Precision::F32).unwrap();
+    let model = model(g, &p, Precision::F32, kernel);
     for scheme in [Scheme::Seed, Scheme::Random] {
         let p = Params::init(&net, &scheme, 2);
         let r = gradcheck::run(&model, &p, 100, 3).unwrap();
         // f32 rounding (2^-24 ~ 6e-8) grows with the depth log2 N and the sum length; 1e-5 and
         // 1e-4 leave a margin of ~10x over what lavapipe shows
-        assert!(r.loss_rel <= 1e-5, "{scheme}: loss rel {:e}", r.loss_rel);
-        assert!(r.worst_norm_rel() <= 1e-4, "{scheme}: {:#?}", r.groups);
+        assert!(r.loss_rel <= 1e-5, "{kernel:?} {scheme}: loss rel {:e}", r.loss_rel);
+        assert!(r.worst_norm_rel() <= 1e-4, "{kernel:?} {scheme}: {:#?}", r.groups);
     }
     // at the exact FFT the true gradient is ~0, so plain relative error is meaningless; the
     // scaled error (against the zero-target gradient) still has to sit at the f32 level
@@ -51,16 +66,88 @@ fn f32_gradients_match_the_f64_path() {
 
 #[test]
 fn f64_gradients_match_the_f64_path() {
-    let Some(g) = gpu(true) else { return };
-    let net = Network::new(64).unwrap();
-    let p = Params::init(&net, &Scheme::Random, 1);
-    let model = match GpuModel::new(g, &p, Precision::F64) {
-        Ok(m) => m,
-        Err(e) => panic!("f64 model: {e}"),
+    for kernel in [Kernel::Lane, Kernel::Group] {
+        let Some(g) = gpu(true) else { return };
+        let net = Network::new(64).unwrap();
+        let p = Params::init(&net, &Scheme::Random, 1);
+        let model = model(g, &p, Precision::F64, kernel);
+        let r = gradcheck::run(&model, &p, 100, 3).unwrap();
+        // same inputs, f64 on both sides: only summation order differs (~1e-16)
+        assert!(r.loss_rel <= 1e-12, "{kernel:?}: loss rel {:e}", r.loss_rel);
+        assert!(r.worst_norm_rel() <= 1e-12, "{kernel:?}: {:#?}", r.groups);
+    }
+}
+
+#[test]
+fn training_is_bit_identical_across_runs_and_resumes_exactly() {
+    use fftlearn::train::{Backend, GpuBackend};
+    for kernel in [Kernel::Lane, Kernel::Group] {
+        let net = Network::new(64).unwrap();
+        let p0 = Params::init(&net, &Scheme::Seed, 0);
+        let run = |steps: std::ops::RangeInclusive<u32>, from: Option<(&Params, &fftlearn::optim::OptState)>| {
+            let g = gpu(false)?;
+            let mut b = GpuBackend::new(model(g, &p0, Precision::F32, kernel), 1e-2, 300, 42);
+            if let Some((p, s)) = from {
+                b.restore(p, s).unwrap();
+            }
+            let losses: Vec<u64> = steps.map(|t| b.step(t).unwrap().to_bits()).collect();
+            Some((losses, b.params().unwrap(), b.state().unwrap()))
+        };
+        let Some((a, pa, sa)) = run(1..=30, None) else { return };
+        let (b, pb, sb) = run(1..=30, None).unwrap();
+        // two runs on the same adapter: the same bits (fixed-order reductions, no atomics)
+        assert_eq!(a, b, "{kernel:?}: losses differ between runs");
+        assert_eq!(pa, pb, "{kernel:?}: parameters differ between runs");
+        assert_eq!(sa, sb, "{kernel:?}: Adam state differs between runs");
+        // 15 steps, then a fresh device restored from that state for 15 more: the same bits
+        let (h1, ph, sh) = run(1..=15, None).unwrap();
+        let (h2, pr, sr) = run(16..=30, Some((&ph, &sh))).unwrap();
+        assert_eq!([h1, h2].concat(), a, "{kernel:?}: resumed losses differ");
+        assert_eq!((pr, sr), (pa, sa), "{kernel:?}: resumed state differs");
+    }
+}
+
+#[test]
+fn gpu_errors_name_the_adapter_and_the_limit() {
+    let Some(g) = gpu(false) else { return };
+    let name = g.name();
+    // a chunk over the storage binding limit
+    let net = Network::new(512).unwrap();
+    let p = Params::init(&net, &Scheme::Seed, 0);
+    let opts = ModelOptions {
+        prec: Precision::F32,
+        kernel: None,
+        chunk: Some(1 << 24),
     };
-    let r = gradcheck::run(&model, &p, 100, 3).unwrap();
-    assert!(r.loss_rel <= 1e-12, "loss rel {:e}", r.loss_rel);
-    assert!(r.worst_norm_rel() <= 1e-12, "{:#?}", r.groups);
+    let e = GpuModel::with_options(g, &p, opts)
+        .err()
+        .expect("chunk 2^24 must be refused")
+        .to_string();
+    assert!(e.contains("--chunk 16777216") && e.contains(&name), "{e}");
+    assert!(
+        e.contains("max_storage_buffer_binding_size") && e.contains("bytes"),
+        "{e}"
+    );
+    // a shader the device rejects: a validation error, reported with the adapter
+    let g = gpu(false).unwrap();
+    let e = g
+        .compile("broken", "fn f( {")
+        .expect_err("broken WGSL must fail")
+        .to_string();
+    assert!(
+        e.contains("validation error") && e.contains(&name) && e.contains("broken"),
+        "{e}"
+    );
+    // a lost device: every later call says so instead of hanging or returning garbage
+    let g = gpu(false).unwrap();
+    let m = GpuModel::new(g, &p, Precision::F32).unwrap();
+    m.gpu().device.destroy();
+    let e = m.params().expect_err("a destroyed device must fail").to_string();
+    assert!(e.contains(&name), "{e}");
+    assert!(
+        e.contains("lost") || e.contains("validation") || e.contains("destroyed"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -105,6 +105,7 @@ pub struct Gpu {
     /// Limits in force.
     pub limits: wgpu::Limits,
     lost: Arc<Mutex<Option<String>>>,
+    uncaptured: Arc<Mutex<Option<String>>>,
 }
 
 /// Pick an adapter: one whose name contains `name` (case-insensitive) if given, else the
@@ -170,6 +171,16 @@ impl Gpu {
         device.set_device_lost_callback(move |reason, msg| {
             *l2.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{reason:?}: {msg}"));
         });
+        // an error outside every scope is recorded (wgpu's default handler would panic) and
+        // reported by the next check
+        let uncaptured = Arc::new(Mutex::new(None));
+        let u2 = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = u2.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.is_none() {
+                *slot = Some(e.to_string().split_whitespace().collect::<Vec<_>>().join(" "));
+            }
+        }));
         Ok(Gpu {
             device,
             queue,
@@ -177,6 +188,7 @@ impl Gpu {
             features,
             limits,
             lost,
+            uncaptured,
         })
     }
 
@@ -211,6 +223,17 @@ impl Gpu {
         Ok(out)
     }
 
+    /// Compile a WGSL module inside the error scopes: a shader the adapter rejects is one
+    /// clear error naming the adapter.
+    pub fn compile(&self, label: &str, wgsl: &str) -> Result<wgpu::ShaderModule> {
+        self.scoped(&format!("compiling shader '{label}'"), || {
+            self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(wgsl.into()),
+            })
+        })
+    }
+
     /// An error if the device was lost.
     pub fn check_lost(&self) -> Result<()> {
         if let Some(m) = self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone() {
@@ -218,6 +241,9 @@ impl Gpu {
                 "GPU device lost on adapter {}: {m}",
                 self.name()
             )));
+        }
+        if let Some(m) = self.uncaptured.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Err(Error::runtime(format!("GPU error on adapter {}: {m}", self.name())));
         }
         Ok(())
     }
@@ -250,6 +276,7 @@ impl Gpu {
         let mut enc = self.device.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(src, offset, &staging, 0, size);
         self.queue.submit([enc.finish()]);
+        self.check_lost()?;
         let (tx, rx) = std::sync::mpsc::channel();
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);

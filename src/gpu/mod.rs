@@ -6,4 +6,4 @@ pub mod gradcheck;
 pub mod model;
 
 pub use context::{Gpu, Precision};
-pub use model::{GpuBatch, GpuModel};
+pub use model::{GpuBatch, GpuModel, Kernel, ModelOptions};

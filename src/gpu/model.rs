@@ -13,6 +13,7 @@ use wgpu::util::DeviceExt;
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 const LANE: &str = include_str!("../../shaders/lane.wgsl");
+const GROUP: &str = include_str!("../../shaders/group.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 /// Invocations per workgroup in every kernel.
 const WG: u32 = 64;
@@ -67,11 +68,64 @@ impl GpuBatch<'_> {
     }
 }
 
+/// The shape of the training kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// One invocation per sample, straight-line loops (shaders/lane.wgsl): fastest on CPU
+    /// rasterisers such as lavapipe.
+    Lane,
+    /// One workgroup of 64 invocations per sample with barriers between stages
+    /// (shaders/group.wgsl): the shape hardware GPUs favour.
+    Group,
+}
+
+impl Kernel {
+    /// The default for an adapter: `lane` on CPU-type adapters (lavapipe, SwiftShader), `group`
+    /// on hardware GPUs.
+    pub fn for_adapter(info: &wgpu::AdapterInfo) -> Kernel {
+        if info.device_type == wgpu::DeviceType::Cpu {
+            Kernel::Lane
+        } else {
+            Kernel::Group
+        }
+    }
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Lane => "lane",
+            Kernel::Group => "group",
+        }
+    }
+}
+
+/// How to build a [`GpuModel`].
+#[derive(Clone, Copy, Debug)]
+pub struct ModelOptions {
+    /// Arithmetic precision of the kernels.
+    pub prec: Precision,
+    /// Kernel shape (None: [`Kernel::for_adapter`]).
+    pub kernel: Option<Kernel>,
+    /// Samples per chunk (None: the most the adapter's binding limit allows, up to 2048).
+    pub chunk: Option<usize>,
+}
+
+impl ModelOptions {
+    /// Defaults at `prec`.
+    pub fn new(prec: Precision) -> Self {
+        ModelOptions {
+            prec,
+            kernel: None,
+            chunk: None,
+        }
+    }
+}
+
 /// The model's buffers and pipelines on one device.
 pub struct GpuModel {
     gpu: Gpu,
     net: Network,
     prec: Precision,
+    kernel: Kernel,
     chunk: usize,
     job: wgpu::Buffer,
     params: wgpu::Buffer,
@@ -128,8 +182,15 @@ pub fn source(net: &Network, prec: Precision, chunk: usize, body: &str) -> Strin
 }
 
 impl GpuModel {
-    /// Upload `p` and build the pipelines for its size at `prec`.
+    /// Upload `p` and build the pipelines for its size at `prec`, kernel and chunk by default.
     pub fn new(gpu: Gpu, p: &Params, prec: Precision) -> Result<Self> {
+        Self::with_options(gpu, p, ModelOptions::new(prec))
+    }
+
+    /// Upload `p` and build the pipelines with explicit options.
+    pub fn with_options(gpu: Gpu, p: &Params, opts: ModelOptions) -> Result<Self> {
+        let prec = opts.prec;
+        let kernel = opts.kernel.unwrap_or(Kernel::for_adapter(&gpu.info));
         let net = p.net.clone();
         let (n, k) = (net.n(), net.bins());
         let np = 4 + net.n_twiddles();
@@ -149,6 +210,18 @@ impl GpuModel {
                 layers * n as u64 * cb,
                 gpu.name()
             )));
+        }
+        if let Some(c) = opts.chunk {
+            let bytes = layers * n as u64 * c as u64 * cb;
+            let groups = gpu.limits.max_compute_workgroups_per_dimension as usize;
+            if c == 0 || bytes > limit || c > groups {
+                return Err(Error::input(format!(
+                    "--chunk {c}: must be 1..={} on adapter {}: {c} samples need {bytes} bytes of activations (max_storage_buffer_binding_size / max_buffer_size: {limit} bytes) and {c} workgroups (max_compute_workgroups_per_dimension: {groups})",
+                    chunk.min(groups),
+                    gpu.name()
+                )));
+            }
+            chunk = c;
         }
         let dev = &gpu.device;
         let st = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
@@ -203,10 +276,20 @@ impl GpuModel {
             })
         };
         let (lane, reduce, adam) = gpu.scoped("shader compilation", || {
-            let lm = module("lane", LANE);
+            let lm = match kernel {
+                Kernel::Lane => module("lane", LANE),
+                Kernel::Group => module("group", GROUP),
+            };
             let rm = module("reduce", REDUCE);
             (
-                pipeline(&lm, "train_lane"),
+                pipeline(
+                    &lm,
+                    if kernel == Kernel::Lane {
+                        "train_lane"
+                    } else {
+                        "train_group"
+                    },
+                ),
                 pipeline(&rm, "reduce"),
                 pipeline(&rm, "adam"),
             )
@@ -248,6 +331,7 @@ impl GpuModel {
             gpu,
             net,
             prec,
+            kernel,
             chunk,
             job,
             params,
@@ -269,6 +353,11 @@ impl GpuModel {
     /// The device.
     pub fn gpu(&self) -> &Gpu {
         &self.gpu
+    }
+
+    /// The kernel shape in use.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
     }
 
     /// Samples per chunk.
@@ -368,7 +457,11 @@ impl GpuModel {
                     let mut pass = enc.begin_compute_pass(&Default::default());
                     pass.set_pipeline(&self.lane);
                     pass.set_bind_group(0, &self.lane_bg, &[]);
-                    pass.dispatch_workgroups((count as u32).div_ceil(WG), 1, 1);
+                    let groups = match self.kernel {
+                        Kernel::Lane => (count as u32).div_ceil(WG),
+                        Kernel::Group => count as u32,
+                    };
+                    pass.dispatch_workgroups(groups, 1, 1);
                     pass.set_pipeline(&self.reduce);
                     pass.set_bind_group(0, &self.reduce_bg, &[]);
                     pass.dispatch_workgroups((np as u32 + 1).div_ceil(WG), 1, 1);
@@ -431,5 +524,13 @@ impl GpuModel {
             c.iter().step_by(2).copied().collect(),
             c.iter().skip(1).step_by(2).copied().collect(),
         ))
+    }
+
+    /// Replace the Adam moments (the layout [`GpuModel::moments`] reads).
+    pub fn set_moments(&self, m: &[C64], v: &[C64]) {
+        let inter: Vec<C64> = m.iter().zip(v).flat_map(|(a, b)| [*a, *b]).collect();
+        self.gpu
+            .queue
+            .write_buffer(&self.moments, 0, &complexes(self.prec, &inter));
     }
 }
