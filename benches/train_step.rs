@@ -1,5 +1,5 @@
 //! Training-step throughput (samples/s) of the CPU f64 path: data, rfft target, forward, loss,
-//! backward, Adam: the same work `torch_vec.py bench` times. GPU rows are added by the gpu module.
+//! backward, Adam: the same work `torch_vec.py bench` times; and the GPU path's, per kernel shape.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use fftlearn::network::Network;
@@ -27,49 +27,57 @@ fn cpu_f64(c: &mut Criterion) {
     g.finish();
 }
 
-/// The GPU lane kernel (one invocation per sample) on the first adapter wgpu finds
-/// (FFTLEARN_BENCH_ADAPTER picks another): Adam steps on device-generated data.
-fn gpu_lane(c: &mut Criterion) {
-    use fftlearn::gpu::{context, Gpu, GpuBatch, GpuModel, Precision};
+/// The GPU kernels, both shapes (one invocation per sample: `lane`; one workgroup per sample:
+/// `group`), on the first adapter wgpu finds (FFTLEARN_BENCH_ADAPTER picks another): Adam
+/// steps on device-generated data. Batches: FFTLEARN_BENCH_GPU_BATCHES (default 65536).
+fn gpu(c: &mut Criterion) {
+    use fftlearn::gpu::{context, Gpu, GpuBatch, GpuModel, Kernel, ModelOptions, Precision};
     use fftlearn::optim::Adam;
     let name = std::env::var("FFTLEARN_BENCH_ADAPTER").ok();
-    let gpu = match context::pick(name.as_deref(), true).and_then(|a| Gpu::open(&a, false)) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("*** skipping GPU benches: {e}");
-            return;
+    for kernel in [Kernel::Lane, Kernel::Group] {
+        let gpu = match context::pick(name.as_deref(), true).and_then(|a| Gpu::open(&a, false)) {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("*** skipping GPU benches: {e}");
+                return;
+            }
+        };
+        let label = format!("train_step_gpu_f32_{} [{}]", kernel.name(), gpu.info.name);
+        let net = Network::seed();
+        let opts = ModelOptions {
+            prec: Precision::F32,
+            kernel: Some(kernel),
+            chunk: None,
+        };
+        let model = GpuModel::with_options(gpu, &Params::init(&net, &Scheme::Seed, 0), opts).unwrap();
+        let adam = Adam::new(1e-3);
+        let mut g = c.benchmark_group(label);
+        g.sample_size(10)
+            .measurement_time(Duration::from_secs(20))
+            .warm_up_time(Duration::from_secs(1));
+        let batches: Vec<usize> = std::env::var("FFTLEARN_BENCH_GPU_BATCHES")
+            .ok()
+            .map(|v| v.split(',').filter_map(|b| b.trim().parse().ok()).collect())
+            .unwrap_or_else(|| vec![65536]);
+        for batch in batches {
+            let mut t = 0u64;
+            g.throughput(Throughput::Elements(batch as u64));
+            g.bench_with_input(BenchmarkId::from_parameter(batch), &batch, |b, _| {
+                b.iter(|| {
+                    t += 1;
+                    let bt = GpuBatch::Gaussian {
+                        seed: 0,
+                        stream: fftlearn::rng::Stream::Data,
+                        step: t as u32,
+                        size: batch,
+                    };
+                    model.adam_step(&bt, &adam, t).unwrap()
+                })
+            });
         }
-    };
-    let label = format!("train_step_gpu_lane_f32 [{}]", gpu.info.name);
-    let net = Network::seed();
-    let model = GpuModel::new(gpu, &Params::init(&net, &Scheme::Seed, 0), Precision::F32).unwrap();
-    let adam = Adam::new(1e-3);
-    let mut g = c.benchmark_group(label);
-    g.sample_size(10)
-        .measurement_time(Duration::from_secs(20))
-        .warm_up_time(Duration::from_secs(1));
-    let batches: Vec<usize> = std::env::var("FFTLEARN_BENCH_GPU_BATCHES")
-        .ok()
-        .map(|v| v.split(',').filter_map(|b| b.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![65536]);
-    for batch in batches {
-        let mut t = 0u64;
-        g.throughput(Throughput::Elements(batch as u64));
-        g.bench_with_input(BenchmarkId::from_parameter(batch), &batch, |b, _| {
-            b.iter(|| {
-                t += 1;
-                let bt = GpuBatch::Gaussian {
-                    seed: 0,
-                    stream: fftlearn::rng::Stream::Data,
-                    step: t as u32,
-                    size: batch,
-                };
-                model.adam_step(&bt, &adam, t).unwrap()
-            })
-        });
+        g.finish();
     }
-    g.finish();
 }
 
-criterion_group!(benches, cpu_f64, gpu_lane);
+criterion_group!(benches, cpu_f64, gpu);
 criterion_main!(benches);

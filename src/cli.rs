@@ -27,6 +27,97 @@ pub enum Cmd {
     Devices,
     /// GPU loss and gradients against the f64 CPU path on identical f32-representable inputs.
     Gradcheck(GradcheckArgs),
+    /// Overlay the loss and relative-operator-error curves of runs (metrics.csv) in one PNG.
+    Plot(PlotArgs),
+    /// Exact Hessian and Gauss-Newton spectra of the population loss (f64): zero modes,
+    /// condition number, per-stage blocks; CSV and PNG.
+    Hessian(HessianArgs),
+    /// Population gradient norm per stage with every twiddle at modulus r: fitted exponents
+    /// against the seed's r^8, and the path structure; CSV and PNG.
+    Rsweep(RsweepArgs),
+}
+
+/// Where the parameter point comes from.
+#[derive(Args, Debug, Clone)]
+pub struct PointArgs {
+    /// Parameters .npz (overrides --init and --n).
+    #[arg(long)]
+    pub params: Option<PathBuf>,
+    /// Init scheme when no --params: seed | exact | random | modulus:R.
+    #[arg(long, default_value = "exact")]
+    pub init: String,
+    /// Transform size N (without --params).
+    #[arg(long, default_value_t = 512)]
+    pub n: usize,
+    /// Seed of random inits.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// `fftlearn hessian`.
+#[derive(Args, Debug)]
+pub struct HessianArgs {
+    /// The point.
+    #[command(flatten)]
+    pub point: PointArgs,
+    /// Eigenvalues with |lambda| <= this times lambda_max count as zero modes.
+    #[arg(long, default_value_t = 1e-9)]
+    pub zero_tol: f64,
+    /// Output directory: eigenvalues.csv, blocks.csv, spectrum.png (and matrices.npz with --save-matrices).
+    #[arg(long, default_value = "runs/hessian")]
+    pub out: PathBuf,
+    /// Also write both matrices to OUT/matrices.npz (float64, 2(N+3) square).
+    #[arg(long)]
+    pub save_matrices: bool,
+}
+
+/// Twiddle phases in the r-sweep.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PhasesArg {
+    /// The exact FFT's phases.
+    Exact,
+    /// Uniform random phases (from --seed).
+    Random,
+}
+
+/// `fftlearn rsweep`.
+#[derive(Args, Debug)]
+pub struct RsweepArgs {
+    /// Transform size N.
+    #[arg(long, default_value_t = 512)]
+    pub n: usize,
+    /// Smallest modulus.
+    #[arg(long, default_value_t = 0.25)]
+    pub r_min: f64,
+    /// Largest modulus.
+    #[arg(long, default_value_t = 2.0)]
+    pub r_max: f64,
+    /// Grid points (geometric).
+    #[arg(long, default_value_t = 22)]
+    pub points: usize,
+    /// Twiddle phases.
+    #[arg(long, value_enum, default_value_t = PhasesArg::Random)]
+    pub phases: PhasesArg,
+    /// Seed of the random phases.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output directory: rsweep.csv, rsweep.png.
+    #[arg(long, default_value = "runs/rsweep")]
+    pub out: PathBuf,
+}
+
+/// `fftlearn plot`.
+#[derive(Args, Debug)]
+pub struct PlotArgs {
+    /// A run directory or its metrics.csv; repeat to overlay runs.
+    #[arg(long = "run", required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Legend label per --run, in order (default: the directory name).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Output PNG.
+    #[arg(long, default_value = "runs/curves.png")]
+    pub out: PathBuf,
 }
 
 /// GPU kernel precision.

@@ -1,6 +1,7 @@
 //! What each subcommand does: validate its inputs, run the library, write its outputs.
 
 use crate::checkpoint::{self, Checkpoint};
+use crate::cli::PlotArgs;
 use crate::cli::{
     Cmd, DeviceArg, ForwardArgs, GpuArgs, GradArgs, GradcheckArgs, InitArgs, KernelArg, PrecisionArg, TrainArgs,
 };
@@ -24,7 +25,71 @@ pub fn run(cmd: Cmd) -> Result<()> {
         Cmd::Train(a) => train_cmd(a),
         Cmd::Devices => devices(),
         Cmd::Gradcheck(a) => gradcheck(a),
+        Cmd::Plot(a) => plot_runs(a),
+        Cmd::Hessian(a) => crate::measure::hessian_cmd(a),
+        Cmd::Rsweep(a) => crate::measure::rsweep_cmd(a),
     }
+}
+
+fn plot_runs(a: PlotArgs) -> Result<()> {
+    use crate::plot::{charts, Chart, Series};
+    if !a.labels.is_empty() && a.labels.len() != a.runs.len() {
+        return Err(Error::input(format!(
+            "{} --label for {} --run: give one label per run, or none",
+            a.labels.len(),
+            a.runs.len()
+        )));
+    }
+    if a.out.extension().is_none_or(|e| e != "png") {
+        return Err(Error::input(format!(
+            "--out {}: the plot is a PNG; use a .png name",
+            a.out.display()
+        )));
+    }
+    let mut loss = Vec::new();
+    let mut err = Vec::new();
+    for (i, r) in a.runs.iter().enumerate() {
+        let csv = if r.is_dir() { r.join("metrics.csv") } else { r.clone() };
+        let m = train::read_metrics(&csv)?;
+        let label = a.labels.get(i).cloned().unwrap_or_else(|| {
+            let dir = if r.is_dir() {
+                r.as_path()
+            } else {
+                r.parent().unwrap_or(r)
+            };
+            dir.file_name()
+                .map_or("run".into(), |n| n.to_string_lossy().to_string())
+        });
+        loss.push(Series {
+            label: label.clone(),
+            points: m.iter().map(|m| (m.step as f64, m.loss)).collect(),
+            markers: false,
+        });
+        err.push(Series {
+            label,
+            points: m.iter().map(|m| (m.step as f64, m.rel_op_err)).collect(),
+            markers: false,
+        });
+    }
+    let panel = |title: &str, y: &str, series| Chart {
+        title: title.into(),
+        x_label: "step".into(),
+        y_label: y.into(),
+        log_x: false,
+        log_y: true,
+        series,
+    };
+    charts(
+        &a.out,
+        &[
+            panel("training loss", "minibatch loss", loss),
+            panel("relative operator error", "||W - F||_F / ||F||_F", err),
+        ],
+        640,
+        480,
+    )?;
+    println!("wrote {}", a.out.display());
+    Ok(())
 }
 
 fn init(a: InitArgs) -> Result<()> {

@@ -8,12 +8,16 @@ pub mod cpu;
 pub mod data;
 pub mod error;
 pub mod gpu;
+pub mod hessian;
 pub mod interrupt;
+pub mod measure;
 pub mod network;
 pub mod npyio;
 pub mod optim;
 pub mod params;
+pub mod plot;
 pub mod rng;
+pub mod rsweep;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -393,6 +393,42 @@ fn csv_of(metrics: &[Metric]) -> String {
     csv
 }
 
+/// Read a metrics.csv written by [`run`], naming the file and line of anything malformed.
+pub fn read_metrics(path: &std::path::Path) -> Result<Vec<Metric>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::input(format!("cannot read {}: {e}", path.display())))?;
+    let mut lines = text.lines();
+    let head = lines.next().unwrap_or("");
+    if head != "step,loss,eval_mse,rel_op_err" {
+        return Err(Error::input(format!(
+            "{}: header '{head}' is not fftlearn's metrics.csv header 'step,loss,eval_mse,rel_op_err'",
+            path.display()
+        )));
+    }
+    lines
+        .enumerate()
+        .map(|(i, l)| {
+            let bad = || {
+                Error::input(format!(
+                    "{} line {}: '{l}' is not 'step,loss,eval_mse,rel_op_err'",
+                    path.display(),
+                    i + 2
+                ))
+            };
+            let f: Vec<&str> = l.split(',').collect();
+            if f.len() != 4 {
+                return Err(bad());
+            }
+            Ok(Metric {
+                step: f[0].parse().map_err(|_| bad())?,
+                loss: f[1].parse().map_err(|_| bad())?,
+                eval: f[2].parse().map_err(|_| bad())?,
+                rel_op_err: f[3].parse().map_err(|_| bad())?,
+            })
+        })
+        .collect()
+}
+
 /// Where the run's last checkpoint stands, for error messages.
 fn last_good(ck: Option<u32>, dir: &std::path::Path) -> String {
     match ck {

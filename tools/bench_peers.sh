@@ -33,13 +33,17 @@ for b in (16, 1024, 65536):
     r = lambda v: f"{o / v:.1f}x" if v else "-"
     lines.append(f"| {b:,} | {o:,.0f} | {f(tf)} | {f(tf32)} | {f(jf)} | {f(jf32)} | {r(tf)} | {r(jf)} |")
 import glob
-for d in glob.glob("target/criterion/train_step_gpu_lane_f32*/65536/new/estimates.json"):
+lines.append("")
+for d in sorted(glob.glob("target/criterion/train_step_gpu_f32_*/*/new/estimates.json")):
     est = json.load(open(d))
-    g = 65536 / (est["median"]["point_estimate"] * 1e-9)
+    b = int(d.split("/")[3])
+    g = b / (est["median"]["point_estimate"] * 1e-9)
     name = d.split("/")[2]
-    tf32 = t.get((65536, "float32"))
-    lines.append("")
-    lines.append(f"GPU lane kernel f32, batch 65,536, {name}: {g:,.0f} samples/s; torch f32 same batch: {tf32:,.0f}; ratio {g / tf32:.1f}x")
+    tf32 = t.get((b, "float32"))
+    vs = f"; torch f32 same batch: {tf32:,.0f}; ratio {g / tf32:.1f}x" if tf32 else ""
+    cpu = ours(b) if os.path.exists(f"target/criterion/train_step_cpu_f64/{b}") else None
+    vc = f"; fftlearn cpu f64: {cpu:,.0f}" if cpu else ""
+    lines.append(f"- {name}, batch {b:,}: {g:,.0f} samples/s{vs}{vc}")
 open(f"{out}.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PYEOF
