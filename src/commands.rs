@@ -1,9 +1,9 @@
 //! What each subcommand does: validate its inputs, run the library, write its outputs.
 
 use crate::checkpoint::{self, Checkpoint};
-use crate::cli::PlotArgs;
 use crate::cli::{
-    Cmd, DeviceArg, ForwardArgs, GpuArgs, GradArgs, GradcheckArgs, InitArgs, KernelArg, PrecisionArg, TrainArgs,
+    Cmd, DeviceArg, ForwardArgs, GpuArgs, GradArgs, GradcheckArgs, InitArgs, KernelArg, PlotArgs, PrecisionArg,
+    TrainArgs,
 };
 use crate::cpu;
 use crate::data::Batch;
@@ -302,10 +302,13 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         None => a.device,
     };
     let mut gpu_args = a.gpu.clone();
-    if resume.is_some() && cfg.backend == "gpu-f64" {
-        gpu_args.precision = PrecisionArg::F64;
-    } else if resume.is_some() {
-        gpu_args.precision = PrecisionArg::F32;
+    if resume.is_some() {
+        // a resumed run keeps the precision it started with
+        gpu_args.precision = if cfg.backend == "gpu-f64" {
+            PrecisionArg::F64
+        } else {
+            PrecisionArg::F32
+        };
     }
     let mut backend: Box<dyn Backend> = match device {
         DeviceArg::Cpu => Box::new(CpuBackend::new(p, cfg.lr, cfg.batch, cfg.seed)),

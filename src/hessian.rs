@@ -88,7 +88,7 @@ pub fn hessian(p: &Params) -> (Vec<f64>, f64) {
 /// The Gauss-Newton matrix (2/K) J^T J of the population loss, row-major, symmetrised.
 pub fn gauss_newton(p: &Params) -> (Vec<f64>, f64) {
     let net = &p.net;
-    let (n, k) = (net.n(), net.bins());
+    let n = net.n();
     let nr = n_real(net);
     let mut eye = vec![0.0; n * n];
     for i in 0..n {
@@ -108,7 +108,6 @@ pub fn gauss_newton(p: &Params) -> (Vec<f64>, f64) {
                     target: Some(&t),
                 },
             );
-            let _ = k;
             real_of(&g.flat(), n as f64)
         })
         .collect();

@@ -10,7 +10,6 @@ use crate::npyio::{self, Out};
 use crate::params::Params;
 use crate::plot::{charts, Chart, Series};
 use crate::rsweep::{self, Phases};
-use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
@@ -19,10 +18,6 @@ fn point(a: &PointArgs) -> Result<Params> {
         Some(p) => Params::load(p),
         None => init_params(&Network::new(a.n)?, &a.init, a.seed),
     }
-}
-
-fn write_text(path: &Path, text: &str) -> Result<()> {
-    npyio::write_atomic(path, |f| f.write_all(text.as_bytes()))
 }
 
 fn mkdir(d: &Path) -> Result<()> {
@@ -90,8 +85,7 @@ pub fn hessian_cmd(a: HessianArgs) -> Result<()> {
         "block", "size", "GN min", "GN max", "GN mean diag", "H max"
     );
     let mut blocks_csv = String::from("matrix,group,size,min_eig,max_eig,mean_diag\n");
-    for ((g, h), label) in bg.iter().zip(&bh).zip(0..) {
-        let _ = label;
+    for (g, h) in bg.iter().zip(&bh) {
         println!(
             "{:<8} {:>5} {:>13.4e} {:>13.4e} {:>13.4e} {:>13.4e}",
             g.0, g.1, g.2, g.3, g.4, h.3
@@ -103,8 +97,8 @@ pub fn hessian_cmd(a: HessianArgs) -> Result<()> {
     for (i, (x, y)) in sh.eig.iter().zip(&sg.eig).enumerate() {
         eig_csv.push_str(&format!("{i},{x:e},{y:e}\n"));
     }
-    write_text(&a.out.join("eigenvalues.csv"), &eig_csv)?;
-    write_text(&a.out.join("blocks.csv"), &blocks_csv)?;
+    npyio::write_text(&a.out.join("eigenvalues.csv"), &eig_csv)?;
+    npyio::write_text(&a.out.join("blocks.csv"), &blocks_csv)?;
     if a.save_matrices {
         npyio::write_npz(
             &a.out.join("matrices.npz"),
@@ -189,7 +183,7 @@ pub fn rsweep_cmd(a: RsweepArgs) -> Result<()> {
         }
         csv.push('\n');
     }
-    write_text(&a.out.join("rsweep.csv"), &csv)?;
+    npyio::write_text(&a.out.join("rsweep.csv"), &csv)?;
     println!(
         "rsweep: N = {}, {} phases, r from {} to {} ({} points), {:.1} s",
         net.n(),

@@ -387,6 +387,11 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut std::fs::File) -> std::i
     })
 }
 
+/// Write text (a CSV, say), atomically.
+pub fn write_text(path: &Path, text: &str) -> Result<()> {
+    write_atomic(path, |f| f.write_all(text.as_bytes()))
+}
+
 /// Write one array as `.npy`, atomically.
 pub fn write_npy(path: &Path, arr: Out) -> Result<()> {
     write_atomic(path, |f| {

@@ -2,7 +2,7 @@
 //! population gradient's norm per group, fitted exponents below and above r = 1, and the
 //! path structure that predicts them (how many twiddles each input-to-output path carries).
 
-use crate::hessian::{group_of, n_real, population_grad};
+use crate::hessian::{group_of, population_grad};
 use crate::network::Network;
 use crate::params::{exact_twiddles, Params, Scheme, EXACT_M};
 
@@ -46,7 +46,7 @@ pub fn sweep(net: &Network, rs: &[f64], phases: Phases, seed: u64) -> Vec<Row> {
         .map(|&r| {
             let (loss, g) = population_grad(&params_at(net, r, phases, seed));
             let mut sq = vec![0.0; groups];
-            for (j, v) in g.iter().enumerate().take(n_real(net)) {
+            for (j, v) in g.iter().enumerate() {
                 if let Some(gr) = group_of(net, j) {
                     sq[gr] += v * v;
                 }

@@ -499,7 +499,7 @@ pub fn run(
             if let Some(pb) = &bar {
                 pb.abandon();
             }
-            crate::npyio::write_atomic(&csv_path, |f| f.write_all(csv_of(&metrics).as_bytes()))?;
+            crate::npyio::write_text(&csv_path, &csv_of(&metrics))?;
             let why = if !loss.is_finite() {
                 format!("loss is {loss}")
             } else if !finite {
@@ -555,7 +555,7 @@ pub fn run(
                     last_good(last_ck, &cfg.out)
                 )));
             }
-            crate::npyio::write_atomic(&csv_path, |f| f.write_all(csv_of(&metrics).as_bytes()))?;
+            crate::npyio::write_text(&csv_path, &csv_of(&metrics))?;
             ck.save(&ck_path)?;
             last_ck = Some(step);
         }

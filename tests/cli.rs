@@ -357,3 +357,65 @@ fn no_adapter_gpu_fails_and_auto_falls_back() {
     );
     assert!(s.contains("backend cpu f64"), "{s}");
 }
+
+fn png_size(path: &Path) -> (u32, u32) {
+    let b = std::fs::read(path).unwrap();
+    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", path.display());
+    let be = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    (be(16), be(20))
+}
+
+#[test]
+fn plot_hessian_and_rsweep_write_their_files_and_reject_bad_flags() {
+    let d = tmpdir("measure");
+    let run_dir = p(&d, "r");
+    let out = run(&[
+        "train", "--device", "cpu", "--steps", "20", "--n", "16", "--out", &run_dir,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let png = p(&d, "curves.png");
+    let out = run(&["plot", "--run", &run_dir, "--run", &run_dir, "--out", &png]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(png_size(Path::new(&png)), (1280, 480)); // two 640 x 480 panels
+    assert_error(
+        &run(&["plot", "--run", &run_dir, "--label", "a", "--label", "b", "--out", &png]),
+        2,
+        &["2 --label for 1 --run"],
+    );
+    assert_error(
+        &run(&["plot", "--run", &run_dir, "--out", &p(&d, "x.jpg")]),
+        2,
+        &["x.jpg", ".png"],
+    );
+
+    let h = p(&d, "h");
+    let out = run(&["hessian", "--n", "8", "--out", &h]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        s.contains("Gauss-Newton: lambda_max 9.600000e0, zero modes (|lambda| <= 9.6e-9) 2"),
+        "{s}"
+    );
+    let eig = std::fs::read_to_string(d.join("h/eigenvalues.csv")).unwrap();
+    assert_eq!(eig.lines().count(), 1 + 22); // 2 (N + 3) real parameters at N = 8
+    assert_eq!(
+        std::fs::read_to_string(d.join("h/blocks.csv")).unwrap().lines().count(),
+        1 + 2 * 3
+    );
+    png_size(&d.join("h/spectrum.png"));
+    assert_error(
+        &run(&["hessian", "--n", "8", "--zero-tol", "2", "--out", &h]),
+        2,
+        &["--zero-tol 2"],
+    );
+
+    let r = p(&d, "rs");
+    let out = run(&["rsweep", "--n", "16", "--points", "5", "--phases", "exact", "--out", &r]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = std::fs::read_to_string(d.join("rs/rsweep.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 5);
+    assert!(csv.lines().next().unwrap().ends_with("grad_norm_stage3"), "{csv}");
+    png_size(&d.join("rs/rsweep.png"));
+    assert_error(&run(&["rsweep", "--r-min", "0", "--out", &r]), 2, &["--r-min 0"]);
+    assert_error(&run(&["rsweep", "--points", "2", "--out", &r]), 2, &["--points 2"]);
+}
