@@ -35,6 +35,10 @@ pub enum Cmd {
     /// Population gradient norm per stage with every twiddle at modulus r: fitted exponents
     /// against the seed's r^8, and the path structure; CSV and PNG.
     Rsweep(RsweepArgs),
+    /// Per-stage gradient signal and noise over K minibatches per batch size: mean |g|,
+    /// variance, SNR, MeanGSNR, cosine to the population gradient, B_simple, scaling fits,
+    /// with the closed-form values beside them; CSV and PNG.
+    Snr(SnrArgs),
 }
 
 /// Where the parameter point comes from.
@@ -104,6 +108,52 @@ pub struct RsweepArgs {
     /// Output directory: rsweep.csv, rsweep.png.
     #[arg(long, default_value = "runs/rsweep")]
     pub out: PathBuf,
+}
+
+/// `fftlearn snr`.
+#[derive(Args, Debug)]
+pub struct SnrArgs {
+    /// Parameters .npz (overrides --init and --n).
+    #[arg(long)]
+    pub params: Option<PathBuf>,
+    /// Init scheme when no --params: seed | exact | random | modulus:R.
+    #[arg(long, default_value = "seed")]
+    pub init: String,
+    /// Transform size N (without --params).
+    #[arg(long, default_value_t = 512)]
+    pub n: usize,
+    /// Seed of the minibatches (and of random inits).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Batch sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "16,256,4096,65536,1048576")]
+    pub batches: Vec<usize>,
+    /// Independent minibatches per batch size.
+    #[arg(long, default_value_t = 64)]
+    pub k: usize,
+    /// auto (a hardware GPU if any, else the CPU) | cpu | gpu (lavapipe allowed).
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+    /// GPU choice.
+    #[command(flatten)]
+    pub gpu: GpuArgs,
+    /// Closed-form moments: auto (N <= 1024), on, off.
+    #[arg(long, value_enum, default_value_t = ExactArg::Auto)]
+    pub exact: ExactArg,
+    /// Output directory: snr.csv, snr.png.
+    #[arg(long, default_value = "runs/snr")]
+    pub out: PathBuf,
+}
+
+/// Whether to compute the closed-form moments.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExactArg {
+    /// For N <= 1024.
+    Auto,
+    /// Always (an error above N = 1024).
+    On,
+    /// Never.
+    Off,
 }
 
 /// `fftlearn plot`.

@@ -28,6 +28,7 @@ pub fn run(cmd: Cmd) -> Result<()> {
         Cmd::Plot(a) => plot_runs(a),
         Cmd::Hessian(a) => crate::measure::hessian_cmd(a),
         Cmd::Rsweep(a) => crate::measure::rsweep_cmd(a),
+        Cmd::Snr(a) => crate::measure::snr_cmd(a),
     }
 }
 
@@ -340,7 +341,7 @@ fn precision(a: &GpuArgs) -> Precision {
 }
 
 /// Open the GPU model: `allow_software` admits software adapters such as lavapipe.
-fn open_model(a: &GpuArgs, p: &Params, allow_software: bool) -> Result<GpuModel> {
+pub(crate) fn open_model(a: &GpuArgs, p: &Params, allow_software: bool) -> Result<GpuModel> {
     let prec = precision(a);
     let adapter = context::pick(a.adapter.as_deref(), allow_software || a.adapter.is_some())?;
     let g = Gpu::open(&adapter, prec == Precision::F64)?;

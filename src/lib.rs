@@ -18,6 +18,7 @@ pub mod params;
 pub mod plot;
 pub mod rng;
 pub mod rsweep;
+pub mod snr;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -1,7 +1,7 @@
-//! The measurement subcommands (`hessian`, `rsweep`): run the analysis, print the report,
-//! write its CSV files and PNG.
+//! The measurement subcommands (`hessian`, `rsweep`, `snr`): run the analysis, print the
+//! report, write its CSV files and PNG.
 
-use crate::cli::{HessianArgs, PhasesArg, PointArgs, RsweepArgs};
+use crate::cli::{DeviceArg, ExactArg, HessianArgs, PhasesArg, PointArgs, RsweepArgs, SnrArgs};
 use crate::commands::init_params;
 use crate::error::{Error, Result};
 use crate::hessian;
@@ -10,6 +10,7 @@ use crate::npyio::{self, Out};
 use crate::params::Params;
 use crate::plot::{charts, Chart, Series};
 use crate::rsweep::{self, Phases};
+use crate::snr;
 use std::path::Path;
 use std::time::Instant;
 
@@ -263,6 +264,270 @@ pub fn rsweep_cmd(a: RsweepArgs) -> Result<()> {
         "wrote {} and {}",
         a.out.join("rsweep.csv").display(),
         a.out.join("rsweep.png").display()
+    );
+    Ok(())
+}
+
+/// Largest N for the closed-form moments (N (N + 1) / 2 per-sample gradients).
+const EXACT_MAX_N: usize = 1024;
+
+/// `fftlearn snr`.
+pub fn snr_cmd(a: SnrArgs) -> Result<()> {
+    if a.k < 2 {
+        return Err(Error::input(format!(
+            "--k {}: at least 2 minibatches per batch size (the variance needs K - 1 > 0)",
+            a.k
+        )));
+    }
+    if a.batches.is_empty() {
+        return Err(Error::input("--batches: give at least one batch size"));
+    }
+    if let Some(b) = a.batches.iter().find(|&&b| b == 0 || b > 1 << 32) {
+        return Err(Error::input(format!(
+            "--batches: batch size {b} is out of range (1..=2^32)"
+        )));
+    }
+    if (a.batches.len() as u64) * (a.k as u64) > u32::MAX as u64 {
+        return Err(Error::input(format!(
+            "--k {} with {} batch sizes: more than 2^32 minibatches",
+            a.k,
+            a.batches.len()
+        )));
+    }
+    let p = match &a.params {
+        Some(f) => Params::load(f)?,
+        None => init_params(&Network::new(a.n)?, &a.init, a.seed)?,
+    };
+    let net = p.net.clone();
+    let with_exact = match a.exact {
+        ExactArg::Off => false,
+        ExactArg::Auto => net.n() <= EXACT_MAX_N,
+        ExactArg::On if net.n() > EXACT_MAX_N => {
+            return Err(Error::input(format!(
+                "--exact on at N = {}: the closed form needs N (N + 1) / 2 = {} per-sample gradients; it is offered up to N = {EXACT_MAX_N} (use --exact off)",
+                net.n(),
+                net.n() * (net.n() + 1) / 2
+            )))
+        }
+        ExactArg::On => true,
+    };
+    mkdir(&a.out)?;
+    let point = a
+        .params
+        .as_ref()
+        .map_or(format!("init {}", a.init), |f| f.display().to_string());
+    let mut gpu = match a.device {
+        DeviceArg::Cpu => None,
+        DeviceArg::Gpu => Some(crate::commands::open_model(&a.gpu, &p, true)?),
+        DeviceArg::Auto => match crate::commands::open_model(&a.gpu, &p, false) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                println!("[device] auto: no usable hardware GPU ({e}); using the CPU f64 path");
+                None
+            }
+        },
+    };
+    if gpu.is_none() {
+        println!("[device] cpu f64 ({} threads)", rayon::current_num_threads());
+    }
+    let t0 = Instant::now();
+    let (pop_loss, pop) = hessian::population_grad(&p);
+    let ex = if with_exact {
+        let t = Instant::now();
+        let e = snr::exact(&p);
+        let gap = e.grad.iter().zip(&pop).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+        println!(
+            "closed form (N (N + 1) / 2 = {} per-sample gradients): {:.1} s; max |tr A_j - population gradient_j| = {gap:.2e}",
+            net.n() * (net.n() + 1) / 2,
+            t.elapsed().as_secs_f64()
+        );
+        Some(e)
+    } else {
+        println!("closed form: skipped (--exact {:?}, N = {})", a.exact, net.n());
+        None
+    };
+    println!(
+        "snr: N = {}, {point}, population loss {pop_loss:.6e}, |G| = {:.6e}, K = {} minibatches per batch size (stream Measure, seed {})",
+        net.n(),
+        pop.iter().map(|v| v * v).sum::<f64>().sqrt(),
+        a.k,
+        a.seed
+    );
+    if pop.iter().all(|&v| v == 0.0) {
+        println!("note: the population gradient is exactly zero here (a stationary point): SNR, MeanGSNR, cosines and B_simple are undefined (NaN/inf)");
+    }
+    let mut all_rows = Vec::new();
+    for (bi, &b) in a.batches.iter().enumerate() {
+        let tb = Instant::now();
+        let mut grads = Vec::with_capacity(a.k);
+        for k in 0..a.k {
+            let step = (bi * a.k + k) as u32;
+            let g = match gpu.as_mut() {
+                Some(m) => snr::reals(
+                    &m.loss_grad(&crate::gpu::GpuBatch::Gaussian {
+                        seed: a.seed,
+                        stream: crate::rng::Stream::Measure,
+                        step,
+                        size: b,
+                    })?
+                    .flat(),
+                ),
+                None => snr::cpu_minibatch(&p, a.seed, step, b),
+            };
+            if g.iter().any(|v| !v.is_finite()) {
+                return Err(Error::runtime(format!(
+                    "non-finite gradient at batch size {b}, minibatch {k}: the point overflows {}",
+                    if gpu.is_some() { "the GPU's precision" } else { "f64" }
+                )));
+            }
+            grads.push(g);
+        }
+        let rows = snr::rows(&net, b, &grads, &pop, ex.as_ref());
+        let secs = tb.elapsed().as_secs_f64();
+        println!(
+            "\nB = {b}: {} minibatches in {secs:.1} s ({:.0} samples/s)",
+            a.k,
+            (b * a.k) as f64 / secs
+        );
+        println!(
+            "{:<7} {:>11} {:>11} {:>11} {:>10} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10}",
+            "group",
+            "mean|g|",
+            "std",
+            "std exact",
+            "SNR med",
+            "SNR exact",
+            "MeanGSNR",
+            "GSNR ex",
+            "cos",
+            "B_simple",
+            "B_s exact"
+        );
+        for r in &rows {
+            println!(
+                "{:<7} {:>11.4e} {:>11.4e} {:>11.4e} {:>10.3e} {:>10.3e} {:>10.3e} {:>10.3e} {:>8.4} {:>10.3e} {:>10.3e}",
+                r.group,
+                r.mean_abs_g,
+                r.std,
+                r.std_exact,
+                r.snr_median,
+                r.snr_exact_median,
+                r.mean_gsnr,
+                r.mean_gsnr_exact,
+                r.cos_mean,
+                r.b_simple,
+                r.b_simple_exact
+            );
+        }
+        all_rows.extend(rows);
+    }
+    let l = net.stages().len();
+    println!("\nper-stage fit: slope of ln std(g_s) on ({l} - s) ln 2 over stages 1..{l} (the seed claims 0.5)");
+    for &b in &a.batches {
+        println!(
+            "  B = {b:>8}: measured {:.4}, closed form {:.4}",
+            snr::stage_slope(&all_rows, b, |r| r.std),
+            snr::stage_slope(&all_rows, b, |r| r.std_exact)
+        );
+    }
+    if a.batches.len() >= 2 {
+        println!("batch fit: slope of ln(median SNR) on ln B per group (independent minibatches give 0.5)");
+        for (g, _) in snr::groups(&net) {
+            println!(
+                "  {g:<7} measured {:.4}, closed form {:.4}",
+                snr::batch_slope(&all_rows, &g, |r| r.snr_median),
+                snr::batch_slope(&all_rows, &g, |r| r.snr_exact_median)
+            );
+        }
+    }
+    let mut csv = String::from(snr::Row::HEADER);
+    csv.push('\n');
+    for r in &all_rows {
+        csv.push_str(&r.csv());
+        csv.push('\n');
+    }
+    npyio::write_text(&a.out.join("snr.csv"), &csv)?;
+    let groups: Vec<String> = snr::groups(&net)
+        .into_iter()
+        .map(|g| g.0)
+        .filter(|g| g != "all")
+        .collect();
+    let per_group = |pick: &dyn Fn(&snr::Row) -> f64| -> Vec<Series> {
+        groups
+            .iter()
+            .map(|g| Series {
+                label: g.clone(),
+                points: all_rows
+                    .iter()
+                    .filter(|r| &r.group == g)
+                    .map(|r| (r.batch as f64, pick(r)))
+                    .collect(),
+                markers: false,
+            })
+            .collect()
+    };
+    let bmax = *a.batches.iter().max().expect("non-empty");
+    let per_sample_std =
+        |r: &snr::Row, exact: bool| (if exact { r.std_exact } else { r.std }) * (r.batch as f64).sqrt();
+    let stage_series = |exact: bool, label: &str| Series {
+        label: label.into(),
+        points: all_rows
+            .iter()
+            .filter(|r| r.batch == bmax && r.group.starts_with("stage"))
+            .enumerate()
+            .map(|(i, r)| ((i + 1) as f64, per_sample_std(r, exact)))
+            .collect(),
+        markers: true,
+    };
+    let mut stage_panel = vec![stage_series(false, &format!("measured, B = {bmax}"))];
+    if ex.is_some() {
+        stage_panel.push(stage_series(true, "closed form"));
+    }
+    if let Some(last) = stage_panel[0].points.last().copied() {
+        stage_panel.push(Series {
+            label: format!("seed: sqrt(2^({l} - s)), through stage {l}"),
+            points: (1..=l)
+                .map(|s| (s as f64, last.1 * 2f64.powf((l - s) as f64 / 2.0)))
+                .collect(),
+            markers: false,
+        });
+    }
+    charts(
+        &a.out.join("snr.png"),
+        &[
+            Chart {
+                title: "std of the minibatch gradient".into(),
+                x_label: "batch size B".into(),
+                y_label: "sqrt(mean var g)".into(),
+                log_x: true,
+                log_y: true,
+                series: per_group(&|r| r.std),
+            },
+            Chart {
+                title: "median SNR |E g| / std(g)".into(),
+                x_label: "batch size B".into(),
+                y_label: "SNR".into(),
+                log_x: true,
+                log_y: true,
+                series: per_group(&|r| r.snr_median),
+            },
+            Chart {
+                title: "per-sample std by stage".into(),
+                x_label: "stage s".into(),
+                y_label: "sqrt(B mean var g)".into(),
+                log_x: false,
+                log_y: true,
+                series: stage_panel,
+            },
+        ],
+        560,
+        480,
+    )?;
+    println!(
+        "total {:.1} s; wrote {} and {}",
+        t0.elapsed().as_secs_f64(),
+        a.out.join("snr.csv").display(),
+        a.out.join("snr.png").display()
     );
     Ok(())
 }

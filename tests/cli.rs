@@ -419,3 +419,50 @@ fn plot_hessian_and_rsweep_write_their_files_and_reject_bad_flags() {
     assert_error(&run(&["rsweep", "--r-min", "0", "--out", &r]), 2, &["--r-min 0"]);
     assert_error(&run(&["rsweep", "--points", "2", "--out", &r]), 2, &["--points 2"]);
 }
+
+#[test]
+fn snr_writes_one_row_per_group_and_batch_and_rejects_bad_flags() {
+    let d = tmpdir("snr");
+    let out_dir = p(&d, "snr");
+    let out = run(&[
+        "snr",
+        "--n",
+        "16",
+        "--batches",
+        "8,64",
+        "--k",
+        "5",
+        "--device",
+        "cpu",
+        "--init",
+        "random",
+        "--out",
+        &out_dir,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = std::fs::read_to_string(d.join("snr/snr.csv")).unwrap();
+    // header + 2 batch sizes x (M, 3 stages, all)
+    assert_eq!(csv.lines().count(), 1 + 2 * 5, "{csv}");
+    assert!(csv.starts_with("group,batch,params,k,"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("per-stage fit"), "{stdout}");
+    assert!(d.join("snr/snr.png").metadata().unwrap().len() > 1000);
+    assert_error(
+        &run(&["snr", "--n", "16", "--k", "1", "--out", &out_dir]),
+        2,
+        &["--k 1", "at least 2"],
+    );
+    assert_error(
+        &run(&["snr", "--n", "16", "--batches", "8,0", "--out", &out_dir]),
+        2,
+        &["batch size 0", "1..=2^32"],
+    );
+    assert_error(
+        &run(&[
+            "snr", "--n", "2048", "--exact", "on", "--device", "cpu", "--out", &out_dir,
+        ]),
+        2,
+        &["N = 2048", "--exact off"],
+    );
+    assert_error(&run(&["snr", "--n", "12", "--out", &out_dir]), 2, &["N = 12"]);
+}

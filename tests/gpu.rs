@@ -236,3 +236,40 @@ fn gpu_training_converges_like_the_cpu() {
     // the f32 floor for N = 64 is ~1e-7; 1e-5 is the bar
     assert!(e_gpu <= 1e-5, "gpu rel op err {e_gpu:e} (cpu {e_cpu:e})");
 }
+
+#[test]
+fn snr_statistics_from_the_gpu_match_the_cpu_on_the_same_minibatches() {
+    // `fftlearn snr` on the GPU reads back only each minibatch's reduced gradient; the same
+    // (seed, Measure stream, step) minibatches on both paths must give the same statistics
+    let Some(g) = gpu(false) else { return };
+    let net = Network::new(32).unwrap();
+    let p = Params::init(&net, &Scheme::Random, 4);
+    let m = model(g, &p, Precision::F32, Kernel::Lane);
+    let (_, pop) = fftlearn::hessian::population_grad(&p);
+    let (b, k) = (256usize, 12u32);
+    let cpu_g: Vec<Vec<f64>> = (0..k).map(|s| fftlearn::snr::cpu_minibatch(&p, 9, s, b)).collect();
+    let gpu_g: Vec<Vec<f64>> = (0..k)
+        .map(|s| {
+            let batch = GpuBatch::Gaussian {
+                seed: 9,
+                stream: Stream::Measure,
+                step: s,
+                size: b,
+            };
+            fftlearn::snr::reals(&m.loss_grad(&batch).unwrap().flat())
+        })
+        .collect();
+    let rc = fftlearn::snr::rows(&net, b, &cpu_g, &pop, None);
+    let rg = fftlearn::snr::rows(&net, b, &gpu_g, &pop, None);
+    for (c, g) in rc.iter().zip(&rg) {
+        // f32 gradients agree to ~1e-6 relative (see f32_gradients...); the std is a difference
+        // of such numbers, the SNR a ratio: 1e-3 relative is a wide margin
+        for (what, x, y) in [
+            ("std", c.std, g.std),
+            ("snr", c.snr_median, g.snr_median),
+            ("mean|g|", c.mean_abs_g, g.mean_abs_g),
+        ] {
+            assert!((x - y).abs() <= 1e-3 * x.abs(), "{} {what}: cpu {x} gpu {y}", c.group);
+        }
+    }
+}

@@ -120,9 +120,8 @@ impl Work {
 
     /// Process samples lo..hi: returns (sum of squared errors, gradient partial if backward).
     pub fn task(&mut self, p: &Params, batch: &Batch, lo: usize, hi: usize, backward: bool) -> (f64, Vec<C64>) {
-        let k = self.net.bins();
         let b = batch.len(&self.net);
-        let scale = 2.0 / (b * k) as f64;
+        let scale = 2.0 / (b * self.net.bins()) as f64;
         let mut sq = ZERO;
         self.gre.fill(ZERO);
         self.gim.fill(ZERO);
@@ -131,19 +130,9 @@ impl Work {
             let e = (s + LANES).min(hi);
             self.load(batch, s, e);
             self.forward(p);
-            let o = self.out_offset();
-            // residual, loss, and the output adjoint g = dL/dRe y + i dL/dIm y = 2 (y - t) / (B K)
-            self.g0re.fill(ZERO);
-            self.g0im.fill(ZERO);
-            for r in 0..k {
-                let (yr, yi) = (self.re[o + r], self.im[o + r]);
-                for l in 0..LANES {
-                    let dr = yr[l] - self.tre[r][l];
-                    let di = yi[l] - self.tim[r][l];
-                    sq[l] += dr * dr + di * di;
-                    self.g0re[r][l] = scale * dr;
-                    self.g0im[r][l] = scale * di;
-                }
+            let block = self.residual(scale);
+            for l in 0..LANES {
+                sq[l] += block[l];
             }
             if backward {
                 self.backward(p);
@@ -161,6 +150,46 @@ impl Work {
             Vec::new()
         };
         (loss, g)
+    }
+
+    /// Residual of the forward pass just done: the squared error per lane, and the output
+    /// adjoint g0 = dL/dRe y + i dL/dIm y = scale (y - t), with scale = 2 / (B K).
+    fn residual(&mut self, scale: f64) -> Lane {
+        let o = self.out_offset();
+        let mut sq = ZERO;
+        self.g0re.fill(ZERO);
+        self.g0im.fill(ZERO);
+        for r in 0..self.net.bins() {
+            let (yr, yi) = (self.re[o + r], self.im[o + r]);
+            for l in 0..LANES {
+                let dr = yr[l] - self.tre[r][l];
+                let di = yi[l] - self.tim[r][l];
+                sq[l] += dr * dr + di * di;
+                self.g0re[r][l] = scale * dr;
+                self.g0im[r][l] = scale * di;
+            }
+        }
+        sq
+    }
+
+    /// Per-sample gradients of samples lo..hi (at most LANES) of `batch`: each as if it were a
+    /// batch of one (scale 2 / K), written to `out` as (hi - lo) rows of real parameters
+    /// (re, im per complex parameter, M first).
+    pub fn per_sample(&mut self, p: &Params, batch: &Batch, lo: usize, hi: usize, out: &mut [f64]) {
+        debug_assert!(hi - lo <= LANES);
+        let np = self.gre.len();
+        self.gre.fill(ZERO);
+        self.gim.fill(ZERO);
+        self.load(batch, lo, hi);
+        self.forward(p);
+        self.residual(2.0 / self.net.bins() as f64);
+        self.backward(p);
+        for (l, row) in out.chunks_mut(2 * np).take(hi - lo).enumerate() {
+            for (j, v) in row.chunks_mut(2).enumerate() {
+                v[0] = self.gre[j][l];
+                v[1] = self.gim[j][l];
+            }
+        }
     }
 
     /// Reverse pass from the output adjoint in g0, accumulating into gre/gim.

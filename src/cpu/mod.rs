@@ -98,6 +98,21 @@ fn reduce(p: &Params, batch: &Batch, backward: bool) -> Grad {
     }
 }
 
+/// Per-sample gradients: for every sample of `batch`, the gradient of its own loss (as a batch
+/// of one), as B rows of 2 (N + 3) reals (re, im per complex parameter, M first).
+pub fn per_sample_grads(p: &Params, batch: &Batch) -> Vec<f64> {
+    let net = &p.net;
+    let b = batch.len(net);
+    let nr = 2 * p.len();
+    let mut out = vec![0.0; b * nr];
+    out.par_chunks_mut(LANES * nr).enumerate().for_each(|(blk, o)| {
+        let lo = blk * LANES;
+        let hi = (lo + LANES).min(b);
+        with_work(net, |w| w.per_sample(p, batch, lo, hi, o));
+    });
+    out
+}
+
 /// Forward pass of each row of `x` (B x N): B x (N/2+1) outputs.
 pub fn forward(p: &Params, x: &[f64]) -> Vec<C64> {
     let net = &p.net;
