@@ -103,14 +103,21 @@ impl Checkpoint {
         names.sort();
         let mut slots = Vec::new();
         for name in names {
-            let (_, v) = z.read_c128(&name, &[Some(params.len())], params.len())?;
+            let (_, v) = z.read_c128(&name, &[None], params.len())?;
+            if v.is_empty() {
+                return Err(Error::input(format!("optimizer slot '{name}' is empty")));
+            }
             slots.push((name["opt_".len()..].to_string(), v));
         }
-        for need in ["m", "v"] {
+        for need in crate::optim::required_slots(&config.optimizer, config.momentum) {
             if !slots.iter().any(|(n, _)| n == need) {
+                let who = if ["adam", "phase"].contains(&config.optimizer.as_str()) {
+                    "Adam".to_string()
+                } else {
+                    config.optimizer.clone()
+                };
                 return Err(Error::input(format!(
-                    "optimizer state has no Adam slot '{need}' (array 'opt_{need}' of {} complex values)",
-                    params.len()
+                    "optimizer state has no {who} slot '{need}' (array 'opt_{need}')"
                 )));
             }
         }

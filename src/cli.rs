@@ -329,6 +329,20 @@ pub struct TrainArgs {
     /// Write OUT/checkpoint.npz every this many steps (default: every 10% of the run) and at the end.
     #[arg(long)]
     pub checkpoint_every: Option<u32>,
+    /// adam | sgd | phase (Adam on twiddle angles) | phase-sgd | dgn (diagonal Gauss-Newton) |
+    /// lm (Levenberg-Marquardt, population, CPU) | als (exact per-stage least squares, CPU).
+    #[arg(long, default_value = "adam")]
+    pub optimizer: String,
+    /// SGD momentum (sgd, phase-sgd), in [0, 1).
+    #[arg(long, default_value_t = 0.0)]
+    pub momentum: f64,
+    /// Learning-rate schedule: constant | cosine | step:EVERY:GAMMA.
+    #[arg(long, default_value = "constant")]
+    pub schedule: String,
+    /// Data per step: minibatch (--batch Gaussian samples) | population (the exact expected
+    /// loss from the N identity vectors; --batch is then unused).
+    #[arg(long, default_value = "minibatch")]
+    pub data: String,
     /// Continue the run in this directory from its checkpoint.npz. The config comes from the
     /// checkpoint; only --steps, --checkpoint-every, --max-loss-ratio and --adapter may change.
     #[arg(long)]

@@ -12,7 +12,7 @@ use crate::gpu::{self, context, Gpu, GpuModel, Kernel, ModelOptions, Precision};
 use crate::network::Network;
 use crate::npyio::{self, Out};
 use crate::params::{Params, Scheme};
-use crate::train::{self, Backend, CpuBackend, GpuBackend, TrainConfig};
+use crate::train::{self, Backend, CpuBackend, TrainConfig};
 use std::io::Write;
 use std::path::Path;
 
@@ -201,7 +201,11 @@ fn resume_config(a: &TrainArgs, dir: &Path, ck: &Checkpoint) -> Result<TrainConf
         PrecisionArg::F32 => "gpu-f32",
         PrecisionArg::F64 => "gpu-f64",
     };
-    let checks: [(&str, String, String); 7] = [
+    let checks: [(&str, String, String); 11] = [
+        ("optimizer", a.optimizer.clone(), cfg.optimizer.clone()),
+        ("momentum", format!("{:e}", a.momentum), format!("{:e}", cfg.momentum)),
+        ("schedule", a.schedule.clone(), cfg.schedule.clone()),
+        ("data", a.data.clone(), cfg.data.clone()),
         ("n", a.n.to_string(), cfg.n.to_string()),
         ("batch", a.batch.to_string(), cfg.batch.to_string()),
         ("lr", format!("{:e}", a.lr), format!("{:e}", cfg.lr)),
@@ -287,11 +291,19 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             checkpoint_every: a
                 .checkpoint_every
                 .unwrap_or(TrainConfig::default_checkpoint_every(a.steps)),
-            backend: "cpu-f64".into(),
-            optimizer: "adam".into(),
+            backend: match a.device {
+                DeviceArg::Gpu => "gpu-f32".into(),
+                _ => "cpu-f64".into(),
+            },
+            optimizer: a.optimizer.clone(),
+            momentum: a.momentum,
+            schedule: a.schedule.clone(),
+            data: a.data.clone(),
         },
     };
     let net = cfg.validate()?;
+    // CPU-only solvers (lm, als) never try a GPU under --device auto
+    let cpu_only = !crate::optim::GPU_OPTIMIZERS.contains(&cfg.optimizer.as_str());
     // with --resume the parameters come from the checkpoint; this is only the starting shape
     let p = match &resume {
         Some(ck) => ck.params.clone(),
@@ -300,6 +312,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     let device = match &resume {
         Some(_) if cfg.backend == "cpu-f64" => DeviceArg::Cpu,
         Some(_) => DeviceArg::Gpu,
+        None if cpu_only => DeviceArg::Cpu,
         None => a.device,
     };
     let mut gpu_args = a.gpu.clone();
@@ -312,16 +325,16 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         };
     }
     let mut backend: Box<dyn Backend> = match device {
-        DeviceArg::Cpu => Box::new(CpuBackend::new(p, cfg.lr, cfg.batch, cfg.seed)),
+        DeviceArg::Cpu => Box::new(CpuBackend::from_config(p, &cfg)?),
         DeviceArg::Gpu => {
             let m = open_model(&gpu_args, &p, true)?;
-            Box::new(GpuBackend::new(m, cfg.lr, cfg.batch, cfg.seed))
+            train::gpu_backend(m, p, &cfg)?
         }
         DeviceArg::Auto => match open_model(&gpu_args, &p, false) {
-            Ok(m) => Box::new(GpuBackend::new(m, cfg.lr, cfg.batch, cfg.seed)),
+            Ok(m) => train::gpu_backend(m, p, &cfg)?,
             Err(e) => {
                 println!("[device] auto: no usable hardware GPU ({e}); using the CPU f64 path");
-                Box::new(CpuBackend::new(p, cfg.lr, cfg.batch, cfg.seed))
+                Box::new(CpuBackend::from_config(p, &cfg)?)
             }
         },
     };

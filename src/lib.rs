@@ -19,6 +19,7 @@ pub mod plot;
 pub mod rng;
 pub mod rsweep;
 pub mod snr;
+pub mod solvers;
 pub mod train;
 
 pub use error::{Error, Result};

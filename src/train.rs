@@ -7,9 +7,11 @@ use crate::data::Batch;
 use crate::error::{Context, Error, Result};
 use crate::gpu::{GpuBatch, GpuModel};
 use crate::network::Network;
-use crate::optim::{Adam, AdamState, OptState};
+use crate::optim::{Adam, AdamState, OptState, Schedule, Update};
 use crate::params::{exact_twiddles, Params, EXACT_M};
 use crate::rng::Stream;
+use crate::solvers::{self, Lm, Problem};
+use num_complex::Complex64 as C64;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -39,12 +41,19 @@ pub struct TrainConfig {
     pub checkpoint_every: u32,
     /// Where it runs: `cpu-f64`, `gpu-f32` or `gpu-f64` (fixed by the first run of a resume chain).
     pub backend: String,
-    /// The optimizer.
+    /// The optimizer: adam, sgd, phase, phase-sgd, dgn, lm, als.
     pub optimizer: String,
+    /// SGD momentum (sgd, phase-sgd).
+    pub momentum: f64,
+    /// Learning-rate schedule: constant, cosine, step:EVERY:GAMMA.
+    pub schedule: String,
+    /// Data per step: `minibatch` (B Gaussian samples) or `population` (the exact expected loss,
+    /// from the N identity vectors).
+    pub data: String,
 }
 
 /// The config keys, in the order written; every one must be present when read back.
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 15] = [
     "n",
     "steps",
     "batch",
@@ -57,7 +66,13 @@ const KEYS: [&str; 12] = [
     "backend",
     "optimizer",
     "out",
+    "momentum",
+    "schedule",
+    "data",
 ];
+
+/// Keys added after format 1's first release: read with these defaults when absent.
+const OPTIONAL: [(&str, &str); 3] = [("momentum", "0e0"), ("schedule", "constant"), ("data", "minibatch")];
 
 impl TrainConfig {
     /// Check every field, naming the bad value and what is accepted.
@@ -99,8 +114,44 @@ impl TrainConfig {
                 self.backend
             )));
         }
-        if self.optimizer != "adam" {
-            return Err(Error::input(format!("optimizer '{}': expected adam", self.optimizer)));
+        crate::optim::check_optimizer(&self.optimizer)?;
+        if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
+            return Err(Error::input(format!("--momentum {}: must be in [0, 1)", self.momentum)));
+        }
+        if self.momentum != 0.0 && !["sgd", "phase-sgd"].contains(&self.optimizer.as_str()) {
+            return Err(Error::input(format!(
+                "--momentum {} applies to sgd and phase-sgd only, not to '{}'",
+                self.momentum, self.optimizer
+            )));
+        }
+        self.schedule.parse::<crate::optim::Schedule>()?;
+        if !["minibatch", "population"].contains(&self.data.as_str()) {
+            return Err(Error::input(format!(
+                "--data '{}': expected minibatch or population",
+                self.data
+            )));
+        }
+        if self.backend != "cpu-f64" && !crate::optim::GPU_OPTIMIZERS.contains(&self.optimizer.as_str()) {
+            return Err(Error::input(format!(
+                "optimizer '{}' runs on the CPU f64 path only (use --device cpu); on the GPU: {}",
+                self.optimizer,
+                crate::optim::GPU_OPTIMIZERS.join(", ")
+            )));
+        }
+        if self.optimizer == "lm" {
+            if self.data != "population" {
+                return Err(Error::input(format!(
+                    "optimizer lm fits the population loss: use --data population (got '{}')",
+                    self.data
+                )));
+            }
+            if self.n > crate::solvers::LM_MAX_N {
+                return Err(Error::input(format!(
+                    "optimizer lm at N = {}: the dense Gauss-Newton matrix is offered up to N = {}",
+                    self.n,
+                    crate::solvers::LM_MAX_N
+                )));
+            }
         }
         Ok(net)
     }
@@ -125,6 +176,9 @@ impl TrainConfig {
             self.backend.clone(),
             self.optimizer.clone(),
             self.out.display().to_string(),
+            format!("{:e}", self.momentum),
+            self.schedule.clone(),
+            self.data.clone(),
         ];
         let mut t = format!("format = {}\n", checkpoint::FORMAT);
         for (k, v) in KEYS.iter().zip(vals) {
@@ -151,7 +205,11 @@ impl TrainConfig {
                 return Err(Error::input(format!("config key '{k}' appears twice")));
             }
         }
-        let get = |i: usize| vals[i].ok_or_else(|| Error::input(format!("config key '{}' is missing", KEYS[i])));
+        let get = |i: usize| {
+            vals[i]
+                .or_else(|| OPTIONAL.iter().find(|(k, _)| *k == KEYS[i]).map(|(_, d)| *d))
+                .ok_or_else(|| Error::input(format!("config key '{}' is missing", KEYS[i])))
+        };
         fn num<T: std::str::FromStr>(k: &str, v: &str) -> Result<T> {
             v.parse()
                 .map_err(|_| Error::input(format!("config {k} = '{v}' is not a valid number")))
@@ -169,6 +227,9 @@ impl TrainConfig {
             backend: get(9)?.to_string(),
             optimizer: get(10)?.to_string(),
             out: PathBuf::from(get(11)?),
+            momentum: num(KEYS[12], get(12)?)?,
+            schedule: get(13)?.to_string(),
+            data: get(14)?.to_string(),
         };
         cfg.validate().context("config")?;
         Ok(cfg)
@@ -221,26 +282,84 @@ fn adam_state(s: &OptState, len: usize) -> Result<AdamState> {
     })
 }
 
-/// The CPU f64 backend with Adam.
+/// How a CPU step changes the parameters.
+enum Method {
+    /// A gradient update (adam, sgd, phase, phase-sgd, dgn).
+    Grad(Update),
+    /// One ALS sweep.
+    Als {
+        /// Sweeps taken.
+        step: u64,
+    },
+    /// One Levenberg-Marquardt step.
+    Lm(Lm, u64),
+}
+
+/// The population problem and the identity batch, built on first use.
+struct Population {
+    problem: Option<Problem>,
+}
+
+impl Population {
+    fn get(&mut self, net: &Network) -> &Problem {
+        self.problem.get_or_insert_with(|| Problem::population(net))
+    }
+}
+
+/// Loss and gradient of the population loss E_x (1/K) |(W - F) x|^2: N times the identity batch's.
+fn population_grad(p: &Params) -> cpu::Grad {
+    let n = p.net.n() as f64;
+    let mut g = cpu::loss_grad(p, &Batch::Identity);
+    g.loss *= n;
+    for z in g.m.iter_mut().chain(g.tw.iter_mut()) {
+        *z *= n;
+    }
+    g
+}
+
+/// The CPU f64 backend: every optimizer, minibatch or population data, any schedule.
 pub struct CpuBackend {
     p: Params,
-    adam: Adam,
-    state: AdamState,
+    method: Method,
+    lr: f64,
+    schedule: Schedule,
+    total: u32,
     batch: usize,
     seed: u64,
+    population_data: bool,
+    pop: Population,
 }
 
 impl CpuBackend {
-    /// A backend starting at `p`.
+    /// Adam at a constant `lr` on Gaussian minibatches (the seed's setting), starting at `p`.
     pub fn new(p: Params, lr: f64, batch: usize, seed: u64) -> Self {
         let len = p.len();
         CpuBackend {
             p,
-            adam: Adam::new(lr),
-            state: AdamState::new(len),
+            method: Method::Grad(Update::Adam(AdamState::new(len))),
+            lr,
+            schedule: Schedule::Constant,
+            total: 1,
             batch,
             seed,
+            population_data: false,
+            pop: Population { problem: None },
         }
+    }
+
+    /// The backend a (validated) config asks for, starting at `p`.
+    pub fn from_config(p: Params, cfg: &TrainConfig) -> Result<Self> {
+        let method = match cfg.optimizer.as_str() {
+            "als" => Method::Als { step: 0 },
+            "lm" => Method::Lm(Lm::new(), 0),
+            o => Method::Grad(Update::new(o, p.len(), cfg.momentum)?),
+        };
+        let mut b = CpuBackend::new(p, cfg.lr, cfg.batch, cfg.seed);
+        b.method = method;
+        b.schedule = cfg.schedule.parse()?;
+        b.total = cfg.steps;
+        b.population_data = cfg.data == "population";
+        Ok(b)
     }
 }
 
@@ -258,11 +377,35 @@ impl Backend for CpuBackend {
             step,
             size: self.batch,
         };
-        let g = cpu::loss_grad(&self.p, &batch);
-        let mut flat = self.p.flat();
-        self.adam.step(&mut self.state, &mut flat, &g.flat());
-        self.p.set_flat(&flat);
-        Ok(g.loss)
+        match &mut self.method {
+            Method::Grad(upd) => {
+                let g = if self.population_data {
+                    population_grad(&self.p)
+                } else {
+                    cpu::loss_grad(&self.p, &batch)
+                };
+                let diag = upd
+                    .needs_curvature()
+                    .then(|| solvers::gn_diagonal(&self.p, self.pop.get(&self.p.net)));
+                let lr = self.schedule.lr(self.lr, step, self.total);
+                upd.apply(&mut self.p, &g, lr, diag.as_deref());
+                Ok(g.loss)
+            }
+            Method::Als { step: t } => {
+                *t += 1;
+                if self.population_data {
+                    let net = self.p.net.clone();
+                    Ok(solvers::als_sweep(&mut self.p, self.pop.get(&net)))
+                } else {
+                    let prob = Problem::from_batch(&self.p.net, &batch);
+                    Ok(solvers::als_sweep(&mut self.p, &prob))
+                }
+            }
+            Method::Lm(lm, t) => {
+                *t += 1;
+                lm.step(&mut self.p)
+            }
+        }
     }
     fn params(&mut self) -> Result<Params> {
         Ok(self.p.clone())
@@ -271,10 +414,31 @@ impl Backend for CpuBackend {
         self.p.is_finite()
     }
     fn state(&mut self) -> Result<OptState> {
-        Ok(OptState::from(&self.state))
+        Ok(match &self.method {
+            Method::Grad(u) => u.state(),
+            Method::Als { step } => OptState {
+                step: *step,
+                slots: Vec::new(),
+            },
+            Method::Lm(lm, step) => OptState {
+                step: *step,
+                slots: vec![("lambda".into(), vec![C64::new(lm.lambda, 0.0)])],
+            },
+        })
     }
     fn restore(&mut self, p: &Params, s: &OptState) -> Result<()> {
-        self.state = adam_state(s, p.len())?;
+        match &mut self.method {
+            Method::Grad(u) => u.restore(s)?,
+            Method::Als { step } => *step = s.step,
+            Method::Lm(lm, step) => {
+                let l = s
+                    .slot("lambda")
+                    .and_then(|v| v.first())
+                    .ok_or_else(|| Error::input("optimizer state has no slot 'lambda' (LM damping)"))?;
+                lm.lambda = l.re;
+                *step = s.step;
+            }
+        }
         self.p = p.clone();
         Ok(())
     }
@@ -288,10 +452,12 @@ pub struct GpuBackend {
     t: u64,
     batch: usize,
     seed: u64,
+    schedule: Schedule,
+    total: u32,
 }
 
 impl GpuBackend {
-    /// A backend on an uploaded model.
+    /// A backend on an uploaded model (constant learning rate).
     pub fn new(model: GpuModel, lr: f64, batch: usize, seed: u64) -> Self {
         GpuBackend {
             model,
@@ -299,8 +465,36 @@ impl GpuBackend {
             t: 0,
             batch,
             seed,
+            schedule: Schedule::Constant,
+            total: 1,
         }
     }
+}
+
+/// The GPU backend a (validated) config asks for: Adam on minibatches runs entirely on the
+/// device; every other GPU optimizer (and population data) takes the gradient from the device
+/// and updates f64 master parameters on the host, uploading them after each step.
+pub fn gpu_backend(model: GpuModel, p: Params, cfg: &TrainConfig) -> Result<Box<dyn Backend>> {
+    let schedule: Schedule = cfg.schedule.parse()?;
+    if cfg.optimizer == "adam" && cfg.data == "minibatch" {
+        let mut b = GpuBackend::new(model, cfg.lr, cfg.batch, cfg.seed);
+        b.schedule = schedule;
+        b.total = cfg.steps;
+        return Ok(Box::new(b));
+    }
+    Ok(Box::new(GpuHostBackend {
+        model,
+        upd: Update::new(&cfg.optimizer, p.len(), cfg.momentum)?,
+        p,
+        lr: cfg.lr,
+        schedule,
+        total: cfg.steps,
+        batch: cfg.batch,
+        seed: cfg.seed,
+        population_data: cfg.data == "population",
+        pop: Population { problem: None },
+        eye: None,
+    }))
 }
 
 impl Backend for GpuBackend {
@@ -318,7 +512,8 @@ impl Backend for GpuBackend {
             step,
             size: self.batch,
         };
-        self.model.adam_step(&b, &self.adam, self.t)
+        let adam = Adam::new(self.schedule.lr(self.adam.lr, step, self.total));
+        self.model.adam_step(&b, &adam, self.t)
     }
     fn params(&mut self) -> Result<Params> {
         self.model.params()
@@ -335,6 +530,93 @@ impl Backend for GpuBackend {
         self.model.set_params(p);
         self.model.set_moments(&st.m, &st.v);
         self.t = st.step;
+        Ok(())
+    }
+}
+
+/// Gradient on the GPU, update on the host (see [`gpu_backend`]).
+pub struct GpuHostBackend {
+    model: GpuModel,
+    p: Params,
+    upd: Update,
+    lr: f64,
+    schedule: Schedule,
+    total: u32,
+    batch: usize,
+    seed: u64,
+    population_data: bool,
+    pop: Population,
+    /// The identity inputs and exact targets, for population data.
+    eye: Option<(Vec<f64>, Vec<C64>)>,
+}
+
+impl Backend for GpuHostBackend {
+    fn describe(&self) -> String {
+        format!(
+            "gpu {} {} (gradient on the device, {} update on the host in f64)",
+            self.model.precision().wgsl(),
+            self.model.gpu().name(),
+            match self.upd {
+                Update::Adam(_) => "adam",
+                Update::Sgd { .. } => "sgd",
+                Update::PhaseAdam(_) => "phase",
+                Update::PhaseSgd { .. } => "phase-sgd",
+                Update::Dgn { .. } => "dgn",
+            }
+        )
+    }
+    fn kind(&self) -> String {
+        format!("gpu-{}", self.model.precision().wgsl())
+    }
+    fn step(&mut self, step: u32) -> Result<f64> {
+        let net = self.p.net.clone();
+        let mut g = if self.population_data {
+            let (x, t) = self.eye.get_or_insert_with(|| {
+                let prob = Problem::from_batch(&net, &Batch::Identity);
+                let (x, t) = prob.data();
+                (x.to_vec(), t.to_vec())
+            });
+            let mut g = self.model.loss_grad(&GpuBatch::Host { x, target: Some(t) })?;
+            let n = net.n() as f64;
+            g.loss *= n;
+            for z in g.m.iter_mut().chain(g.tw.iter_mut()) {
+                *z *= n;
+            }
+            g
+        } else {
+            self.model.loss_grad(&GpuBatch::Gaussian {
+                seed: self.seed,
+                stream: Stream::Data,
+                step,
+                size: self.batch,
+            })?
+        };
+        if !g.loss.is_finite() {
+            g.loss = f64::NAN;
+            return Ok(g.loss);
+        }
+        let diag = self
+            .upd
+            .needs_curvature()
+            .then(|| solvers::gn_diagonal(&self.p, self.pop.get(&net)));
+        let lr = self.schedule.lr(self.lr, step, self.total);
+        self.upd.apply(&mut self.p, &g, lr, diag.as_deref());
+        self.model.set_params(&self.p);
+        Ok(g.loss)
+    }
+    fn params(&mut self) -> Result<Params> {
+        Ok(self.p.clone())
+    }
+    fn params_finite(&self) -> bool {
+        self.p.is_finite()
+    }
+    fn state(&mut self) -> Result<OptState> {
+        Ok(self.upd.state())
+    }
+    fn restore(&mut self, p: &Params, s: &OptState) -> Result<()> {
+        self.upd.restore(s)?;
+        self.p = p.clone();
+        self.model.set_params(p);
         Ok(())
     }
 }

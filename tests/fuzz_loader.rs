@@ -68,6 +68,9 @@ fn seeds(dir: &Path) -> Vec<Vec<u8>> {
                     checkpoint_every: 5,
                     backend: "cpu-f64".into(),
                     optimizer: "adam".into(),
+                    momentum: 0.0,
+                    schedule: "constant".into(),
+                    data: "minibatch".into(),
                 };
                 let st = AdamState::new(p.len());
                 Checkpoint {

@@ -1,8 +1,10 @@
 //! Optimizers over the complex parameter vector (M then twiddles), and their checkpointable state.
 
 mod adam;
+mod update;
 
 pub use adam::{Adam, AdamState};
+pub use update::{check_optimizer, required_slots, Schedule, Update, DGN_DAMPING, GPU_OPTIMIZERS, OPTIMIZERS};
 
 use num_complex::Complex64 as C64;
 
