@@ -39,6 +39,9 @@ pub enum Cmd {
     /// variance, SNR, MeanGSNR, cosine to the population gradient, B_simple, scaling fits,
     /// with the closed-form values beside them; CSV and PNG.
     Snr(SnrArgs),
+    /// Run (or resume) a grid of training runs from a TOML config: success rate and steps to
+    /// success per cell; CSV and heat-map PNGs.
+    Sweep(SweepArgs),
 }
 
 /// Where the parameter point comes from.
@@ -108,6 +111,18 @@ pub struct RsweepArgs {
     /// Output directory: rsweep.csv, rsweep.png.
     #[arg(long, default_value = "runs/rsweep")]
     pub out: PathBuf,
+}
+
+/// `fftlearn sweep`.
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// The grid: a TOML file (keys: n, batch, lr, init, optimizer, precision, schedule,
+    /// momentum, data, seeds, steps | budget, threshold, eval_every, out).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Output directory (overrides the config's `out`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// `fftlearn snr`.

@@ -29,6 +29,7 @@ pub fn run(cmd: Cmd) -> Result<()> {
         Cmd::Hessian(a) => crate::measure::hessian_cmd(a),
         Cmd::Rsweep(a) => crate::measure::rsweep_cmd(a),
         Cmd::Snr(a) => crate::measure::snr_cmd(a),
+        Cmd::Sweep(a) => crate::sweep::run(&a.config, a.out.as_deref()),
     }
 }
 

@@ -20,6 +20,8 @@ pub mod rng;
 pub mod rsweep;
 pub mod snr;
 pub mod solvers;
+pub mod sweep;
+pub mod tomlish;
 pub mod train;
 
 pub use error::{Error, Result};
