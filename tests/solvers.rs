@@ -157,3 +157,37 @@ fn every_optimizer_resumes_bit_for_bit() {
         assert_eq!(whole.params().unwrap(), second.params().unwrap(), "{opt}");
     }
 }
+
+#[test]
+fn structured_population_sweep_matches_the_generic_sweep() {
+    for (n, scheme) in [
+        (4usize, Scheme::Random),
+        (8, Scheme::Seed),
+        (64, Scheme::Random),
+        (256, Scheme::Modulus(0.9)),
+    ] {
+        let net = Network::new(n).unwrap();
+        let prob = Problem::population(&net);
+        let mut a = Params::init(&net, &scheme, 6);
+        let mut b = a.clone();
+        for sweep in 0..3 {
+            let la = solvers::als_sweep_population(&mut a) * prob_scale(&net);
+            let lb = solvers::als_sweep_generic(&mut b, &prob);
+            assert!(
+                (la - lb).abs() <= 1e-12 * lb.max(1e-300),
+                "N={n} sweep {sweep}: loss {la} vs {lb}"
+            );
+            let d = a
+                .flat()
+                .iter()
+                .zip(b.flat())
+                .fold(0.0f64, |m, (x, y)| m.max((x - y).norm()));
+            let scale = b.flat().iter().fold(0.0f64, |m, x| m.max(x.norm()));
+            assert!(d <= 1e-10 * scale, "N={n} {scheme} sweep {sweep}: max diff {d:e}");
+        }
+    }
+}
+
+fn prob_scale(net: &Network) -> f64 {
+    1.0 / net.bins() as f64
+}
