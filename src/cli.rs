@@ -42,6 +42,9 @@ pub enum Cmd {
     /// Run (or resume) a grid of training runs from a TOML config: success rate and steps to
     /// success per cell; CSV and heat-map PNGs.
     Sweep(SweepArgs),
+    /// Measure every claim of the seed document afresh and print a Markdown table of verdicts;
+    /// writes it to --out and into the README's claims section.
+    Claims(ClaimsArgs),
 }
 
 /// Where the parameter point comes from.
@@ -111,6 +114,20 @@ pub struct RsweepArgs {
     /// Output directory: rsweep.csv, rsweep.png.
     #[arg(long, default_value = "runs/rsweep")]
     pub out: PathBuf,
+}
+
+/// `fftlearn claims`.
+#[derive(Args, Debug)]
+pub struct ClaimsArgs {
+    /// Markdown file for the table.
+    #[arg(long, default_value = "runs/claims.md")]
+    pub out: PathBuf,
+    /// README whose section between `<!-- claims:begin -->` and `<!-- claims:end -->` is replaced.
+    #[arg(long, default_value = "README.md")]
+    pub readme: PathBuf,
+    /// Do not touch the README.
+    #[arg(long)]
+    pub no_readme: bool,
 }
 
 /// `fftlearn sweep`.

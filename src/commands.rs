@@ -30,6 +30,7 @@ pub fn run(cmd: Cmd) -> Result<()> {
         Cmd::Rsweep(a) => crate::measure::rsweep_cmd(a),
         Cmd::Snr(a) => crate::measure::snr_cmd(a),
         Cmd::Sweep(a) => crate::sweep::run(&a.config, a.out.as_deref()),
+        Cmd::Claims(a) => crate::claims::run(&a.out, (!a.no_readme).then_some(a.readme.as_path())),
     }
 }
 

@@ -2,6 +2,7 @@
 //! path and a WGSL GPU path that share one wiring ([`network`]) and one data generator ([`rng`]).
 
 pub mod checkpoint;
+pub mod claims;
 pub mod cli;
 pub mod commands;
 pub mod cpu;

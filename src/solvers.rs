@@ -599,6 +599,9 @@ pub struct Lm {
     pub lambda: f64,
 }
 
+/// Largest N for ALS on the population (its buffers hold ~1.5 N^2 complex values).
+pub const ALS_POPULATION_MAX_N: usize = 4096;
+
 /// Largest N for LM (the dense 2 (N + 3) square Gauss-Newton matrix is rebuilt every step).
 pub const LM_MAX_N: usize = 1024;
 

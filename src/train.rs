@@ -138,6 +138,13 @@ impl TrainConfig {
                 crate::optim::GPU_OPTIMIZERS.join(", ")
             )));
         }
+        if self.optimizer == "als" && self.data == "population" && self.n > crate::solvers::ALS_POPULATION_MAX_N {
+            return Err(Error::input(format!(
+                "optimizer als with --data population at N = {}: offered up to N = {} (its buffers hold ~1.5 N^2 complex values); use --data minibatch",
+                self.n,
+                crate::solvers::ALS_POPULATION_MAX_N
+            )));
+        }
         if self.optimizer == "lm" {
             if self.data != "population" {
                 return Err(Error::input(format!(

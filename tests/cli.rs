@@ -466,3 +466,47 @@ fn snr_writes_one_row_per_group_and_batch_and_rejects_bad_flags() {
     );
     assert_error(&run(&["snr", "--n", "12", "--out", &out_dir]), 2, &["N = 12"]);
 }
+
+#[test]
+fn claims_writes_its_table_into_the_readme_section() {
+    let d = tmpdir("claims");
+    let readme = d.join("README.md");
+    std::fs::write(
+        &readme,
+        "# title\n\nbefore\n<!-- claims:begin -->\nold table\n<!-- claims:end -->\nafter\n",
+    )
+    .unwrap();
+    let out = run(&["claims", "--out", &p(&d, "claims.md"), "--readme", &p(&d, "README.md")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&readme).unwrap();
+    assert!(
+        text.starts_with("# title\n\nbefore\n<!-- claims:begin -->\n| # | claim"),
+        "{text}"
+    );
+    assert!(text.ends_with("<!-- claims:end -->\nafter\n"), "{text}");
+    assert!(!text.contains("old table"));
+    let table = std::fs::read_to_string(d.join("claims.md")).unwrap();
+    // one row per claim of the seed document, each with a verdict
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| #"))
+        .collect();
+    assert_eq!(rows.len(), 9, "{table}");
+    for r in &rows {
+        assert!(
+            r.ends_with("| **holds** |") || r.ends_with("| **fails** |") || r.ends_with("| **partly** |"),
+            "{r}"
+        );
+    }
+    // the seed's own run is measured, not assumed: its row carries the measured error
+    let at = table.find("relative operator error ").expect("seed-run figure") + "relative operator error ".len();
+    let fig: f64 = table[at..].split_whitespace().next().unwrap().parse().unwrap();
+    assert!(fig < 1e-12, "seed run figure {fig}");
+    // a README without the section is refused before any measurement
+    std::fs::write(&readme, "# no section\n").unwrap();
+    assert_error(
+        &run(&["claims", "--out", &p(&d, "c2.md"), "--readme", &p(&d, "README.md")]),
+        2,
+        &["claims:begin", "--no-readme"],
+    );
+}
