@@ -147,9 +147,7 @@ pub fn measure() -> Result<Vec<Claim>> {
     step("hessian", &t0);
     rows.push(Claim {
         claim: "gauge symmetries: rescaling the wires into a sub-tree and back leaves W unchanged, giving flat manifolds".into(),
-        measured: format!(
-            "exact Hessian of the population loss at the FFT, N = 512: zero modes and what carries them; every butterfly's top branch is fixed at 1, so a wire rescaling cannot be undone downstream"
-        ),
+        measured: "exact Hessian of the population loss at the FFT, N = 512: zero modes and what carries them; every butterfly's top branch is fixed at 1, so a wire rescaling cannot be undone downstream".into(),
         figure: format!(
             "{} zero modes, carried by {} only (the unused twiddle)",
             sh.zero_modes.len(),
