@@ -408,7 +408,7 @@ impl Cell {
 }
 
 /// The CSV header.
-pub const HEADER: &str = "n,batch,lr,init,optimizer,precision,schedule,momentum,data,seed,steps,status,steps_to_success,samples_to_success,final_rel_err,final_loss,wall_s";
+pub const HEADER: &str = "n,batch,lr,init,optimizer,precision,schedule,momentum,data,seed,steps,status,steps_to_success,samples_to_success,final_rel_err,final_loss,backend,wall_s";
 
 /// What one cell gave.
 #[derive(Clone, Debug)]
@@ -421,6 +421,8 @@ pub struct Outcome {
     pub final_rel_err: f64,
     /// The last step's loss.
     pub final_loss: f64,
+    /// Where it ran (backend and adapter).
+    pub backend: String,
     /// Seconds.
     pub wall_s: f64,
 }
@@ -457,6 +459,7 @@ fn run_cell(cell: &Cell, c: &SweepConfig, gpu: &mut Option<crate::gpu::Gpu>) -> 
         (cell.steps / 20).max(1)
     };
     let t0 = Instant::now();
+    let ran = backend.describe().replace(',', ";");
     let mut loss = f64::NAN;
     let mut rel = f64::NAN;
     let mut first = None;
@@ -469,6 +472,7 @@ fn run_cell(cell: &Cell, c: &SweepConfig, gpu: &mut Option<crate::gpu::Gpu>) -> 
                 steps_to_success: None,
                 final_rel_err: f64::NAN,
                 final_loss: loss,
+                backend: ran.clone(),
                 wall_s: t0.elapsed().as_secs_f64(),
             });
         }
@@ -483,6 +487,7 @@ fn run_cell(cell: &Cell, c: &SweepConfig, gpu: &mut Option<crate::gpu::Gpu>) -> 
                     steps_to_success: Some(s),
                     final_rel_err: rel,
                     final_loss: loss,
+                    backend: ran.clone(),
                     wall_s: t0.elapsed().as_secs_f64(),
                 });
             }
@@ -493,13 +498,14 @@ fn run_cell(cell: &Cell, c: &SweepConfig, gpu: &mut Option<crate::gpu::Gpu>) -> 
         steps_to_success: None,
         final_rel_err: rel,
         final_loss: loss,
+        backend: ran,
         wall_s: t0.elapsed().as_secs_f64(),
     })
 }
 
 fn row(cell: &Cell, o: &Outcome) -> String {
     format!(
-        "{},{},{},{},{:e},{:e},{:.3}",
+        "{},{},{},{},{:e},{:e},{},{:.3}",
         cell.key(),
         o.status,
         o.steps_to_success.map_or(String::new(), |s| s.to_string()),
@@ -507,6 +513,7 @@ fn row(cell: &Cell, o: &Outcome) -> String {
             .map_or(String::new(), |s| (s as u64 * samples_per_step(cell)).to_string()),
         o.final_rel_err,
         o.final_loss,
+        o.backend,
         o.wall_s
     )
 }
@@ -581,7 +588,7 @@ pub fn run(path: &Path, out_override: Option<&Path>) -> Result<()> {
             Err(e) => return Err(e.context(format!("sweep cell {i} ({})", cell.label()))),
         };
         println!(
-            "[sweep] cell {}/{}: N = {}, batch {}, {} {}, init {}, seed {}: {} {} (rel err {:.2e}, {:.2} s)",
+            "[sweep] cell {}/{}: N = {}, batch {}, {} {}, init {}, seed {}: {}{} (rel err {:.2e}, {:.2} s)",
             i + 1,
             cells.len(),
             cell.n,
@@ -591,7 +598,7 @@ pub fn run(path: &Path, out_override: Option<&Path>) -> Result<()> {
             cell.init,
             cell.seed,
             o.status,
-            o.steps_to_success.map_or(String::new(), |s| format!("at step {s}")),
+            o.steps_to_success.map_or(String::new(), |s| format!(" at step {s}")),
             o.final_rel_err,
             o.wall_s
         );
