@@ -79,6 +79,23 @@ pub struct HessianArgs {
     /// Also write both matrices to OUT/matrices.npz (float64, 2(N+3) square).
     #[arg(long)]
     pub save_matrices: bool,
+    /// dense: both matrices in full and their eigendecompositions (N <= 2048); lanczos: the
+    /// extreme eigenvalues and condition number of the Gauss-Newton matrix over the used
+    /// parameters, matrix-free (any N; equal to the Hessian's at the exact FFT).
+    #[arg(long, value_enum, default_value_t = HessianMethod::Dense)]
+    pub method: HessianMethod,
+    /// Most Lanczos steps (with --method lanczos).
+    #[arg(long, default_value_t = 600)]
+    pub iters: usize,
+}
+
+/// How `hessian` computes the spectrum.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HessianMethod {
+    /// Dense matrices and full eigendecompositions.
+    Dense,
+    /// Matrix-free Lanczos on the Gauss-Newton operator.
+    Lanczos,
 }
 
 /// Twiddle phases in the r-sweep.

@@ -218,3 +218,160 @@ pub fn blocks(net: &Network, h: &[f64]) -> Result<Vec<Block>> {
     }
     Ok(out)
 }
+
+/// The population Gauss-Newton matrix as an operator, v -> (2/K) J^T (J v), for sizes where
+/// the dense matrix is out of reach: J v by forward-mode (tangent) propagation of the N
+/// identity inputs, J^T by the backward pass with that output adjoint. Exact up to rounding.
+pub struct GnOperator {
+    p: Params,
+    eye: Vec<f64>,
+    y: Vec<C64>,
+}
+
+impl GnOperator {
+    /// The operator at `p` (holds the N x N identity and the N x (N/2+1) outputs).
+    pub fn new(p: &Params) -> Self {
+        let n = p.net.n();
+        let mut eye = vec![0.0; n * n];
+        for i in 0..n {
+            eye[i * n + i] = 1.0;
+        }
+        let y = cpu::forward(p, &eye);
+        GnOperator { p: p.clone(), eye, y }
+    }
+
+    /// J v for the real direction `v` (re, im per complex parameter): N x (N/2+1) outputs.
+    fn jvp(&self, v: &[f64]) -> Vec<C64> {
+        let net = &self.p.net;
+        let (n, k) = (net.n(), net.bins());
+        let h = n / 2;
+        let dz: Vec<C64> = v.chunks(2).map(|c| C64::new(c[0], c[1])).collect();
+        let (dm, dtw) = dz.split_at(4);
+        let mut out = vec![C64::default(); n * k];
+        out.par_chunks_mut(k).enumerate().for_each(|(a, o)| {
+            // the split of e_a: column a mod h of rows 0 and 1
+            let (mut y, mut t) = (vec![C64::default(); n], vec![C64::default(); n]);
+            let (c, hi) = (a % h, (a >= h) as usize);
+            y[c] = self.p.m[hi];
+            y[h + c] = self.p.m[2 + hi];
+            t[c] = dm[hi];
+            t[h + c] = dm[2 + hi];
+            let (mut y2, mut t2) = (vec![C64::default(); n], vec![C64::default(); n]);
+            for st in net.stages() {
+                let (e, q) = (st.e, st.q);
+                for i in 0..e {
+                    let (w, dw) = (self.p.tw[st.offset + i], dtw[st.offset + i]);
+                    for j in 0..q {
+                        let (ti, bi) = (i * 2 * q + j, i * 2 * q + q + j);
+                        let pv = w * y[bi];
+                        let pt = dw * y[bi] + w * t[bi];
+                        y2[i * q + j] = y[ti] + pv;
+                        y2[(i + e) * q + j] = y[ti] - pv;
+                        t2[i * q + j] = t[ti] + pt;
+                        t2[(i + e) * q + j] = t[ti] - pt;
+                    }
+                }
+                std::mem::swap(&mut y, &mut y2);
+                std::mem::swap(&mut t, &mut t2);
+            }
+            o.copy_from_slice(&t[..k]);
+        });
+        out
+    }
+
+    /// (2/K) J^T J v.
+    pub fn apply(&self, v: &[f64]) -> Vec<f64> {
+        let jv = self.jvp(v);
+        // target y - J v: the loss's output adjoint becomes J v (as in `gauss_newton`)
+        let t: Vec<C64> = self.y.iter().zip(&jv).map(|(a, d)| a - d).collect();
+        let g = cpu::loss_grad(
+            &self.p,
+            &Batch::Given {
+                x: &self.eye,
+                target: Some(&t),
+            },
+        );
+        real_of(&g.flat(), self.p.net.n() as f64)
+    }
+}
+
+/// Extreme eigenvalues of a symmetric operator on the subspace `mask` (true = kept) by
+/// Lanczos with full reorthogonalisation from a seeded random start: the Ritz values (ascending)
+/// after convergence of the smallest and largest (relative change < 1e-10 over 10 steps) or
+/// `max_iter` steps, and the steps taken.
+pub fn lanczos(
+    op: impl Fn(&[f64]) -> Vec<f64>,
+    mask: &[bool],
+    max_iter: usize,
+    seed: u64,
+) -> Result<(Vec<f64>, usize)> {
+    let dim = mask.len();
+    let kept = mask.iter().filter(|&&m| m).count();
+    let max_iter = max_iter.min(kept);
+    let mut q0 = vec![0.0; dim];
+    crate::rng::normals(seed, crate::rng::Stream::Measure, u32::MAX, 0, &mut q0);
+    let proj = |v: &mut [f64]| {
+        for (x, &m) in v.iter_mut().zip(mask) {
+            if !m {
+                *x = 0.0;
+            }
+        }
+    };
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    proj(&mut q0);
+    let nrm = dot(&q0, &q0).sqrt();
+    q0.iter_mut().for_each(|x| *x /= nrm);
+    let mut qs: Vec<Vec<f64>> = vec![q0];
+    let (mut alpha, mut beta): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+    let mut last: Option<(f64, f64)> = None;
+    let mut ritz = Vec::new();
+    for it in 0..max_iter {
+        let q = &qs[it];
+        let mut w = op(q);
+        proj(&mut w);
+        let a = dot(q, &w);
+        alpha.push(a);
+        for (x, y) in w.iter_mut().zip(q) {
+            *x -= a * y;
+        }
+        if it > 0 {
+            let b = beta[it - 1];
+            for (x, y) in w.iter_mut().zip(&qs[it - 1]) {
+                *x -= b * y;
+            }
+        }
+        for _ in 0..2 {
+            for qj in &qs {
+                let c = dot(qj, &w);
+                for (x, y) in w.iter_mut().zip(qj) {
+                    *x -= c * y;
+                }
+            }
+        }
+        let b = dot(&w, &w).sqrt();
+        let m = alpha.len();
+        if (m % 10 == 0) || b <= 1e-12 * a.abs().max(1e-300) || m == max_iter {
+            let mut t = vec![0.0; m * m];
+            for i in 0..m {
+                t[i * m + i] = alpha[i];
+                if i + 1 < m {
+                    t[i * m + i + 1] = beta[i];
+                    t[(i + 1) * m + i] = beta[i];
+                }
+            }
+            ritz = eigenvalues(m, &t)?;
+            let ext = (ritz[0], ritz[m - 1]);
+            let done = b <= 1e-12 * a.abs().max(1e-300)
+                || last.is_some_and(|(lo, hi): (f64, f64)| {
+                    ((ext.0 - lo) / ext.0).abs() < 1e-10 && ((ext.1 - hi) / ext.1).abs() < 1e-10
+                });
+            last = Some(ext);
+            if done {
+                return Ok((ritz, m));
+            }
+        }
+        beta.push(b);
+        qs.push(w.iter().map(|x| x / b).collect());
+    }
+    Ok((ritz, alpha.len()))
+}

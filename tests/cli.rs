@@ -510,3 +510,40 @@ fn claims_writes_its_table_into_the_readme_section() {
         &["claims:begin", "--no-readme"],
     );
 }
+
+#[test]
+fn hessian_lanczos_reports_the_dense_condition_number() {
+    let d = tmpdir("lanczos");
+    let out = run(&[
+        "hessian",
+        "--method",
+        "lanczos",
+        "--n",
+        "64",
+        "--init",
+        "exact",
+        "--out",
+        &p(&d, "lz"),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = String::from_utf8_lossy(&out.stdout);
+    // the dense route gives 76.59 at N = 64 (README table; tests/measure.rs compares the two)
+    assert!(s.contains("condition number 7.659"), "{s}");
+    assert!(s.contains("converged"), "{s}");
+    assert!(d.join("lz/ritz.csv").exists());
+    assert_error(
+        &run(&[
+            "hessian",
+            "--method",
+            "lanczos",
+            "--n",
+            "64",
+            "--iters",
+            "1",
+            "--out",
+            &p(&d, "lz"),
+        ]),
+        2,
+        &["--iters 1"],
+    );
+}

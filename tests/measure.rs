@@ -116,3 +116,48 @@ fn rsweep_matches_its_closed_form_and_paths_are_binomial() {
     let pts: Vec<(f64, f64)> = [1.0f64, 2.0, 4.0].iter().map(|&x| (x, 3.0 * x.powi(5))).collect();
     assert!((rsweep::log_slope(&pts, 0.0..=10.0) - 5.0).abs() < 1e-12);
 }
+
+#[test]
+fn lanczos_on_the_gn_operator_matches_the_dense_spectrum() {
+    use fftlearn::hessian::{gauss_newton, lanczos, spectrum, GnOperator};
+    for (n, scheme) in [(64usize, Scheme::Exact), (128, Scheme::Exact), (32, Scheme::Random)] {
+        let net = Network::new(n).unwrap();
+        let p = Params::init(&net, &scheme, 3);
+        let (gn, _) = gauss_newton(&p);
+        let op = GnOperator::new(&p);
+        let nr = 2 * (4 + net.n_twiddles());
+        // the operator reproduces the dense matrix column by column
+        for j in [0usize, 5, 9, nr / 2, nr - 3] {
+            let mut e = vec![0.0; nr];
+            e[j] = 1.0;
+            let col = op.apply(&e);
+            let scale = (0..nr).map(|i| gn[i * nr + i]).fold(0.0, f64::max);
+            for i in 0..nr {
+                assert!((col[i] - gn[i * nr + j]).abs() <= 1e-12 * scale, "N={n} ({i},{j})");
+            }
+        }
+        // Lanczos over the used parameters: the extremes of the dense spectrum
+        let mask: Vec<bool> = (0..nr)
+            .map(|j| fftlearn::hessian::group_of(&net, j).is_some())
+            .collect();
+        let (ritz, iters) = lanczos(|v| op.apply(v), &mask, 400, 1).unwrap();
+        let s = spectrum(&net, &gn, 1e-9).unwrap();
+        let lmax = *s.eig.last().unwrap();
+        let lmin = s
+            .eig
+            .iter()
+            .copied()
+            .filter(|&l| l > s.tol)
+            .fold(f64::INFINITY, f64::min);
+        assert!(
+            (ritz[ritz.len() - 1] - lmax).abs() <= 1e-8 * lmax,
+            "N={n}: lmax {} vs {lmax}",
+            ritz[ritz.len() - 1]
+        );
+        assert!(
+            (ritz[0] - lmin).abs() <= 1e-6 * lmin,
+            "N={n} {scheme}: lmin {} vs {lmin} after {iters}",
+            ritz[0]
+        );
+    }
+}
