@@ -63,24 +63,29 @@ fn degree_check(n: usize) -> (f64, f64, usize) {
     (d10, d9, net.stages().len() + 1)
 }
 
-fn seed_run() -> Result<(f64, f64)> {
-    let cfg = TrainConfig {
-        n: 512,
-        steps: 3000,
+/// A CPU run's config from the all-ones init (nothing is written to `out`).
+fn cpu_config(n: usize, steps: u32, seed: u64, optimizer: &str, data: &str) -> TrainConfig {
+    TrainConfig {
+        n,
+        steps,
         batch: 16,
         lr: 1e-2,
-        seed: 42,
+        seed,
         init: "seed".into(),
-        print_every: 3000,
+        print_every: steps,
         out: std::env::temp_dir(),
         max_loss_ratio: 1e8,
-        checkpoint_every: 3000,
+        checkpoint_every: steps,
         backend: "cpu-f64".into(),
-        optimizer: "adam".into(),
+        optimizer: optimizer.into(),
         momentum: 0.0,
         schedule: "constant".into(),
-        data: "minibatch".into(),
-    };
+        data: data.into(),
+    }
+}
+
+fn seed_run() -> Result<(f64, f64)> {
+    let cfg = cpu_config(512, 3000, 42, "adam", "minibatch");
     cfg.validate()?;
     let t = Instant::now();
     let mut b = CpuBackend::from_config(Params::init(&Network::seed(), &Scheme::Seed, 0), &cfg)?;
@@ -257,23 +262,8 @@ pub fn measure() -> Result<Vec<Claim>> {
     let (sweeps, rel_als) = crate::solvers::als_solve(&mut pa, 1e-12, 1000);
     let als_s = t.elapsed().as_secs_f64();
     let n64 = Network::new(64)?;
-    let lm_cfg = TrainConfig {
-        n: 64,
-        steps: 100,
-        batch: 16,
-        lr: 1.0,
-        seed: 0,
-        init: "seed".into(),
-        print_every: 100,
-        out: std::env::temp_dir(),
-        max_loss_ratio: 1e8,
-        checkpoint_every: 100,
-        backend: "cpu-f64".into(),
-        optimizer: "lm".into(),
-        momentum: 0.0,
-        schedule: "constant".into(),
-        data: "population".into(),
-    };
+    let lm_cfg = cpu_config(64, 100, 0, "lm", "population");
+    lm_cfg.validate()?;
     let mut lm = CpuBackend::from_config(Params::init(&n64, &Scheme::Seed, 0), &lm_cfg)?;
     let mut lm_steps = 0;
     let mut rel_lm = f64::INFINITY;

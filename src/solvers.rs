@@ -226,20 +226,26 @@ fn stage_sums(p: &Params, prob: &Problem, si: usize, inputs: &[Vec<C64>], at: us
 /// where u, v are the outputs for M = [[1,0],[1,0]] and [[0,1],[0,1]].
 type MSums = [[C64; 5]; 2];
 
+/// The outputs for one sample x with M = [[1,0],[1,0]] (u) and [[0,1],[0,1]] (v): on the even
+/// bins d y / d M[0][c], on the odd bins d y / d M[1][c], for c = 0 (u) and 1 (v).
+fn m_basis(p: &Params, x: &[f64]) -> (Vec<C64>, Vec<C64>) {
+    let n = x.len();
+    let (one, z) = (C64::new(1.0, 0.0), C64::default());
+    let (mut u, mut v, mut tmp) = (vec![z; n], vec![z; n], vec![z; n]);
+    split(&[one, z, one, z], x, &mut u);
+    split(&[z, one, z, one], x, &mut v);
+    suffix(p, 0, &mut u, &mut tmp);
+    suffix(p, 0, &mut v, &mut tmp);
+    (u, v)
+}
+
 fn m_sums(p: &Params, prob: &Problem) -> MSums {
     let (n, k) = (p.net.n(), p.net.bins());
-    let one = C64::new(1.0, 0.0);
-    let z = C64::default();
     par_sum(
         prob.samples(),
         || [[C64::default(); 5]; 2],
         |s, acc| {
-            let x = &prob.x[s * n..(s + 1) * n];
-            let (mut u, mut v, mut tmp) = (vec![z; n], vec![z; n], vec![z; n]);
-            split(&[one, z, one, z], x, &mut u);
-            split(&[z, one, z, one], x, &mut v);
-            suffix(p, 0, &mut u, &mut tmp);
-            suffix(p, 0, &mut v, &mut tmp);
+            let (u, v) = m_basis(p, &prob.x[s * n..(s + 1) * n]);
             let t = &prob.t[s * k..(s + 1) * k];
             for r in 0..k {
                 let a = &mut acc[r % 2];
@@ -537,18 +543,12 @@ pub fn gn_diagonal(p: &Params, prob: &Problem) -> Vec<f64> {
     let acts = layers(p, prob);
     let mut diag = vec![0.0; 2 * p.len()];
     // M: d y / d M[h][c] is u (c = 0) or v (c = 1) on the bins of parity h
-    let one = C64::new(1.0, 0.0);
     let z = C64::default();
     let msq = par_sum(
         prob.samples(),
         || [0.0; 4],
         |s, acc| {
-            let x = &prob.x[s * n..(s + 1) * n];
-            let (mut u, mut v, mut tmp) = (vec![z; n], vec![z; n], vec![z; n]);
-            split(&[one, z, one, z], x, &mut u);
-            split(&[z, one, z, one], x, &mut v);
-            suffix(p, 0, &mut u, &mut tmp);
-            suffix(p, 0, &mut v, &mut tmp);
+            let (u, v) = m_basis(p, &prob.x[s * n..(s + 1) * n]);
             for r in 0..k {
                 acc[2 * (r % 2)] += u[r].norm_sqr();
                 acc[2 * (r % 2) + 1] += v[r].norm_sqr();

@@ -313,15 +313,20 @@ impl Population {
     }
 }
 
-/// Loss and gradient of the population loss E_x (1/K) |(W - F) x|^2: N times the identity batch's.
-fn population_grad(p: &Params) -> cpu::Grad {
-    let n = p.net.n() as f64;
-    let mut g = cpu::loss_grad(p, &Batch::Identity);
+/// The identity batch's loss and gradient scaled to the population loss E_x (1/K) |(W - F) x|^2
+/// (N times the identity batch's).
+fn to_population(mut g: cpu::Grad, n: usize) -> cpu::Grad {
+    let n = n as f64;
     g.loss *= n;
     for z in g.m.iter_mut().chain(g.tw.iter_mut()) {
         *z *= n;
     }
     g
+}
+
+/// Loss and gradient of the population loss on the CPU.
+fn population_grad(p: &Params) -> cpu::Grad {
+    to_population(cpu::loss_grad(p, &Batch::Identity), p.net.n())
 }
 
 /// The CPU f64 backend: every optimizer, minibatch or population data, any schedule.
