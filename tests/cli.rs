@@ -547,3 +547,76 @@ fn hessian_lanczos_reports_the_dense_condition_number() {
         &["--iters 1"],
     );
 }
+
+#[test]
+fn train_refuses_bad_optimizer_settings_naming_them() {
+    let d = tmpdir("optflags");
+    let o = p(&d, "run");
+    for (args, needles) in [
+        (
+            vec!["--optimizer", "newton"],
+            vec!["optimizer 'newton'", "accepted: adam, sgd"],
+        ),
+        (
+            vec!["--optimizer", "als", "--device", "gpu"],
+            vec!["'als' runs on the CPU f64 path only"],
+        ),
+        (
+            vec!["--optimizer", "adam", "--momentum", "0.5"],
+            vec!["--momentum 0.5", "sgd and phase-sgd only"],
+        ),
+        (
+            vec!["--optimizer", "sgd", "--momentum", "1"],
+            vec!["--momentum 1", "[0, 1)"],
+        ),
+        (vec!["--optimizer", "lm"], vec!["--data population", "minibatch"]),
+        (
+            vec!["--schedule", "step:0:0.5"],
+            vec!["schedule 'step:0:0.5'", "step:EVERY:GAMMA"],
+        ),
+        (vec!["--data", "pop"], vec!["--data 'pop'", "minibatch or population"]),
+        (
+            vec![
+                "--optimizer",
+                "als",
+                "--data",
+                "population",
+                "--n",
+                "8192",
+                "--device",
+                "cpu",
+            ],
+            vec!["N = 8192", "4096"],
+        ),
+    ] {
+        let mut a = vec!["train", "--steps", "2", "--out", &o];
+        a.extend(args.iter().copied());
+        assert_error(&run(&a), 2, &needles);
+    }
+    // a valid non-Adam run writes a checkpoint with its own slots and resumes
+    let out = run(&[
+        "train",
+        "--device",
+        "cpu",
+        "--n",
+        "16",
+        "--steps",
+        "6",
+        "--optimizer",
+        "sgd",
+        "--momentum",
+        "0.9",
+        "--lr",
+        "1e-3",
+        "--out",
+        &o,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["train", "--resume", &o, "--steps", "9"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_error(
+        &run(&["train", "--resume", &o, "--steps", "12", "--optimizer", "adam"]),
+        2,
+        &["--optimizer adam", "optimizer = sgd"],
+    );
+}
