@@ -95,7 +95,9 @@ fn list(v: &Value) -> Vec<Value> {
     }
 }
 
-fn ints(key: &str, v: &Value, min: i64, max: i64) -> Result<Vec<i64>> {
+/// Each element of a non-empty list (a scalar is a list of one) through `conv`, which names
+/// the element's expected type on failure.
+fn each<T>(key: &str, v: &Value, conv: impl Fn(&Value) -> std::result::Result<T, String>) -> Result<Vec<T>> {
     let items = list(v);
     if items.is_empty() {
         return Err(Error::input(format!(
@@ -104,56 +106,31 @@ fn ints(key: &str, v: &Value, min: i64, max: i64) -> Result<Vec<i64>> {
     }
     items
         .iter()
-        .map(|x| match x {
-            Value::Int(i) if (min..=max).contains(i) => Ok(*i),
-            Value::Int(i) => Err(Error::input(format!(
-                "sweep config: key '{key}': {i} is out of range ({min}..={max})"
-            ))),
-            o => Err(Error::input(format!(
-                "sweep config: key '{key}': expected integers, got a {}",
-                o.kind()
-            ))),
-        })
+        .map(|x| conv(x).map_err(|e| Error::input(format!("sweep config: key '{key}': {e}"))))
         .collect()
+}
+
+fn ints(key: &str, v: &Value, min: i64, max: i64) -> Result<Vec<i64>> {
+    each(key, v, |x| match x {
+        Value::Int(i) if (min..=max).contains(i) => Ok(*i),
+        Value::Int(i) => Err(format!("{i} is out of range ({min}..={max})")),
+        o => Err(format!("expected integers, got a {}", o.kind())),
+    })
 }
 
 fn floats(key: &str, v: &Value) -> Result<Vec<f64>> {
-    let items = list(v);
-    if items.is_empty() {
-        return Err(Error::input(format!(
-            "sweep config: key '{key}' is an empty list; give at least one value"
-        )));
-    }
-    items
-        .iter()
-        .map(|x| match x {
-            Value::Int(i) => Ok(*i as f64),
-            Value::Float(f) => Ok(*f),
-            o => Err(Error::input(format!(
-                "sweep config: key '{key}': expected numbers, got a {}",
-                o.kind()
-            ))),
-        })
-        .collect()
+    each(key, v, |x| match x {
+        Value::Int(i) => Ok(*i as f64),
+        Value::Float(f) => Ok(*f),
+        o => Err(format!("expected numbers, got a {}", o.kind())),
+    })
 }
 
 fn strings(key: &str, v: &Value) -> Result<Vec<String>> {
-    let items = list(v);
-    if items.is_empty() {
-        return Err(Error::input(format!(
-            "sweep config: key '{key}' is an empty list; give at least one value"
-        )));
-    }
-    items
-        .iter()
-        .map(|x| match x {
-            Value::Str(s) => Ok(s.clone()),
-            o => Err(Error::input(format!(
-                "sweep config: key '{key}': expected \"strings\", got a {}",
-                o.kind()
-            ))),
-        })
-        .collect()
+    each(key, v, |x| match x {
+        Value::Str(s) => Ok(s.clone()),
+        o => Err(format!("expected \"strings\", got a {}", o.kind())),
+    })
 }
 
 impl SweepConfig {

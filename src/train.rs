@@ -505,7 +505,6 @@ pub fn gpu_backend(model: GpuModel, p: Params, cfg: &TrainConfig) -> Result<Box<
         seed: cfg.seed,
         population_data: cfg.data == "population",
         pop: Population { problem: None },
-        eye: None,
     }))
 }
 
@@ -557,9 +556,8 @@ pub struct GpuHostBackend {
     batch: usize,
     seed: u64,
     population_data: bool,
+    /// The population problem (identity inputs, exact targets): population data and dgn's curvature.
     pop: Population,
-    /// The identity inputs and exact targets, for population data.
-    eye: Option<(Vec<f64>, Vec<C64>)>,
 }
 
 impl Backend for GpuHostBackend {
@@ -583,18 +581,8 @@ impl Backend for GpuHostBackend {
     fn step(&mut self, step: u32) -> Result<f64> {
         let net = self.p.net.clone();
         let mut g = if self.population_data {
-            let (x, t) = self.eye.get_or_insert_with(|| {
-                let prob = Problem::from_batch(&net, &Batch::Identity);
-                let (x, t) = prob.data();
-                (x.to_vec(), t.to_vec())
-            });
-            let mut g = self.model.loss_grad(&GpuBatch::Host { x, target: Some(t) })?;
-            let n = net.n() as f64;
-            g.loss *= n;
-            for z in g.m.iter_mut().chain(g.tw.iter_mut()) {
-                *z *= n;
-            }
-            g
+            let (x, t) = self.pop.get(&net).data();
+            to_population(self.model.loss_grad(&GpuBatch::Host { x, target: Some(t) })?, net.n())
         } else {
             self.model.loss_grad(&GpuBatch::Gaussian {
                 seed: self.seed,
