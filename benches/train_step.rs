@@ -34,7 +34,7 @@ fn gpu(c: &mut Criterion) {
     use fftlearn::gpu::{context, Gpu, GpuBatch, GpuModel, Kernel, ModelOptions, Precision};
     use fftlearn::optim::Adam;
     let name = std::env::var("FFTLEARN_BENCH_ADAPTER").ok();
-    for kernel in [Kernel::Lane, Kernel::Group] {
+    for kernel in Kernel::ALL {
         let gpu = match context::pick(name.as_deref(), true).and_then(|a| Gpu::open(&a, false)) {
             Ok(g) => g,
             Err(e) => {
@@ -48,6 +48,8 @@ fn gpu(c: &mut Criterion) {
             prec: Precision::F32,
             kernel: Some(kernel),
             chunk: None,
+            int64: true,
+            fused_shape: None,
         };
         let model = GpuModel::with_options(gpu, &Params::init(&net, &Scheme::Seed, 0), opts).unwrap();
         let adam = Adam::new(1e-3);

@@ -1,42 +1,12 @@
 // common.wgsl: Philox4x32-10 and Box-Muller (the same generator as src/rng.rs), complex helpers.
-// The host prepends: `alias R = f32;` (or f64) and the size constants N, H, K, LOG2, NP, C.
-
-// The per-chunk job (mirrors `Job` in src/gpu/model.rs).
-struct Job {
-    seed_lo: u32,
-    seed_hi: u32,
-    step: u32,
-    stream: u32,
-    base: u32,       // index of this chunk's first sample in the batch
-    count: u32,      // samples in this chunk
-    from_host: u32,  // 1: x (and target) come from xin/tin
-    host_target: u32,
-    last_chunk: u32, // 1 on the step's last chunk
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
-}
+// The host prepends (src/gpu/abi.rs): `alias R = f32;` (or f64), the size constants N, H, K,
+// LOG2, NP, C, the `Job` struct generated from its Rust definition, and `mulhilo` (16-bit limbs,
+// or native u64 products where the adapter has SHADER_INT64: the same bits, tested).
 
 const PHILOX_M0: u32 = 0xD2511F53u;
 const PHILOX_M1: u32 = 0xCD9E8D57u;
 const PHILOX_W0: u32 = 0x9E3779B9u;
 const PHILOX_W1: u32 = 0xBB67AE85u;
-
-// 32x32 -> 64-bit product as (hi, lo), from 16-bit halves (WGSL has no u64).
-fn mulhilo(a: u32, b: u32) -> vec2<u32> {
-    let al = a & 0xffffu;
-    let ah = a >> 16u;
-    let bl = b & 0xffffu;
-    let bh = b >> 16u;
-    let ll = al * bl;
-    let hl = ah * bl;
-    let lh = al * bh;
-    let hh = ah * bh;
-    let cross = (ll >> 16u) + (hl & 0xffffu) + lh;
-    let hi = hh + (hl >> 16u) + (cross >> 16u);
-    let lo = (cross << 16u) | (ll & 0xffffu);
-    return vec2<u32>(hi, lo);
-}
 
 fn philox(ctr: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
     var c = ctr;

@@ -129,7 +129,7 @@ fn train_group(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     }
     storageBarrier();
     forward_group(s, t, false);
-    let scale = hyper[0];
+    let scale = hyper[HY_SCALE];
     var loss = vec2<R>(0.0, 0.0);
     for (var k = t; k < N; k = k + WG) {
         var g = vec2<R>(0.0, 0.0);

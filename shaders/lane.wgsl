@@ -13,7 +13,7 @@
 @group(0) @binding(4) var<storage, read_write> pg: array<vec2<R>>; // (NP + 1) * C
 @group(0) @binding(5) var<storage, read> xin: array<R>;            // count * N
 @group(0) @binding(6) var<storage, read> tin: array<vec2<R>>;      // count * K
-@group(0) @binding(7) var<storage, read> hyper: array<R>;          // [0] = loss scale 2 / (B K)
+@group(0) @binding(7) var<storage, read> hyper: array<R>;          // HY_SCALE = loss scale 2 / (B K)
 
 fn slot(layer: u32, idx: u32, s: u32) -> u32 {
     return (layer * N + idx) * C + s;
@@ -96,7 +96,7 @@ fn train_lane(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     forward(s, false);
     // loss and the output adjoint g = 2 (y - t) / (B K), in place of the last layer
-    let scale = hyper[0];
+    let scale = hyper[HY_SCALE];
     var loss = R(0.0);
     for (var k = 0u; k < N; k = k + 1u) {
         var g = vec2<R>(0.0, 0.0);

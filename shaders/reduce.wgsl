@@ -11,7 +11,7 @@
 @group(0) @binding(2) var<storage, read_write> acc: array<vec2<R>>;   // 2 (NP + 1): total, open block of chunks
 @group(0) @binding(3) var<storage, read_write> params: array<vec2<R>>;
 @group(0) @binding(4) var<storage, read_write> moments: array<vec2<R>>; // 2 NP: m, v
-@group(0) @binding(5) var<storage, read> hyper: array<R>; // [1] lr/bc1, [2] sqrt(bc2), [3] beta1, [4] beta2, [5] eps
+@group(0) @binding(5) var<storage, read> hyper: array<R>; // indices HY_* (src/gpu/abi.rs)
 
 @compute @workgroup_size(64)
 fn reduce(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -38,10 +38,10 @@ fn reduce(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 fn adam1(p: R, g: R, m: R, v: R) -> vec3<R> {
-    let m2 = m + (R(1.0) - hyper[3]) * (g - m);
-    let v2 = v * hyper[4] + (R(1.0) - hyper[4]) * (g * g);
-    let denom = sqrt(v2) / hyper[2] + hyper[5];
-    return vec3<R>(p + (-hyper[1] * m2) / denom, m2, v2);
+    let m2 = m + (R(1.0) - hyper[HY_BETA1]) * (g - m);
+    let v2 = v * hyper[HY_BETA2] + (R(1.0) - hyper[HY_BETA2]) * (g * g);
+    let denom = sqrt(v2) / hyper[HY_SQRT_BC2] + hyper[HY_EPS];
+    return vec3<R>(p + (-hyper[HY_LR_BC1] * m2) / denom, m2, v2);
 }
 
 @compute @workgroup_size(64)

@@ -42,9 +42,58 @@ pub enum Cmd {
     /// Run (or resume) a grid of training runs from a TOML config: success rate and steps to
     /// success per cell; CSV and heat-map PNGs.
     Sweep(SweepArgs),
+    /// Training-step throughput (samples/s over whole Adam steps) per device, kernel shape,
+    /// precision and batch; every row names the adapter and the machine; CSV with --out.
+    Bench(BenchArgs),
     /// Measure every claim of the seed document afresh and print a Markdown table of verdicts;
     /// writes it to --out and into the README's claims section.
     Claims(ClaimsArgs),
+}
+
+/// Which devices `bench` measures.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchDevice {
+    /// The GPU path (any adapter, lavapipe included).
+    Gpu,
+    /// The exact f64 CPU path.
+    Cpu,
+    /// Both, in one run (ratios between them are then from one machine and one run).
+    Both,
+}
+
+/// `fftlearn bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// gpu | cpu | both.
+    #[arg(long, value_enum, default_value_t = BenchDevice::Gpu)]
+    pub device: BenchDevice,
+    /// Kernel shapes, comma-separated: lane, group, fused, auto, or all (= lane,group,fused).
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    pub kernel: Vec<String>,
+    /// Batch sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "65536,1048576")]
+    pub batches: Vec<usize>,
+    /// GPU precisions, comma-separated: f32, f64.
+    #[arg(long, value_delimiter = ',', default_value = "f32")]
+    pub precision: Vec<PrecisionArg>,
+    /// Transform size N.
+    #[arg(long, default_value_t = 512)]
+    pub n: usize,
+    /// Timed steps per row, at least (after one untimed warm-up step).
+    #[arg(long, default_value_t = 3)]
+    pub min_steps: usize,
+    /// Timed seconds per row, at least.
+    #[arg(long, default_value_t = 2.0)]
+    pub min_time: f64,
+    /// Use the adapter whose name contains this (see `fftlearn devices`).
+    #[arg(long)]
+    pub adapter: Option<String>,
+    /// Samples per GPU dispatch (default: each shape's own).
+    #[arg(long)]
+    pub chunk: Option<usize>,
+    /// CSV output (one row per configuration).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// Where the parameter point comes from.
@@ -238,10 +287,12 @@ pub struct GpuArgs {
     #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
     pub precision: PrecisionArg,
     /// GPU kernel shape: lane (one invocation per sample), group (one workgroup per sample),
-    /// auto (lane on CPU-type adapters such as lavapipe, group on hardware GPUs).
+    /// fused (each sample on chip), auto (fused where a sample fits the adapter's workgroup
+    /// memory, else group on hardware GPUs and lane on CPU-type adapters such as lavapipe).
     #[arg(long, value_enum, default_value_t = KernelArg::Auto)]
     pub kernel: KernelArg,
-    /// Samples per GPU chunk (default: the most the adapter's binding limit allows, up to 2048).
+    /// Samples per GPU dispatch (default: lane/group the most the adapter's binding limit
+    /// allows, up to 2048; fused the whole batch, host data in uploads of up to 65,536).
     #[arg(long)]
     pub chunk: Option<usize>,
 }
@@ -255,6 +306,8 @@ pub enum KernelArg {
     Lane,
     /// One workgroup per sample.
     Group,
+    /// Each sample on chip through every stage (generated WGSL).
+    Fused,
 }
 
 /// `fftlearn gradcheck`.

@@ -30,6 +30,7 @@ pub fn run(cmd: Cmd) -> Result<()> {
         Cmd::Rsweep(a) => crate::measure::rsweep_cmd(a),
         Cmd::Snr(a) => crate::measure::snr_cmd(a),
         Cmd::Sweep(a) => crate::sweep::run(&a.config, a.out.as_deref()),
+        Cmd::Bench(a) => bench_cmd(a),
         Cmd::Claims(a) => crate::claims::run(&a.out, (!a.no_readme).then_some(a.readme.as_path())),
     }
 }
@@ -366,17 +367,22 @@ pub(crate) fn open_model(a: &GpuArgs, p: &Params, allow_software: bool) -> Resul
             KernelArg::Auto => None,
             KernelArg::Lane => Some(Kernel::Lane),
             KernelArg::Group => Some(Kernel::Group),
+            KernelArg::Fused => Some(Kernel::Fused),
         },
         chunk: a.chunk,
+        int64: true,
+        fused_shape: None,
     };
     let m = GpuModel::with_options(g, p, opts)?;
     println!(
-        "[device] gpu: {} | precision {} | kernel {} | chunk {} samples",
+        "[device] gpu: {} | precision {} | {}",
         m.gpu().name(),
         prec.wgsl(),
-        m.kernel().name(),
-        m.chunk()
+        m.describe_shape()
     );
+    if let Some(note) = m.note() {
+        println!("[device] note: {note}");
+    }
     Ok(m)
 }
 
@@ -385,8 +391,16 @@ fn devices() -> Result<()> {
     if lines.is_empty() {
         println!("no GPU adapter on Vulkan/Metal/DX12 (on Linux: apt-get install mesa-vulkan-drivers libvulkan1)");
     }
-    for l in lines {
+    let net = Network::seed();
+    for (l, a) in lines.iter().zip(context::adapters()) {
         println!("{l}");
+        for prec in [Precision::F32, Precision::F64] {
+            println!(
+                "    --kernel auto at N = {}: {}",
+                net.n(),
+                crate::gpu::model::auto_summary(&a, &net, prec)
+            );
+        }
     }
     Ok(())
 }
@@ -443,4 +457,77 @@ fn gradcheck(a: GradcheckArgs) -> Result<()> {
             "gradcheck failed: the GPU disagrees with the f64 CPU path beyond tolerance",
         ))
     }
+}
+
+fn bench_cmd(a: crate::cli::BenchArgs) -> Result<()> {
+    use crate::bench::{self, BenchConfig, Row};
+    use crate::cli::BenchDevice;
+    if a.batches.is_empty() || a.batches.contains(&0) {
+        return Err(Error::input(format!(
+            "--batches {:?}: every batch must be at least 1",
+            a.batches
+        )));
+    }
+    if !(a.min_time >= 0.0 && a.min_time.is_finite()) {
+        return Err(Error::input(format!(
+            "--min-time {}: must be a finite number of seconds >= 0",
+            a.min_time
+        )));
+    }
+    let mut kernels = Vec::new();
+    for k in &a.kernel {
+        match k.as_str() {
+            "all" => kernels.extend(Kernel::ALL.map(Some)),
+            "auto" => kernels.push(None),
+            other => kernels.push(Some(other.parse::<Kernel>()?)),
+        }
+    }
+    let gpu = a.device != BenchDevice::Cpu;
+    let cfg = BenchConfig {
+        n: a.n,
+        batches: a.batches.clone(),
+        min_steps: a.min_steps,
+        min_time: a.min_time,
+        cpu: a.device != BenchDevice::Gpu,
+        kernels: if gpu { kernels } else { Vec::new() },
+        precisions: a
+            .precision
+            .iter()
+            .map(|p| match p {
+                PrecisionArg::F32 => Precision::F32,
+                PrecisionArg::F64 => Precision::F64,
+            })
+            .collect(),
+        adapter: a.adapter.clone(),
+        chunk: a.chunk,
+    };
+    println!("bench: N = {}, machine: {}", a.n, bench::machine());
+    println!(
+        "{:<4} {:<6} {:<4} {:>9} {:>6} {:>12} {:>14}  adapter",
+        "dev", "kernel", "prec", "batch", "steps", "median s", "samples/s"
+    );
+    let rows = bench::run(&cfg, |r| {
+        println!(
+            "{:<4} {:<6} {:<4} {:>9} {:>6} {:>12.4e} {:>14.1}  {}",
+            r.device,
+            r.kernel,
+            r.precision,
+            r.batch,
+            r.steps,
+            r.median_s,
+            r.samples_per_s(),
+            r.adapter
+        );
+    })?;
+    if let Some(out) = &a.out {
+        let mut text = String::from(Row::HEADER);
+        text.push('\n');
+        for r in &rows {
+            text.push_str(&r.csv());
+            text.push('\n');
+        }
+        crate::npyio::write_text(out, &text)?;
+        println!("wrote {}", out.display());
+    }
+    Ok(())
 }

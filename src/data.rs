@@ -24,7 +24,7 @@ pub enum Batch<'a> {
     },
     /// The N identity vectors e_0..e_{N-1}; target = the exact DFT columns. The loss on this
     /// batch is ||W-F||_F^2 / (N (N/2+1)) = (relative operator error)^2, and N times it is the
-    /// population loss E_x[L] for x ~ N(0, I).
+    /// population loss E_x\[L\] for x ~ N(0, I).
     Identity,
     /// A user's inputs (B x N, C order) and optional targets (B x (N/2+1)); default rfft(x).
     Given {

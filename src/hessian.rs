@@ -1,4 +1,4 @@
-//! The exact Hessian and Gauss-Newton matrix of the population loss L = E_x[loss] =
+//! The exact Hessian and Gauss-Newton matrix of the population loss L = E_x\[loss\] =
 //! ||W - F||_F^2 / (N/2+1), in f64, over the 2 (N + 3) real parameters (re and im of M's 4
 //! entries and the N - 1 twiddles), their spectra (faer), zero modes and per-group blocks.
 //!

@@ -1,6 +1,7 @@
 //! fftlearn: learn the radix-2 real FFT from data by gradient methods, with an exact f64 CPU
 //! path and a WGSL GPU path that share one wiring ([`network`]) and one data generator ([`rng`]).
 
+pub mod bench;
 pub mod checkpoint;
 pub mod claims;
 pub mod cli;

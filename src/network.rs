@@ -2,7 +2,7 @@
 //! output bins each parameter reaches. Single source of truth for the CPU and GPU paths.
 //!
 //! For N = 2^n the model is:
-//! * stage 0 (the "split"): a 2x2 complex matrix M maps (x[i], x[i + N/2]) to rows 0 and 1,
+//! * stage 0 (the "split"): a 2x2 complex matrix M maps (x\[i\], x\[i + N/2\]) to rows 0 and 1,
 //!   giving a (2, N/2) array;
 //! * stages s = 1..=n-1: e = 2^s, q = N / 2^(s+1); the input is (e, 2q), the output (2e, q):
 //!   `out[i][j] = in[i][j] + w[offset+i] * in[i][j+q]`, `out[i+e][j] = in[i][j] - w[offset+i] * in[i][j+q]`,

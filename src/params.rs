@@ -70,7 +70,7 @@ pub const EXACT_M: [C64; 4] = [
 pub enum Scheme {
     /// M and twiddles all ones (the seed's code).
     Seed,
-    /// M = [[1,1],[1,-1]], exact twiddles.
+    /// M = `[[1,1],[1,-1]]`, exact twiddles.
     Exact,
     /// Unit-circle twiddles at random phases, M complex Gaussian / sqrt(2).
     Random,

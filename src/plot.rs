@@ -176,7 +176,7 @@ pub struct Heat {
     pub cols: Vec<String>,
     /// Row labels, bottom to top.
     pub rows: Vec<String>,
-    /// values[row][col].
+    /// `values[row][col]`.
     pub values: Vec<Vec<Option<f64>>>,
     /// The value drawn red (low end of the colour scale).
     pub lo: f64,

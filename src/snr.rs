@@ -7,7 +7,7 @@
 //! symmetric, because the residual and its derivative are both linear in x. For x ~ N(0, I):
 //! E g_j = tr A_j (the population gradient) and Var g_j = 2 ||A_j||_F^2. A_j is recovered
 //! exactly by polarisation from per-sample gradients at e_a and e_a + e_b:
-//! A_j[a,b] = (g_j(e_a + e_b) - g_j(e_a) - g_j(e_b)) / 2, which costs N (N + 1) / 2
+//! `A_j[a,b]` = (g_j(e_a + e_b) - g_j(e_a) - g_j(e_b)) / 2, which costs N (N + 1) / 2
 //! per-sample gradients (131,328 at N = 512). A minibatch of B samples then has mean tr A_j
 //! and variance 2 ||A_j||_F^2 / B.
 

@@ -1,5 +1,5 @@
 //! A reader for the TOML subset sweep configs use: `key = value` lines, `#` comments, values
-//! that are integers, floats, booleans, "strings" or one-line [arrays] of those. Tables,
+//! that are integers, floats, booleans, "strings" or one-line `[arrays]` of those. Tables,
 //! multi-line arrays and dates are refused with the line number.
 
 use crate::error::{Error, Result};

@@ -635,7 +635,7 @@ pub fn eval_random(p: &Params, seed: u64, step: u32, count: usize) -> f64 {
     )
 }
 
-/// Max |tw - exact| over the used twiddles and max |M - [[1,1],[1,-1]]| (no gauge fixing).
+/// Max |tw - exact| over the used twiddles and max `|M - [[1,1],[1,-1]]|` (no gauge fixing).
 pub fn distance_from_exact(p: &Params) -> (f64, f64) {
     let ex = exact_twiddles(&p.net);
     let used = p.net.unused_twiddle();

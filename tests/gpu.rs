@@ -35,13 +35,15 @@ fn model(g: Gpu, p: &Params, prec: Precision, kernel: Kernel) -> GpuModel {
         prec,
         kernel: Some(kernel),
         chunk: None,
+        int64: true,
+        fused_shape: None,
     };
     GpuModel::with_options(g, p, opts).unwrap_or_else(|e| panic!("{kernel:?} {prec:?} model: {e}"))
 }
 
 #[test]
 fn f32_gradients_match_the_f64_path() {
-    for kernel in [Kernel::Lane, Kernel::Group] {
+    for kernel in Kernel::ALL {
         f32_gradients(kernel);
     }
 }
@@ -67,7 +69,7 @@ fn f32_gradients(kernel: Kernel) {
 
 #[test]
 fn f64_gradients_match_the_f64_path() {
-    for kernel in [Kernel::Lane, Kernel::Group] {
+    for kernel in Kernel::ALL {
         let Some(g) = gpu(true) else { return };
         let net = Network::new(64).unwrap();
         let p = Params::init(&net, &Scheme::Random, 1);
@@ -82,7 +84,7 @@ fn f64_gradients_match_the_f64_path() {
 #[test]
 fn training_is_bit_identical_across_runs_and_resumes_exactly() {
     use fftlearn::train::{Backend, GpuBackend};
-    for kernel in [Kernel::Lane, Kernel::Group] {
+    for kernel in Kernel::ALL {
         let net = Network::new(64).unwrap();
         let p0 = Params::init(&net, &Scheme::Seed, 0);
         let run = |steps: std::ops::RangeInclusive<u32>, from: Option<(&Params, &fftlearn::optim::OptState)>| {
@@ -119,6 +121,8 @@ fn gpu_errors_name_the_adapter_and_the_limit() {
         prec: Precision::F32,
         kernel: None,
         chunk: Some(1 << 24),
+        int64: true,
+        fused_shape: None,
     };
     let e = GpuModel::with_options(g, &p, opts)
         .err()
@@ -153,34 +157,164 @@ fn gpu_errors_name_the_adapter_and_the_limit() {
 
 #[test]
 fn on_device_data_and_targets_match_the_cpu_generator() {
+    for kernel in Kernel::ALL {
+        let Some(g) = gpu(false) else { return };
+        let net = Network::new(64).unwrap();
+        let p = Params::init(&net, &Scheme::Random, 5);
+        // several dispatches: lane/group by their chunk, fused by an explicit one
+        let opts = ModelOptions {
+            prec: Precision::F32,
+            kernel: Some(kernel),
+            chunk: (kernel == Kernel::Fused).then_some(1000),
+            int64: true,
+            fused_shape: None,
+        };
+        let model = GpuModel::with_options(g, &p, opts).unwrap();
+        let size = 3 * model.chunk() + 17;
+        let gg = model
+            .loss_grad(&GpuBatch::Gaussian {
+                seed: 7,
+                stream: Stream::Data,
+                step: 4,
+                size,
+            })
+            .unwrap();
+        let gc = cpu::loss_grad(
+            &p,
+            &Batch::Gaussian {
+                seed: 7,
+                stream: Stream::Data,
+                step: 4,
+                size,
+            },
+        );
+        let r = gradcheck::compare(&p, &gc, &gg, None);
+        // the device's f32 Box-Muller and exact-FFT targets differ from the host's f64 ones by
+        // f32 rounding only: same samples, so agreement at the f32 level
+        assert!(r.loss_rel <= 1e-5, "{kernel:?}: loss {} vs {}", gg.loss, gc.loss);
+        assert!(r.worst_norm_rel() <= 1e-4, "{kernel:?}: {:#?}", r.groups);
+    }
+}
+
+/// A fused model with an explicit plan shape (bits per invocation, least workgroup size).
+fn fused_model(g: Gpu, p: &Params, prec: Precision, shape: (u32, u32), int64: bool) -> GpuModel {
+    let opts = ModelOptions {
+        prec,
+        kernel: Some(Kernel::Fused),
+        chunk: None,
+        int64,
+        fused_shape: Some(shape),
+    };
+    GpuModel::with_options(g, p, opts).unwrap_or_else(|e| panic!("fused {shape:?} {prec:?}: {e}"))
+}
+
+#[test]
+fn fused_matches_the_f64_path_at_every_size_and_both_plan_shapes() {
+    // the register passes, their exchanges, the swizzle and the gather table all depend on N
+    // and on the plan: radix 8 in teams of N/8 (hardware GPUs), radix 64 (CPU-type adapters),
+    // and radix 16 (a last pass with fewer bits than the others at most N)
+    for shape in [
+        fftlearn::gpu::fused::HARDWARE_SHAPE,
+        fftlearn::gpu::fused::CPU_SHAPE,
+        (4, 32),
+    ] {
+        for log2 in 2..=12u32 {
+            let Some(g) = gpu(false) else { return };
+            let net = Network::new(1 << log2).unwrap();
+            let p = Params::init(&net, &Scheme::Random, log2 as u64);
+            let opts = ModelOptions {
+                prec: Precision::F32,
+                kernel: Some(Kernel::Fused),
+                chunk: None,
+                int64: true,
+                fused_shape: Some(shape),
+            };
+            let m = match GpuModel::with_options(g, &p, opts) {
+                Ok(m) => m,
+                // a plan over the adapter's workgroup limits is refused with the reason
+                Err(e) => {
+                    let e = e.to_string();
+                    assert!(e.contains("--kernel fused") && e.contains("use --kernel group"), "{e}");
+                    eprintln!("[gpu test] fused {shape:?} N = {}: {e}", 1 << log2);
+                    continue;
+                }
+            };
+            let r = gradcheck::run(&m, &p, 37, 1).unwrap();
+            assert!(
+                r.loss_rel <= 1e-5,
+                "{shape:?} N = {}: loss rel {:e}",
+                1 << log2,
+                r.loss_rel
+            );
+            assert!(
+                r.worst_norm_rel() <= 1e-4,
+                "{shape:?} N = {}: {:#?}",
+                1 << log2,
+                r.groups
+            );
+        }
+    }
+}
+
+#[test]
+fn fused_philox_with_u64_products_gives_the_same_bits_as_16_bit_limbs() {
     let Some(g) = gpu(false) else { return };
-    let net = Network::new(64).unwrap();
-    let p = Params::init(&net, &Scheme::Random, 5);
-    let model = GpuModel::new(g, &p, Precision::F32).unwrap();
-    // more samples than one chunk would need at N = 512; here several chunks are forced by size
-    let size = 3 * model.chunk() + 17;
-    let gg = model
-        .loss_grad(&GpuBatch::Gaussian {
-            seed: 7,
-            stream: Stream::Data,
-            step: 4,
-            size,
-        })
+    if !g.features.contains(wgpu::Features::SHADER_INT64) {
+        eprintln!("[gpu test] adapter has no SHADER_INT64: only the 16-bit-limb Philox runs here");
+        return;
+    }
+    let net = Network::new(512).unwrap();
+    let p = Params::init(&net, &Scheme::Random, 2);
+    let batch = GpuBatch::Gaussian {
+        seed: 0x1234_5678_9abc_def0,
+        stream: Stream::Data,
+        step: 77,
+        size: 300,
+    };
+    let a = fused_model(g, &p, Precision::F32, fftlearn::gpu::fused::HARDWARE_SHAPE, true)
+        .loss_grad(&batch)
         .unwrap();
-    let gc = cpu::loss_grad(
+    let b = fused_model(
+        gpu(false).unwrap(),
         &p,
-        &Batch::Gaussian {
-            seed: 7,
-            stream: Stream::Data,
-            step: 4,
-            size,
-        },
-    );
-    let r = gradcheck::compare(&p, &gc, &gg, None);
-    // the device's f32 Box-Muller and exact-FFT targets differ from the host's f64 ones by
-    // f32 rounding only: same samples, so agreement at the f32 level
-    assert!(r.loss_rel <= 1e-5, "loss {} vs {}", gg.loss, gc.loss);
-    assert!(r.worst_norm_rel() <= 1e-4, "{:#?}", r.groups);
+        Precision::F32,
+        fftlearn::gpu::fused::HARDWARE_SHAPE,
+        false,
+    )
+    .loss_grad(&batch)
+    .unwrap();
+    // the same Philox words give the same samples, so every later operation is the same too
+    assert_eq!(a.loss.to_bits(), b.loss.to_bits());
+    assert_eq!(a.flat(), b.flat());
+}
+
+#[test]
+fn fused_split_into_dispatches_agrees_with_one_dispatch_and_repeats_bit_for_bit() {
+    let Some(g) = gpu(false) else { return };
+    let net = Network::new(128).unwrap();
+    let p = Params::init(&net, &Scheme::Random, 3);
+    let batch = GpuBatch::Gaussian {
+        seed: 5,
+        stream: Stream::Data,
+        step: 2,
+        size: 10_000,
+    };
+    let whole = fused_model(g, &p, Precision::F32, fftlearn::gpu::fused::HARDWARE_SHAPE, true);
+    let a = whole.loss_grad(&batch).unwrap();
+    let a2 = whole.loss_grad(&batch).unwrap();
+    assert_eq!(a.flat(), a2.flat(), "the same step twice: the same bits");
+    let opts = ModelOptions {
+        prec: Precision::F32,
+        kernel: Some(Kernel::Fused),
+        chunk: Some(999),
+        int64: true,
+        fused_shape: Some(fftlearn::gpu::fused::HARDWARE_SHAPE),
+    };
+    let split = GpuModel::with_options(gpu(false).unwrap(), &p, opts).unwrap();
+    let b = split.loss_grad(&batch).unwrap();
+    let r = gradcheck::compare(&p, &a, &b, None);
+    // only the summation order differs: f32 rounding
+    assert!(r.loss_rel <= 1e-6 && r.worst_norm_rel() <= 1e-5, "{r:#?}");
 }
 
 #[test]
@@ -242,35 +376,44 @@ fn gpu_training_converges_like_the_cpu() {
 fn snr_statistics_from_the_gpu_match_the_cpu_on_the_same_minibatches() {
     // `fftlearn snr` on the GPU reads back only each minibatch's reduced gradient; the same
     // (seed, Measure stream, step) minibatches on both paths must give the same statistics
-    let Some(g) = gpu(false) else { return };
+    if gpu(false).is_none() {
+        return;
+    }
     let net = Network::new(32).unwrap();
     let p = Params::init(&net, &Scheme::Random, 4);
-    let m = model(g, &p, Precision::F32, Kernel::Lane);
     let (_, pop) = fftlearn::hessian::population_grad(&p);
-    let (b, k) = (256usize, 12u32);
-    let cpu_g: Vec<Vec<f64>> = (0..k).map(|s| fftlearn::snr::cpu_minibatch(&p, 9, s, b)).collect();
-    let gpu_g: Vec<Vec<f64>> = (0..k)
-        .map(|s| {
-            let batch = GpuBatch::Gaussian {
-                seed: 9,
-                stream: Stream::Measure,
-                step: s,
-                size: b,
-            };
-            fftlearn::snr::reals(&m.loss_grad(&batch).unwrap().flat())
-        })
-        .collect();
-    let rc = fftlearn::snr::rows(&net, b, &cpu_g, &pop, None);
-    let rg = fftlearn::snr::rows(&net, b, &gpu_g, &pop, None);
-    for (c, g) in rc.iter().zip(&rg) {
-        // f32 gradients agree to ~1e-6 relative (see f32_gradients...); the std is a difference
-        // of such numbers, the SNR a ratio: 1e-3 relative is a wide margin
-        for (what, x, y) in [
-            ("std", c.std, g.std),
-            ("snr", c.snr_median, g.snr_median),
-            ("mean|g|", c.mean_abs_g, g.mean_abs_g),
-        ] {
-            assert!((x - y).abs() <= 1e-3 * x.abs(), "{} {what}: cpu {x} gpu {y}", c.group);
+    for kernel in Kernel::ALL {
+        let Some(g) = gpu(false) else { return };
+        let m = model(g, &p, Precision::F32, kernel);
+        let (b, k) = (256usize, 12u32);
+        let cpu_g: Vec<Vec<f64>> = (0..k).map(|s| fftlearn::snr::cpu_minibatch(&p, 9, s, b)).collect();
+        let gpu_g: Vec<Vec<f64>> = (0..k)
+            .map(|s| {
+                let batch = GpuBatch::Gaussian {
+                    seed: 9,
+                    stream: Stream::Measure,
+                    step: s,
+                    size: b,
+                };
+                fftlearn::snr::reals(&m.loss_grad(&batch).unwrap().flat())
+            })
+            .collect();
+        let rc = fftlearn::snr::rows(&net, b, &cpu_g, &pop, None);
+        let rg = fftlearn::snr::rows(&net, b, &gpu_g, &pop, None);
+        for (c, g) in rc.iter().zip(&rg) {
+            // f32 gradients agree to ~1e-6 relative (see f32_gradients...); the std is a difference
+            // of such numbers, the SNR a ratio: 1e-3 relative is a wide margin
+            for (what, x, y) in [
+                ("std", c.std, g.std),
+                ("snr", c.snr_median, g.snr_median),
+                ("mean|g|", c.mean_abs_g, g.mean_abs_g),
+            ] {
+                assert!(
+                    (x - y).abs() <= 1e-3 * x.abs(),
+                    "{kernel:?} {} {what}: cpu {x} gpu {y}",
+                    c.group
+                );
+            }
         }
     }
 }
@@ -306,19 +449,24 @@ fn host_updated_optimizers_on_the_gpu_follow_the_cpu() {
             data: data.into(),
         };
         cfg.validate().unwrap();
-        let Some(dev) = gpu(false) else { return };
-        let m = model(dev, &p0, Precision::F32, Kernel::Lane);
-        let mut gb = fftlearn::train::gpu_backend(m, p0.clone(), &cfg).unwrap();
-        let mut cfg_cpu = cfg.clone();
-        cfg_cpu.backend = "cpu-f64".into();
-        let mut cb = fftlearn::train::CpuBackend::from_config(p0.clone(), &cfg_cpu).unwrap();
-        for s in 1..=20 {
-            let lg = gb.step(s).unwrap();
-            let lc = cb.step(s).unwrap();
-            // f32 gradients (~1e-6 relative) through 20 steps stay within 1e-3 of the f64 path
-            assert!((lg - lc).abs() <= 1e-3 * lc.abs(), "{opt} step {s}: gpu {lg} cpu {lc}");
+        for kernel in Kernel::ALL {
+            let Some(dev) = gpu(false) else { return };
+            let m = model(dev, &p0, Precision::F32, kernel);
+            let mut gb = fftlearn::train::gpu_backend(m, p0.clone(), &cfg).unwrap();
+            let mut cfg_cpu = cfg.clone();
+            cfg_cpu.backend = "cpu-f64".into();
+            let mut cb = fftlearn::train::CpuBackend::from_config(p0.clone(), &cfg_cpu).unwrap();
+            for s in 1..=20 {
+                let lg = gb.step(s).unwrap();
+                let lc = cb.step(s).unwrap();
+                // f32 gradients (~1e-6 relative) through 20 steps stay within 1e-3 of the f64 path
+                assert!(
+                    (lg - lc).abs() <= 1e-3 * lc.abs(),
+                    "{kernel:?} {opt} step {s}: gpu {lg} cpu {lc}"
+                );
+            }
+            let l = cpu::loss(&gb.params().unwrap(), &Batch::Identity);
+            assert!(l < 0.95 * l0, "{kernel:?} {opt} on the GPU: {l0} -> {l}");
         }
-        let l = cpu::loss(&gb.params().unwrap(), &Batch::Identity);
-        assert!(l < 0.95 * l0, "{opt} on the GPU: {l0} -> {l}");
     }
 }

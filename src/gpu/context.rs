@@ -74,12 +74,13 @@ pub fn report() -> Vec<String> {
         .map(|a| {
             let (i, f, l) = (a.get_info(), a.features(), a.limits());
             format!(
-                "{} | backend {:?} | type {:?}{} | f64 {} | subgroups {} | timestamps {} | max storage binding {} MiB | max buffer {} MiB | max workgroups/dim {} | max invocations/workgroup {} | workgroup storage {} KiB",
+                "{} | backend {:?} | type {:?}{} | f64 {} | int64 {} | subgroups {} | timestamps {} | max storage binding {} MiB | max buffer {} MiB | max workgroups/dim {} | max invocations/workgroup {} | workgroup storage {} KiB",
                 i.name,
                 i.backend,
                 i.device_type,
                 if is_hardware(&i) { " (hardware)" } else { " (software)" },
                 f.contains(wgpu::Features::SHADER_F64),
+                f.contains(wgpu::Features::SHADER_INT64),
                 f.contains(wgpu::Features::SUBGROUP),
                 f.contains(wgpu::Features::TIMESTAMP_QUERY),
                 l.max_storage_buffer_binding_size >> 20,
@@ -157,6 +158,8 @@ impl Gpu {
             }
             features |= wgpu::Features::SHADER_F64;
         }
+        // native 64-bit integer products for Philox where offered (the fused kernel uses them)
+        features |= adapter.features() & wgpu::Features::SHADER_INT64;
         let limits = adapter.limits();
         let desc = wgpu::DeviceDescriptor {
             label: Some("fftlearn"),

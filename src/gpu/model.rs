@@ -1,39 +1,30 @@
-//! The model on the GPU: buffers, pipelines and the per-step dispatch sequence (chunked
-//! forward + loss + backward, fixed-order reduction, Adam), all on the device.
+//! The model on the GPU: the buffers every kernel shape shares (parameters, Adam moments,
+//! hyper-parameters, the step accumulator), the shape chosen for the adapter, and one step's
+//! dispatch sequence (loss and gradients of a batch, a fixed-order reduction, Adam), all on
+//! the device. The shapes: `lane` and `group` (shaders/lane.wgsl, group.wgsl: every layer of
+//! every sample through global memory, chunked, reduced by shaders/reduce.wgsl) and `fused`
+//! (src/gpu/fused.rs: each sample on chip, one partial per workgroup, one submit per step).
 
+use super::abi::{self, Hyper, Job};
 use super::context::{Gpu, Precision};
+use super::fused::{self, Plan};
 use crate::cpu::Grad;
 use crate::error::{Error, Result};
 use crate::network::Network;
 use crate::optim::Adam;
 use crate::params::{exact_twiddles, Params};
-use bytemuck::{Pod, Zeroable};
 use num_complex::Complex64 as C64;
 use wgpu::util::DeviceExt;
 
-const COMMON: &str = include_str!("../../shaders/common.wgsl");
 const LANE: &str = include_str!("../../shaders/lane.wgsl");
 const GROUP: &str = include_str!("../../shaders/group.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
-/// Invocations per workgroup in every kernel.
+/// Invocations per workgroup in the lane/group/reduce kernels.
 const WG: u32 = 64;
-/// Most samples in one chunk.
+/// Most samples in one lane/group chunk.
 const MAX_CHUNK: usize = 2048;
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable, Default)]
-struct Job {
-    seed_lo: u32,
-    seed_hi: u32,
-    step: u32,
-    stream: u32,
-    base: u32,
-    count: u32,
-    from_host: u32,
-    host_target: u32,
-    last_chunk: u32,
-    pad: [u32; 3],
-}
+/// Most samples in one upload of host data (fused).
+const MAX_HOST_CHUNK: usize = 65_536;
 
 /// A batch for the GPU.
 #[derive(Clone, Copy, Debug)]
@@ -68,33 +59,59 @@ impl GpuBatch<'_> {
     }
 }
 
-/// The shape of the training kernel.
+/// The shape of the training kernel. Adding one: an arm here, its name, and its arm in
+/// [`GpuModel::with_options`] (the compiler lists every match that must learn it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernel {
-    /// One invocation per sample, straight-line loops (shaders/lane.wgsl): fastest on CPU
-    /// rasterisers such as lavapipe.
+    /// One invocation per sample, loops over global memory (shaders/lane.wgsl).
     Lane,
-    /// One workgroup of 64 invocations per sample with barriers between stages
-    /// (shaders/group.wgsl): the shape hardware GPUs favour.
+    /// One workgroup of 64 invocations per sample, barriers between stages, every layer in
+    /// global memory (shaders/group.wgsl).
     Group,
+    /// A team of invocations per sample holding it on chip through every stage, generated
+    /// straight-line WGSL (src/gpu/fused.rs).
+    Fused,
 }
 
 impl Kernel {
-    /// The default for an adapter: `lane` on CPU-type adapters (lavapipe, SwiftShader), `group`
-    /// on hardware GPUs.
-    pub fn for_adapter(info: &wgpu::AdapterInfo) -> Kernel {
-        if info.device_type == wgpu::DeviceType::Cpu {
-            Kernel::Lane
-        } else {
-            Kernel::Group
-        }
-    }
+    /// Every shape, for conformance loops.
+    pub const ALL: [Kernel; 3] = [Kernel::Lane, Kernel::Group, Kernel::Fused];
+
     /// Its name on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Kernel::Lane => "lane",
             Kernel::Group => "group",
+            Kernel::Fused => "fused",
         }
+    }
+
+    /// The shape `--kernel auto` takes on an adapter, and a note when the preferred one does
+    /// not fit: `fused` wherever a sample fits the adapter's workgroup memory (measured fastest
+    /// on lavapipe and on hardware GPUs, see README "GPU speed"), else `group` on hardware GPUs
+    /// and `lane` on CPU-type adapters.
+    pub fn auto(info: &wgpu::AdapterInfo, fused_fits: std::result::Result<(), String>) -> (Kernel, Option<String>) {
+        match fused_fits {
+            Ok(()) => (Kernel::Fused, None),
+            Err(why) => {
+                let k = if info.device_type == wgpu::DeviceType::Cpu {
+                    Kernel::Lane
+                } else {
+                    Kernel::Group
+                };
+                (k, Some(format!("fused does not fit ({why}); using {}", k.name())))
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for Kernel {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Kernel> {
+        Kernel::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Kernel::ALL.iter().map(|k| k.name()).collect();
+            Error::input(format!("--kernel '{s}': accepted: auto, {}", names.join(", ")))
+        })
     }
 }
 
@@ -103,10 +120,16 @@ impl Kernel {
 pub struct ModelOptions {
     /// Arithmetic precision of the kernels.
     pub prec: Precision,
-    /// Kernel shape (None: [`Kernel::for_adapter`]).
+    /// Kernel shape (None: [`Kernel::auto`]).
     pub kernel: Option<Kernel>,
-    /// Samples per chunk (None: the most the adapter's binding limit allows, up to 2048).
+    /// Samples per dispatch (None: lane/group the most the adapter's binding limit allows,
+    /// up to 2048; fused the whole batch, host data in uploads of up to 65,536).
     pub chunk: Option<usize>,
+    /// Native 64-bit Philox products where the adapter has SHADER_INT64 (default true).
+    pub int64: bool,
+    /// The fused plan's (bits per invocation, least invocations per workgroup); None: per
+    /// adapter type ([`fused::HARDWARE_SHAPE`], [`fused::CPU_SHAPE`]).
+    pub fused_shape: Option<(u32, u32)>,
 }
 
 impl ModelOptions {
@@ -116,8 +139,42 @@ impl ModelOptions {
             prec,
             kernel: None,
             chunk: None,
+            int64: true,
+            fused_shape: None,
         }
     }
+}
+
+/// The lane/group machinery: per-chunk activations and per-sample gradients in global memory.
+struct Chunked {
+    chunk: usize,
+    train: wgpu::ComputePipeline,
+    train_bg: wgpu::BindGroup,
+    reduce: wgpu::ComputePipeline,
+    reduce_bg: wgpu::BindGroup,
+    xin: wgpu::Buffer,
+    tin: wgpu::Buffer,
+    _keep: Vec<wgpu::Buffer>,
+}
+
+/// The fused machinery: one partial per workgroup, combined by a fixed tree.
+struct FusedRun {
+    plan: Plan,
+    train: wgpu::ComputePipeline,
+    train_bg: wgpu::BindGroup,
+    combine: wgpu::ComputePipeline,
+    combine_bg: wgpu::BindGroup,
+    xin: wgpu::Buffer,
+    tin: wgpu::Buffer,
+    max_groups: u32,
+    host_chunk: usize,
+    chunk: Option<usize>,
+    _keep: Vec<wgpu::Buffer>,
+}
+
+enum Shape {
+    Chunked(Chunked),
+    Fused(FusedRun),
 }
 
 /// The model's buffers and pipelines on one device.
@@ -126,21 +183,16 @@ pub struct GpuModel {
     net: Network,
     prec: Precision,
     kernel: Kernel,
-    chunk: usize,
+    note: Option<String>,
+    int64: bool,
     job: wgpu::Buffer,
     params: wgpu::Buffer,
-    xin: wgpu::Buffer,
-    tin: wgpu::Buffer,
     hyper: wgpu::Buffer,
     acc: wgpu::Buffer,
     moments: wgpu::Buffer,
-    lane: wgpu::ComputePipeline,
-    reduce: wgpu::ComputePipeline,
     adam: wgpu::ComputePipeline,
-    lane_bg: wgpu::BindGroup,
-    reduce_bg: wgpu::BindGroup,
     adam_bg: wgpu::BindGroup,
-    _keep: Vec<wgpu::Buffer>,
+    shape: Shape,
 }
 
 fn reals(prec: Precision, v: impl Iterator<Item = f64>) -> Vec<u8> {
@@ -167,18 +219,117 @@ fn from_reals(prec: Precision, b: &[u8]) -> Vec<f64> {
     }
 }
 
-/// The WGSL source for one module: the constants header, common.wgsl, then `body`.
-pub fn source(net: &Network, prec: Precision, chunk: usize, body: &str) -> String {
-    format!(
-        "alias R = {};\nconst N: u32 = {}u;\nconst H: u32 = {}u;\nconst K: u32 = {}u;\nconst LOG2: u32 = {}u;\nconst NP: u32 = {}u;\nconst C: u32 = {}u;\n{COMMON}\n{body}",
-        prec.wgsl(),
-        net.n(),
-        net.half(),
-        net.bins(),
-        net.log2(),
-        4 + net.n_twiddles(),
-        chunk
-    )
+/// The fused plan for `net` at `prec` on `gpu`, or why it does not fit. `shape`: (bits per
+/// invocation, least invocations per workgroup); None: the adapter type's, or the
+/// environment's `FFTLEARN_FUSED_SHAPE=BITS,WG` (for measurements).
+pub fn fused_plan(
+    info: &wgpu::AdapterInfo,
+    limits: &wgpu::Limits,
+    features: wgpu::Features,
+    net: &Network,
+    prec: Precision,
+    int64: bool,
+    shape: Option<(u32, u32)>,
+) -> std::result::Result<Plan, String> {
+    let int64 = int64 && features.contains(wgpu::Features::SHADER_INT64);
+    let env = std::env::var("FFTLEARN_FUSED_SHAPE").ok().and_then(|v| {
+        let (a, b) = v.split_once(',')?;
+        Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+    });
+    let (bits, min_wg) = shape.or(env).unwrap_or(if info.device_type == wgpu::DeviceType::Cpu {
+        fused::CPU_SHAPE
+    } else {
+        fused::HARDWARE_SHAPE
+    });
+    Plan::new(net, prec, fused::Fit::of(limits), int64, bits, min_wg)
+}
+
+/// What `--kernel auto` runs on `adapter` at size `net` and `prec`, with the limits it uses:
+/// one line for `fftlearn devices`.
+pub fn auto_summary(adapter: &wgpu::Adapter, net: &Network, prec: Precision) -> String {
+    let (info, limits, features) = (adapter.get_info(), adapter.limits(), adapter.features());
+    if prec == Precision::F64 && !features.contains(wgpu::Features::SHADER_F64) {
+        return format!("{}: no SHADER_F64", prec.wgsl());
+    }
+    let plan = fused_plan(&info, &limits, features, net, prec, true, None);
+    let (kernel, note) = Kernel::auto(&info, plan.as_ref().map(|_| ()).map_err(|e| e.clone()));
+    match (kernel, plan) {
+        (Kernel::Fused, Ok(p)) => {
+            let cb = 2 * prec.bytes() as u64;
+            let np1 = (4 + net.n_twiddles() + 1) as u64;
+            let limit = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+            let groups = (fused::MAX_GROUPS as u64)
+                .min(limits.max_compute_workgroups_per_dimension as u64)
+                .min(limit / (np1 * cb));
+            format!(
+                "{}: fused, {} invocations per sample, {} per workgroup, {} B workgroup memory, up to {groups} workgroups per dispatch (whole batch in one dispatch)",
+                prec.wgsl(),
+                p.ts,
+                p.wg,
+                p.wg_bytes
+            )
+        }
+        (k, _) => format!("{}: {} ({})", prec.wgsl(), k.name(), note.unwrap_or_default()),
+    }
+}
+
+fn bind(dev: &wgpu::Device, pl: &wgpu::ComputePipeline, bufs: &[(u32, &wgpu::Buffer)]) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry> = bufs
+        .iter()
+        .map(|(i, b)| wgpu::BindGroupEntry {
+            binding: *i,
+            resource: b.as_entire_binding(),
+        })
+        .collect();
+    dev.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout: &pl.get_bind_group_layout(0),
+        entries: &entries,
+    })
+}
+
+fn pipeline(dev: &wgpu::Device, m: &wgpu::ShaderModule, entry: &str, zero_wg: bool) -> wgpu::ComputePipeline {
+    dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(entry),
+        layout: None,
+        module: m,
+        entry_point: Some(entry),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants: &[],
+            zero_initialize_workgroup_memory: zero_wg,
+        },
+        cache: None,
+    })
+}
+
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_DST)
+    .union(wgpu::BufferUsages::COPY_SRC);
+
+fn buffer(dev: &wgpu::Device, label: &str, size: u64) -> wgpu::Buffer {
+    dev.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: size.max(16),
+        usage: STORAGE,
+        mapped_at_creation: false,
+    })
+}
+
+fn buffer_init(dev: &wgpu::Device, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+    dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: bytes,
+        usage: STORAGE,
+    })
+}
+
+/// Buffers every shape reads.
+struct Shared<'a> {
+    job: &'a wgpu::Buffer,
+    params: &'a wgpu::Buffer,
+    exact: &'a wgpu::Buffer,
+    hyper: &'a wgpu::Buffer,
+    acc: &'a wgpu::Buffer,
 }
 
 impl GpuModel {
@@ -190,163 +341,89 @@ impl GpuModel {
     /// Upload `p` and build the pipelines with explicit options.
     pub fn with_options(gpu: Gpu, p: &Params, opts: ModelOptions) -> Result<Self> {
         let prec = opts.prec;
-        let kernel = opts.kernel.unwrap_or(Kernel::for_adapter(&gpu.info));
         let net = p.net.clone();
-        let (n, k) = (net.n(), net.bins());
-        let np = 4 + net.n_twiddles();
-        let cb = 2 * prec.bytes() as u64; // bytes per complex
-        let layers = net.log2() as u64 + 2;
-        let limit = gpu
-            .limits
-            .max_storage_buffer_binding_size
-            .min(gpu.limits.max_buffer_size);
-        let mut chunk = MAX_CHUNK;
-        while chunk > 1 && layers * n as u64 * chunk as u64 * cb > limit {
-            chunk /= 2;
-        }
-        if layers * n as u64 * cb > limit {
-            return Err(Error::runtime(format!(
-                "N = {n} needs {} bytes of activations per sample, over adapter {}'s storage binding limit of {limit} bytes",
-                layers * n as u64 * cb,
-                gpu.name()
-            )));
-        }
-        if let Some(c) = opts.chunk {
-            let bytes = layers * n as u64 * c as u64 * cb;
-            let groups = gpu.limits.max_compute_workgroups_per_dimension as usize;
-            if c == 0 || bytes > limit || c > groups {
-                return Err(Error::input(format!(
-                    "--chunk {c}: must be 1..={} on adapter {}: {c} samples need {bytes} bytes of activations (max_storage_buffer_binding_size / max_buffer_size: {limit} bytes) and {c} workgroups (max_compute_workgroups_per_dimension: {groups})",
-                    chunk.min(groups),
-                    gpu.name()
-                )));
+        let plan = fused_plan(
+            &gpu.info,
+            &gpu.limits,
+            gpu.features,
+            &net,
+            prec,
+            opts.int64,
+            opts.fused_shape,
+        );
+        let (kernel, note) = match opts.kernel {
+            Some(Kernel::Fused) => {
+                if let Err(why) = &plan {
+                    return Err(Error::input(format!(
+                        "--kernel fused: {why} on adapter {}; use --kernel group",
+                        gpu.name()
+                    )));
+                }
+                (Kernel::Fused, None)
             }
-            chunk = c;
-        }
+            Some(k) => (k, None),
+            None => Kernel::auto(&gpu.info, plan.as_ref().map(|_| ()).map_err(|e| e.clone())),
+        };
+        let int64 = opts.int64 && gpu.features.contains(wgpu::Features::SHADER_INT64);
+        let np = 4 + net.n_twiddles();
+        let cb = 2 * prec.bytes() as u64;
         let dev = &gpu.device;
-        let st = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
-        let made = gpu.scoped("buffer allocation", || {
-            let buf = |label: &str, size: u64| {
-                dev.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some(label),
-                    size: size.max(16),
-                    usage: st,
-                    mapped_at_creation: false,
-                })
-            };
-            let init = |label: &str, bytes: &[u8]| {
-                dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(label),
-                    contents: bytes,
-                    usage: st,
-                })
-            };
+        let (job, params, exact, hyper, acc, moments) = gpu.scoped("buffer allocation", || {
             let job = dev.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("job"),
                 size: std::mem::size_of::<Job>() as u64,
                 usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
-            let params = init("params", &complexes(prec, &p.flat()));
-            let exact = init("exact", &complexes(prec, &exact_twiddles(&net)));
-            let act = buf("act", layers * n as u64 * chunk as u64 * cb);
-            let pg = buf("pg", (np as u64 + 1) * chunk as u64 * cb);
-            let xin = buf("xin", (chunk * n) as u64 * prec.bytes() as u64);
-            let tin = buf("tin", (chunk * k) as u64 * cb);
-            let hyper = buf("hyper", 8 * prec.bytes() as u64);
-            let acc = buf("acc", 2 * (np as u64 + 1) * cb);
-            let moments = buf("moments", 2 * np as u64 * cb);
-            (job, params, exact, act, pg, xin, tin, hyper, acc, moments)
-        })?;
-        let (job, params, exact, act, pg, xin, tin, hyper, acc, moments) = made;
-        let module = |label: &str, body: &str| {
-            dev.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(label),
-                source: wgpu::ShaderSource::Wgsl(source(&net, prec, chunk, body).into()),
-            })
-        };
-        let pipeline = |m: &wgpu::ShaderModule, entry: &str| {
-            dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry),
-                layout: None,
-                module: m,
-                entry_point: Some(entry),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
-        let (lane, reduce, adam) = gpu.scoped("shader compilation", || {
-            let lm = match kernel {
-                Kernel::Lane => module("lane", LANE),
-                Kernel::Group => module("group", GROUP),
-            };
-            let rm = module("reduce", REDUCE);
             (
-                pipeline(
-                    &lm,
-                    if kernel == Kernel::Lane {
-                        "train_lane"
-                    } else {
-                        "train_group"
-                    },
-                ),
-                pipeline(&rm, "reduce"),
-                pipeline(&rm, "adam"),
+                job,
+                buffer_init(dev, "params", &complexes(prec, &p.flat())),
+                buffer_init(dev, "exact", &complexes(prec, &exact_twiddles(&net))),
+                buffer(dev, "hyper", (Hyper::LEN * prec.bytes()) as u64),
+                buffer(dev, "acc", 2 * (np as u64 + 1) * cb),
+                buffer(dev, "moments", 2 * np as u64 * cb),
             )
         })?;
-        let bg = |pl: &wgpu::ComputePipeline, bufs: &[(u32, &wgpu::Buffer)]| {
-            let entries: Vec<wgpu::BindGroupEntry> = bufs
-                .iter()
-                .map(|(i, b)| wgpu::BindGroupEntry {
-                    binding: *i,
-                    resource: b.as_entire_binding(),
-                })
-                .collect();
-            dev.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: None,
-                layout: &pl.get_bind_group_layout(0),
-                entries: &entries,
-            })
+        let sh = Shared {
+            job: &job,
+            params: &params,
+            exact: &exact,
+            hyper: &hyper,
+            acc: &acc,
         };
-        let (lane_bg, reduce_bg, adam_bg) = gpu.scoped("bind groups", || {
-            (
-                bg(
-                    &lane,
-                    &[
-                        (0, &job),
-                        (1, &params),
-                        (2, &exact),
-                        (3, &act),
-                        (4, &pg),
-                        (5, &xin),
-                        (6, &tin),
-                        (7, &hyper),
-                    ],
-                ),
-                bg(&reduce, &[(0, &job), (1, &pg), (2, &acc)]),
-                bg(&adam, &[(2, &acc), (3, &params), (4, &moments), (5, &hyper)]),
-            )
+        let shape = match kernel {
+            Kernel::Lane | Kernel::Group => {
+                Shape::Chunked(build_chunked(&gpu, &net, prec, kernel, opts.chunk, int64, &sh)?)
+            }
+            Kernel::Fused => {
+                let plan = plan.map_err(Error::runtime)?;
+                Shape::Fused(build_fused(&gpu, &net, prec, plan, opts.chunk, &sh)?)
+            }
+        };
+        let (adam, adam_bg) = gpu.scoped("shader compilation (adam)", || {
+            let m = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some("reduce"),
+                source: wgpu::ShaderSource::Wgsl(abi::source(&net, prec, 1, int64, REDUCE).into()),
+            });
+            let adam = pipeline(dev, &m, "adam", true);
+            let bg = bind(dev, &adam, &[(2, &acc), (3, &params), (4, &moments), (5, &hyper)]);
+            (adam, bg)
         })?;
         Ok(GpuModel {
             gpu,
             net,
             prec,
             kernel,
-            chunk,
+            note,
+            int64,
             job,
             params,
-            xin,
-            tin,
             hyper,
             acc,
             moments,
-            lane,
-            reduce,
             adam,
-            lane_bg,
-            reduce_bg,
             adam_bg,
-            _keep: vec![exact, act, pg],
+            shape,
         })
     }
 
@@ -360,9 +437,38 @@ impl GpuModel {
         self.kernel
     }
 
-    /// Samples per chunk.
+    /// Why `auto` did not take its first choice, if it did not.
+    pub fn note(&self) -> Option<&str> {
+        self.note.as_deref()
+    }
+
+    /// Samples per dispatch: the lane/group chunk, or for fused the most samples per upload
+    /// of host data (Philox data runs the whole batch in one dispatch unless --chunk is given).
     pub fn chunk(&self) -> usize {
-        self.chunk
+        match &self.shape {
+            Shape::Chunked(c) => c.chunk,
+            Shape::Fused(f) => f.chunk.unwrap_or(f.host_chunk),
+        }
+    }
+
+    /// One line on the shape: kernel, chunking, and (fused) the plan and limits it uses.
+    pub fn describe_shape(&self) -> String {
+        match &self.shape {
+            Shape::Chunked(c) => format!("kernel {} | chunk {} samples", self.kernel.name(), c.chunk),
+            Shape::Fused(f) => format!(
+                "kernel fused | {} invocations per sample, {} sample(s) per workgroup, {} B workgroup memory ({} exchange buffer(s)) | up to {} workgroups per dispatch | {} | {}",
+                f.plan.ts,
+                f.plan.teams,
+                f.plan.wg_bytes,
+                f.plan.nbuf,
+                f.max_groups,
+                match f.chunk {
+                    Some(c) => format!("{c} samples per dispatch"),
+                    None => format!("whole batch per dispatch, host data in uploads of {}", f.host_chunk),
+                },
+                if self.int64 { "Philox with u64 products" } else { "Philox with 16-bit limbs" }
+            ),
+        }
     }
 
     /// Precision.
@@ -392,41 +498,64 @@ impl GpuModel {
         Ok(p)
     }
 
-    fn write_hyper(&self, vals: &[f64]) {
+    fn write_hyper(&self, h: &Hyper) {
         self.gpu
             .queue
-            .write_buffer(&self.hyper, 0, &reals(self.prec, vals.iter().copied()));
+            .write_buffer(&self.hyper, 0, &reals(self.prec, h.reals().into_iter()));
     }
 
-    /// Accumulate loss and gradient of `batch` into the accumulator (cleared first).
+    fn adam_pass(&self, enc: &mut wgpu::CommandEncoder) {
+        let np = 4 + self.net.n_twiddles() as u32;
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&self.adam);
+        pass.set_bind_group(0, &self.adam_bg, &[]);
+        pass.dispatch_workgroups(np.div_ceil(WG), 1, 1);
+    }
+
+    /// Accumulate loss and gradient of `batch` into the accumulator (cleared first), then
+    /// (with `adam`) update the parameters.
     fn accumulate(&self, batch: &GpuBatch, adam: Option<(&Adam, u64)>) -> Result<()> {
         let (n, k) = (self.net.n(), self.net.bins());
         let b = batch.len(n);
-        let scale = 2.0 / (b as f64 * k as f64);
-        let mut hyper = vec![scale, 0.0, 1.0, 0.9, 0.999, 1e-8, 0.0, 0.0];
-        if let Some((h, t)) = adam {
+        let mut h = Hyper {
+            scale: 2.0 / (b as f64 * k as f64),
+            lr_bc1: 0.0,
+            sqrt_bc2: 1.0,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        };
+        if let Some((a, t)) = adam {
             let t = t as f64;
-            hyper[1] = h.lr / (1.0 - h.beta1.powf(t));
-            hyper[2] = (1.0 - h.beta2.powf(t)).sqrt();
-            hyper[3] = h.beta1;
-            hyper[4] = h.beta2;
-            hyper[5] = h.eps;
+            h.lr_bc1 = a.lr / (1.0 - a.beta1.powf(t));
+            h.sqrt_bc2 = (1.0 - a.beta2.powf(t)).sqrt();
+            h.beta1 = a.beta1;
+            h.beta2 = a.beta2;
+            h.eps = a.eps;
         }
-        self.write_hyper(&hyper);
-        let np = 4 + self.net.n_twiddles();
+        self.write_hyper(&h);
+        let per = match &self.shape {
+            Shape::Chunked(c) => c.chunk,
+            Shape::Fused(f) => match batch {
+                GpuBatch::Gaussian { .. } => f.chunk.unwrap_or(usize::MAX),
+                GpuBatch::Host { .. } => f.chunk.unwrap_or(f.host_chunk),
+            },
+        };
         self.gpu.scoped("a training step", || {
-            let mut enc = self.gpu.device.create_command_encoder(&Default::default());
-            enc.clear_buffer(&self.acc, 0, None);
-            self.gpu.queue.submit([enc.finish()]);
             let mut base = 0usize;
             while base < b {
-                let count = (b - base).min(self.chunk);
-                let last_chunk = (base + count == b) as u32;
+                let count = (b - base).min(per);
+                let first = base == 0;
+                let last = base + count == b;
                 let mut job = Job {
                     base: base as u32,
                     count: count as u32,
-                    last_chunk,
+                    last_chunk: last as u32,
                     ..Default::default()
+                };
+                let (xin, tin) = match &self.shape {
+                    Shape::Chunked(c) => (&c.xin, &c.tin),
+                    Shape::Fused(f) => (&f.xin, &f.tin),
                 };
                 match batch {
                     GpuBatch::Gaussian { seed, stream, step, .. } => {
@@ -440,44 +569,54 @@ impl GpuModel {
                         let xs = &x[base * n..(base + count) * n];
                         self.gpu
                             .queue
-                            .write_buffer(&self.xin, 0, &reals(self.prec, xs.iter().copied()));
+                            .write_buffer(xin, 0, &reals(self.prec, xs.iter().copied()));
                         if let Some(t) = target {
                             job.host_target = 1;
                             self.gpu.queue.write_buffer(
-                                &self.tin,
+                                tin,
                                 0,
                                 &complexes(self.prec, &t[base * k..(base + count) * k]),
                             );
                         }
                     }
                 }
-                self.gpu.queue.write_buffer(&self.job, 0, bytemuck::bytes_of(&job));
                 let mut enc = self.gpu.device.create_command_encoder(&Default::default());
-                {
-                    let mut pass = enc.begin_compute_pass(&Default::default());
-                    pass.set_pipeline(&self.lane);
-                    pass.set_bind_group(0, &self.lane_bg, &[]);
-                    let groups = match self.kernel {
-                        Kernel::Lane => (count as u32).div_ceil(WG),
-                        Kernel::Group => count as u32,
-                    };
-                    pass.dispatch_workgroups(groups, 1, 1);
-                    pass.set_pipeline(&self.reduce);
-                    pass.set_bind_group(0, &self.reduce_bg, &[]);
-                    pass.dispatch_workgroups((np as u32 + 1).div_ceil(WG), 1, 1);
+                if first {
+                    enc.clear_buffer(&self.acc, 0, None);
                 }
+                match &self.shape {
+                    Shape::Chunked(c) => {
+                        let mut pass = enc.begin_compute_pass(&Default::default());
+                        pass.set_pipeline(&c.train);
+                        pass.set_bind_group(0, &c.train_bg, &[]);
+                        let groups = match self.kernel {
+                            Kernel::Lane => (count as u32).div_ceil(WG),
+                            _ => count as u32,
+                        };
+                        pass.dispatch_workgroups(groups, 1, 1);
+                        pass.set_pipeline(&c.reduce);
+                        pass.set_bind_group(0, &c.reduce_bg, &[]);
+                        pass.dispatch_workgroups((4 + self.net.n_twiddles() as u32 + 1).div_ceil(WG), 1, 1);
+                    }
+                    Shape::Fused(f) => {
+                        let (spt, groups) = f.plan.shape(count, f.max_groups);
+                        job.spt = spt;
+                        job.groups = groups;
+                        let mut pass = enc.begin_compute_pass(&Default::default());
+                        pass.set_pipeline(&f.train);
+                        pass.set_bind_group(0, &f.train_bg, &[]);
+                        pass.dispatch_workgroups(groups, 1, 1);
+                        pass.set_pipeline(&f.combine);
+                        pass.set_bind_group(0, &f.combine_bg, &[]);
+                        pass.dispatch_workgroups(4 + self.net.n_twiddles() as u32 + 1, 1, 1);
+                    }
+                }
+                if last && adam.is_some() {
+                    self.adam_pass(&mut enc);
+                }
+                self.gpu.queue.write_buffer(&self.job, 0, bytemuck::bytes_of(&job));
                 self.gpu.queue.submit([enc.finish()]);
                 base += count;
-            }
-            if adam.is_some() {
-                let mut enc = self.gpu.device.create_command_encoder(&Default::default());
-                {
-                    let mut pass = enc.begin_compute_pass(&Default::default());
-                    pass.set_pipeline(&self.adam);
-                    pass.set_bind_group(0, &self.adam_bg, &[]);
-                    pass.dispatch_workgroups((np as u32).div_ceil(WG), 1, 1);
-                }
-                self.gpu.queue.submit([enc.finish()]);
             }
         })?;
         Ok(())
@@ -533,4 +672,202 @@ impl GpuModel {
             .queue
             .write_buffer(&self.moments, 0, &complexes(self.prec, &inter));
     }
+}
+
+/// The binding limit every storage buffer must respect.
+fn binding_limit(gpu: &Gpu) -> u64 {
+    gpu.limits
+        .max_storage_buffer_binding_size
+        .min(gpu.limits.max_buffer_size)
+}
+
+fn build_chunked(
+    gpu: &Gpu,
+    net: &Network,
+    prec: Precision,
+    kernel: Kernel,
+    chunk_opt: Option<usize>,
+    int64: bool,
+    sh: &Shared,
+) -> Result<Chunked> {
+    let (n, k) = (net.n(), net.bins());
+    let np = 4 + net.n_twiddles();
+    let cb = 2 * prec.bytes() as u64;
+    let layers = net.log2() as u64 + 2;
+    let limit = binding_limit(gpu);
+    let mut chunk = MAX_CHUNK;
+    while chunk > 1 && layers * n as u64 * chunk as u64 * cb > limit {
+        chunk /= 2;
+    }
+    if layers * n as u64 * cb > limit {
+        return Err(Error::runtime(format!(
+            "N = {n} needs {} bytes of activations per sample, over adapter {}'s storage binding limit of {limit} bytes",
+            layers * n as u64 * cb,
+            gpu.name()
+        )));
+    }
+    if let Some(c) = chunk_opt {
+        let bytes = layers * n as u64 * c as u64 * cb;
+        let groups = gpu.limits.max_compute_workgroups_per_dimension as usize;
+        if c == 0 || bytes > limit || c > groups {
+            return Err(Error::input(format!(
+                "--chunk {c}: must be 1..={} on adapter {}: {c} samples need {bytes} bytes of activations (max_storage_buffer_binding_size / max_buffer_size: {limit} bytes) and {c} workgroups (max_compute_workgroups_per_dimension: {groups})",
+                chunk.min(groups),
+                gpu.name()
+            )));
+        }
+        chunk = c;
+    }
+    let dev = &gpu.device;
+    let (act, pg, xin, tin) = gpu.scoped("buffer allocation", || {
+        (
+            buffer(dev, "act", layers * n as u64 * chunk as u64 * cb),
+            buffer(dev, "pg", (np as u64 + 1) * chunk as u64 * cb),
+            buffer(dev, "xin", (chunk * n) as u64 * prec.bytes() as u64),
+            buffer(dev, "tin", (chunk * k) as u64 * cb),
+        )
+    })?;
+    let (body, entry) = match kernel {
+        Kernel::Lane => (LANE, "train_lane"),
+        Kernel::Group => (GROUP, "train_group"),
+        Kernel::Fused => unreachable!("fused is built by build_fused"),
+    };
+    let (train, reduce) = gpu.scoped("shader compilation", || {
+        let module = |label: &str, body: &str| {
+            dev.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(abi::source(net, prec, chunk, int64, body).into()),
+            })
+        };
+        let tm = module(kernel.name(), body);
+        let rm = module("reduce", REDUCE);
+        (pipeline(dev, &tm, entry, true), pipeline(dev, &rm, "reduce", true))
+    })?;
+    let (train_bg, reduce_bg) = gpu.scoped("bind groups", || {
+        (
+            bind(
+                dev,
+                &train,
+                &[
+                    (0, sh.job),
+                    (1, sh.params),
+                    (2, sh.exact),
+                    (3, &act),
+                    (4, &pg),
+                    (5, &xin),
+                    (6, &tin),
+                    (7, sh.hyper),
+                ],
+            ),
+            bind(dev, &reduce, &[(0, sh.job), (1, &pg), (2, sh.acc)]),
+        )
+    })?;
+    Ok(Chunked {
+        chunk,
+        train,
+        train_bg,
+        reduce,
+        reduce_bg,
+        xin,
+        tin,
+        _keep: vec![act, pg, sh.exact.clone()],
+    })
+}
+
+fn build_fused(
+    gpu: &Gpu,
+    net: &Network,
+    prec: Precision,
+    plan: Plan,
+    chunk_opt: Option<usize>,
+    sh: &Shared,
+) -> Result<FusedRun> {
+    let (n, k) = (net.n(), net.bins());
+    let np1 = (4 + net.n_twiddles() + 1) as u64;
+    let cb = 2 * prec.bytes() as u64;
+    let rb = prec.bytes() as u64;
+    let limit = binding_limit(gpu);
+    let max_groups = (fused::MAX_GROUPS as u64)
+        .min(gpu.limits.max_compute_workgroups_per_dimension as u64)
+        .min(limit / (np1 * cb)) as u32;
+    if max_groups == 0 || np1 > gpu.limits.max_compute_workgroups_per_dimension as u64 {
+        return Err(Error::runtime(format!(
+            "--kernel fused: N = {n} needs {np1} combine workgroups and {} bytes per partial, over adapter {}'s limits",
+            np1 * cb,
+            gpu.name()
+        )));
+    }
+    let host_chunk = (MAX_HOST_CHUNK as u64)
+        .min(limit / (n as u64 * rb))
+        .min(limit / (k as u64 * cb))
+        .max(1) as usize;
+    if let Some(c) = chunk_opt {
+        if c == 0 || c > host_chunk {
+            return Err(Error::input(format!(
+                "--chunk {c}: must be 1..={host_chunk} with --kernel fused on adapter {} (host data of {c} samples needs {} bytes, max_storage_buffer_binding_size / max_buffer_size: {limit} bytes)",
+                gpu.name(),
+                c as u64 * n as u64 * rb
+            )));
+        }
+    }
+    let xin_len = chunk_opt.unwrap_or(host_chunk);
+    let dev = &gpu.device;
+    let table = plan.gather_table();
+    let (partial, xin, tin, gather) = gpu.scoped("buffer allocation", || {
+        (
+            buffer(dev, "partial", max_groups as u64 * np1 * cb),
+            buffer(dev, "xin", xin_len as u64 * n as u64 * rb),
+            buffer(dev, "tin", xin_len as u64 * k as u64 * cb),
+            buffer_init(dev, "gather", bytemuck::cast_slice(&table)),
+        )
+    })?;
+    let src = abi::source(net, prec, 1, plan.int64, &plan.wgsl());
+    let (train, combine) = gpu.scoped("shader compilation (fused)", || {
+        // SAFETY: every index the generated kernel forms is in range by construction (the
+        // plan's layouts are bijections onto 0..N, sample indices are clamped to the dispatch,
+        // partials are indexed below groups <= max_groups, for which the buffer is sized);
+        // tests/gpu.rs checks the results against the f64 CPU path at every supported shape.
+        let m = unsafe {
+            dev.create_shader_module_trusted(
+                wgpu::ShaderModuleDescriptor {
+                    label: Some("fused"),
+                    source: wgpu::ShaderSource::Wgsl(src.as_str().into()),
+                },
+                wgpu::ShaderRuntimeChecks::unchecked(),
+            )
+        };
+        (
+            pipeline(dev, &m, "train_fused", false),
+            pipeline(dev, &m, "combine", false),
+        )
+    })?;
+    let mut entries = vec![
+        (0, sh.job),
+        (1, sh.params),
+        (2, sh.exact),
+        (3, &partial),
+        (4, &xin),
+        (5, &tin),
+        (6, sh.hyper),
+    ];
+    entries.push((7, &gather));
+    let (train_bg, combine_bg) = gpu.scoped("bind groups", || {
+        (
+            bind(dev, &train, &entries),
+            bind(dev, &combine, &[(0, sh.job), (3, &partial), (8, sh.acc)]),
+        )
+    })?;
+    Ok(FusedRun {
+        plan,
+        train,
+        train_bg,
+        combine,
+        combine_bg,
+        xin,
+        tin,
+        max_groups,
+        host_chunk,
+        chunk: chunk_opt,
+        _keep: vec![partial, gather, sh.exact.clone()],
+    })
 }
