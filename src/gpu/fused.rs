@@ -48,17 +48,17 @@ pub const HARDWARE_SHAPE: (u32, u32) = (3, 64);
 pub const CPU_SHAPE: (u32, u32) = (5, 8);
 /// `combine`: one workgroup per parameter (and the loss) sums the partials of every workgroup
 /// with a fixed tree and adds the result to the step accumulator (both strategies).
-const COMBINE: &str = "@compute @workgroup_size(256)
+const COMBINE: &str = "@compute @workgroup_size(CWG)
 fn combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) u: u32) {
     let j = wid.x;
     var s = vec2<R>(0.0, 0.0);
-    for (var g = u; g < job.groups; g = g + 256u) {
+    for (var g = u; g < job.groups; g = g + CWG) {
         s = s + partial[j * job.groups + g];
     }
     wre[u] = s.x;
     wim[u] = s.y;
     workgroupBarrier();
-    for (var w = 128u; w > 0u; w = w >> 1u) {
+    for (var w = CWG / 2u; w > 0u; w = w >> 1u) {
         if (u < w) {
             wre[u] = wre[u] + wre[u + w];
             wim[u] = wim[u] + wim[u + w];
@@ -72,8 +72,9 @@ fn combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
 }
 ";
 
-/// Invocations of a `combine` workgroup.
-pub const COMBINE_WG: u32 = 256;
+/// Invocations of a `combine` workgroup (a power of two) on hardware GPUs and on CPU-type
+/// adapters, where each of them costs a coroutine switch per barrier of the tree.
+pub const COMBINE_WG: (u32, u32) = (256, 16);
 
 /// One register pass: the r-bit window an invocation owns and the stages done in it.
 #[derive(Clone, Debug)]
@@ -101,6 +102,8 @@ pub struct Plan {
     pub wgm: u32,
     /// Bytes of workgroup memory the kernel uses.
     pub wg_bytes: u64,
+    /// Invocations of a `combine` workgroup ([`COMBINE_WG`]).
+    pub cwg: u32,
     passes: Vec<Pass>,
     rounds: Vec<Round>,
     /// Whether Philox uses native 64-bit products (SHADER_INT64).
@@ -206,6 +209,7 @@ impl Plan {
             nbuf,
             wgm,
             wg_bytes: 2 * wgm as u64 * rb,
+            cwg: COMBINE_WG.0,
             passes,
             rounds: Vec::new(),
             int64,
@@ -366,8 +370,8 @@ impl Gen<'_> {
         ));
         let (ge, gp) = p.table_offsets();
         self.line(format!(
-            "const TS: u32 = {}u;\nconst TEAMS: u32 = {}u;\nconst WG: u32 = {}u;\nconst WGM: u32 = {}u;\nconst GE: u32 = {ge}u;\nconst GP: u32 = {gp}u;",
-            p.ts, p.teams, p.wg, p.wgm
+            "const TS: u32 = {}u;\nconst TEAMS: u32 = {}u;\nconst WG: u32 = {}u;\nconst WGM: u32 = {}u;\nconst GE: u32 = {ge}u;\nconst GP: u32 = {gp}u;\nconst CWG: u32 = {}u;",
+            p.ts, p.teams, p.wg, p.wgm, p.cwg
         ));
         self.line(
             "@group(0) @binding(0) var<uniform> job: Job;

@@ -241,7 +241,11 @@ pub fn fused_plan(
     } else {
         fused::HARDWARE_SHAPE
     });
-    Plan::new(net, prec, fused::Fit::of(limits), int64, bits, min_wg)
+    let mut plan = Plan::new(net, prec, fused::Fit::of(limits), int64, bits, min_wg)?;
+    if info.device_type == wgpu::DeviceType::Cpu {
+        plan.cwg = fused::COMBINE_WG.1;
+    }
+    Ok(plan)
 }
 
 /// What `--kernel auto` runs on `adapter` at size `net` and `prec`, with the limits it uses:
