@@ -130,71 +130,61 @@ pub fn run(cfg: &BenchConfig, mut each: impl FnMut(&Row)) -> Result<Vec<Row>> {
     let p = Params::init(&net, &Scheme::Seed, 0);
     let machine = machine();
     let mut rows = Vec::new();
+    let mut record =
+        |device: &str, adapter: String, kernel: &str, precision: &str, batch: usize, t: (usize, f64, f64)| {
+            let r = Row {
+                device: device.into(),
+                adapter,
+                kernel: kernel.into(),
+                precision: precision.into(),
+                n: cfg.n,
+                batch,
+                steps: t.0,
+                median_s: t.1,
+                best_s: t.2,
+                machine: machine.clone(),
+            };
+            each(&r);
+            rows.push(r);
+        };
     let seed = 42;
     if cfg.cpu {
         let threads = rayon::current_num_threads();
         for &b in &cfg.batches {
             let mut be = CpuBackend::new(p.clone(), 1e-3, b, seed);
-            let (steps, median_s, best_s) = time_steps(cfg.min_steps, cfg.min_time, |t| be.step(t))?;
-            let r = Row {
-                device: "cpu".into(),
-                adapter: format!("cpu f64 ({threads} threads)"),
-                kernel: "-".into(),
-                precision: "f64".into(),
-                n: cfg.n,
-                batch: b,
-                steps,
-                median_s,
-                best_s,
-                machine: machine.clone(),
-            };
-            each(&r);
-            rows.push(r);
+            let t = time_steps(cfg.min_steps, cfg.min_time, |t| be.step(t))?;
+            record("cpu", format!("cpu f64 ({threads} threads)"), "-", "f64", b, t);
         }
     }
-    if cfg.kernels.is_empty() {
-        return Ok(rows);
-    }
-    let adapter = context::pick(cfg.adapter.as_deref(), true)?;
-    for &prec in &cfg.precisions {
-        for &kernel in &cfg.kernels {
-            let g = Gpu::open(&adapter, prec == Precision::F64)?;
-            let opts = ModelOptions {
-                prec,
-                kernel,
-                chunk: cfg.chunk,
-                int64: true,
-                fused_shape: None,
-            };
-            let m = GpuModel::with_options(g, &p, opts)?;
-            for &b in &cfg.batches {
-                m.set_params(&p);
-                let adam = Adam::new(1e-3);
-                let mut tt = 0u64;
-                let (steps, median_s, best_s) = time_steps(cfg.min_steps, cfg.min_time, |t| {
-                    tt += 1;
-                    let batch = GpuBatch::Gaussian {
-                        seed,
-                        stream: Stream::Data,
-                        step: t,
-                        size: b,
-                    };
-                    m.adam_step(&batch, &adam, tt)
-                })?;
-                let r = Row {
-                    device: "gpu".into(),
-                    adapter: m.gpu().name(),
-                    kernel: m.kernel().name().into(),
-                    precision: prec.wgsl().into(),
-                    n: cfg.n,
-                    batch: b,
-                    steps,
-                    median_s,
-                    best_s,
-                    machine: machine.clone(),
+    if !cfg.kernels.is_empty() {
+        let adapter = context::pick(cfg.adapter.as_deref(), true)?;
+        for &prec in &cfg.precisions {
+            for &kernel in &cfg.kernels {
+                let g = Gpu::open(&adapter, prec == Precision::F64)?;
+                let opts = ModelOptions {
+                    prec,
+                    kernel,
+                    chunk: cfg.chunk,
+                    int64: true,
+                    fused_shape: None,
                 };
-                each(&r);
-                rows.push(r);
+                let m = GpuModel::with_options(g, &p, opts)?;
+                for &b in &cfg.batches {
+                    m.set_params(&p);
+                    let adam = Adam::new(1e-3);
+                    let mut tt = 0u64;
+                    let t = time_steps(cfg.min_steps, cfg.min_time, |t| {
+                        tt += 1;
+                        let batch = GpuBatch::Gaussian {
+                            seed,
+                            stream: Stream::Data,
+                            step: t,
+                            size: b,
+                        };
+                        m.adam_step(&batch, &adam, tt)
+                    })?;
+                    record("gpu", m.gpu().name(), m.kernel().name(), prec.wgsl(), b, t);
+                }
             }
         }
     }

@@ -83,7 +83,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3)]
     pub min_steps: usize,
     /// Timed seconds per row, at least.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
     pub min_time: f64,
     /// Use the adapter whose name contains this (see `fftlearn devices`).
     #[arg(long)]

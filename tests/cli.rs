@@ -620,3 +620,59 @@ fn train_refuses_bad_optimizer_settings_naming_them() {
         &["--optimizer adam", "optimizer = sgd"],
     );
 }
+
+#[test]
+fn bench_writes_one_row_per_device_kernel_and_batch_and_rejects_bad_flags() {
+    let d = tmpdir("bench");
+    let csv = d.join("bench.csv");
+    let has_gpu = fftlearn::gpu::context::pick(None, true).is_ok();
+    let require = std::env::var("FFTLEARN_REQUIRE_GPU").is_ok_and(|v| v == "1");
+    assert!(has_gpu || !require, "FFTLEARN_REQUIRE_GPU=1 but no adapter");
+    let device = if has_gpu { "both" } else { "cpu" };
+    let out = run(&[
+        "bench",
+        "--device",
+        device,
+        "--kernel",
+        "all",
+        "--n",
+        "16",
+        "--batches",
+        "64,256",
+        "--min-time",
+        "0",
+        "--min-steps",
+        "2",
+        "--out",
+        &csv.to_string_lossy(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some(fftlearn::bench::Row::HEADER));
+    let rows: Vec<&str> = lines.collect();
+    // cpu x 2 batches, then (gpu) 3 kernels x 2 batches, each naming its kernel and batch
+    let want = if has_gpu { 8 } else { 2 };
+    assert_eq!(rows.len(), want, "{text}");
+    for k in ["lane", "group", "fused"].iter().filter(|_| has_gpu) {
+        assert_eq!(
+            rows.iter().filter(|r| r.contains(&format!(",{k},f32,16,"))).count(),
+            2,
+            "{text}"
+        );
+    }
+    for r in &rows {
+        // samples/s is the batch over the median step: positive and finite
+        let f: Vec<&str> = r.split(',').collect();
+        let sps: f64 = f[f.len() - 3].parse().unwrap();
+        assert!(sps.is_finite() && sps > 0.0, "{r}");
+        assert!(r.contains("cores"), "the machine is named: {r}");
+    }
+    assert_error(&run(&["bench", "--batches", "0"]), 2, &["--batches", "at least 1"]);
+    assert_error(
+        &run(&["bench", "--kernel", "warp"]),
+        2,
+        &["--kernel 'warp'", "lane", "group", "fused"],
+    );
+    assert_error(&run(&["bench", "--min-time", "-1"]), 2, &["--min-time -1"]);
+}
