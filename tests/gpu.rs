@@ -197,11 +197,11 @@ fn on_device_data_and_targets_match_the_cpu_generator() {
 }
 
 /// A fused model with an explicit plan shape (bits per invocation, least workgroup size).
-fn fused_model(g: Gpu, p: &Params, prec: Precision, shape: (u32, u32), int64: bool) -> GpuModel {
+fn fused_model(g: Gpu, p: &Params, prec: Precision, shape: (u32, u32), int64: bool, chunk: Option<usize>) -> GpuModel {
     let opts = ModelOptions {
         prec,
         kernel: Some(Kernel::Fused),
-        chunk: None,
+        chunk,
         int64,
         fused_shape: Some(shape),
     };
@@ -271,7 +271,7 @@ fn fused_philox_with_u64_products_gives_the_same_bits_as_16_bit_limbs() {
         step: 77,
         size: 300,
     };
-    let a = fused_model(g, &p, Precision::F32, fftlearn::gpu::fused::HARDWARE_SHAPE, true)
+    let a = fused_model(g, &p, Precision::F32, fftlearn::gpu::fused::HARDWARE_SHAPE, true, None)
         .loss_grad(&batch)
         .unwrap();
     let b = fused_model(
@@ -280,6 +280,7 @@ fn fused_philox_with_u64_products_gives_the_same_bits_as_16_bit_limbs() {
         Precision::F32,
         fftlearn::gpu::fused::HARDWARE_SHAPE,
         false,
+        None,
     )
     .loss_grad(&batch)
     .unwrap();
@@ -299,18 +300,12 @@ fn fused_split_into_dispatches_agrees_with_one_dispatch_and_repeats_bit_for_bit(
         step: 2,
         size: 10_000,
     };
-    let whole = fused_model(g, &p, Precision::F32, fftlearn::gpu::fused::HARDWARE_SHAPE, true);
+    let shape = fftlearn::gpu::fused::HARDWARE_SHAPE;
+    let whole = fused_model(g, &p, Precision::F32, shape, true, None);
     let a = whole.loss_grad(&batch).unwrap();
     let a2 = whole.loss_grad(&batch).unwrap();
     assert_eq!(a.flat(), a2.flat(), "the same step twice: the same bits");
-    let opts = ModelOptions {
-        prec: Precision::F32,
-        kernel: Some(Kernel::Fused),
-        chunk: Some(999),
-        int64: true,
-        fused_shape: Some(fftlearn::gpu::fused::HARDWARE_SHAPE),
-    };
-    let split = GpuModel::with_options(gpu(false).unwrap(), &p, opts).unwrap();
+    let split = fused_model(gpu(false).unwrap(), &p, Precision::F32, shape, true, Some(999));
     let b = split.loss_grad(&batch).unwrap();
     let r = gradcheck::compare(&p, &a, &b, None);
     // only the summation order differs: f32 rounding

@@ -90,9 +90,9 @@ impl Kernel {
     /// not fit: `fused` wherever a sample fits the adapter's workgroup memory (measured fastest
     /// on lavapipe and on hardware GPUs, see README "GPU speed"), else `group` on hardware GPUs
     /// and `lane` on CPU-type adapters.
-    pub fn auto(info: &wgpu::AdapterInfo, fused_fits: std::result::Result<(), String>) -> (Kernel, Option<String>) {
-        match fused_fits {
-            Ok(()) => (Kernel::Fused, None),
+    pub fn auto(info: &wgpu::AdapterInfo, plan: &std::result::Result<Plan, String>) -> (Kernel, Option<String>) {
+        match plan {
+            Ok(_) => (Kernel::Fused, None),
             Err(why) => {
                 let k = if info.device_type == wgpu::DeviceType::Cpu {
                     Kernel::Lane
@@ -256,15 +256,10 @@ pub fn auto_summary(adapter: &wgpu::Adapter, net: &Network, prec: Precision) -> 
         return format!("{}: no SHADER_F64", prec.wgsl());
     }
     let plan = fused_plan(&info, &limits, features, net, prec, true, None);
-    let (kernel, note) = Kernel::auto(&info, plan.as_ref().map(|_| ()).map_err(|e| e.clone()));
+    let (kernel, note) = Kernel::auto(&info, &plan);
     match (kernel, plan) {
         (Kernel::Fused, Ok(p)) => {
-            let cb = 2 * prec.bytes() as u64;
-            let np1 = (4 + net.n_twiddles() + 1) as u64;
-            let limit = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
-            let groups = (fused::MAX_GROUPS as u64)
-                .min(limits.max_compute_workgroups_per_dimension as u64)
-                .min(limit / (np1 * cb));
+            let groups = fused_max_groups(&limits, net, prec);
             format!(
                 "{}: fused, {} invocations per sample, {} per workgroup, {} B workgroup memory, up to {groups} workgroups per dispatch (whole batch in one dispatch)",
                 prec.wgsl(),
@@ -366,7 +361,7 @@ impl GpuModel {
                 (Kernel::Fused, None)
             }
             Some(k) => (k, None),
-            None => Kernel::auto(&gpu.info, plan.as_ref().map(|_| ()).map_err(|e| e.clone())),
+            None => Kernel::auto(&gpu.info, &plan),
         };
         let int64 = opts.int64 && gpu.features.contains(wgpu::Features::SHADER_INT64);
         let np = 4 + net.n_twiddles();
@@ -679,10 +674,17 @@ impl GpuModel {
 }
 
 /// The binding limit every storage buffer must respect.
-fn binding_limit(gpu: &Gpu) -> u64 {
-    gpu.limits
-        .max_storage_buffer_binding_size
-        .min(gpu.limits.max_buffer_size)
+fn binding_limit(limits: &wgpu::Limits) -> u64 {
+    limits.max_storage_buffer_binding_size.min(limits.max_buffer_size)
+}
+
+/// Most workgroups of one fused dispatch: [`fused::MAX_GROUPS`], the dispatch limit, and the
+/// partials (one per parameter and the loss per workgroup) within one binding.
+fn fused_max_groups(limits: &wgpu::Limits, net: &Network, prec: Precision) -> u32 {
+    let np1 = (4 + net.n_twiddles() + 1) as u64;
+    (fused::MAX_GROUPS as u64)
+        .min(limits.max_compute_workgroups_per_dimension as u64)
+        .min(binding_limit(limits) / (np1 * 2 * prec.bytes() as u64)) as u32
 }
 
 fn build_chunked(
@@ -698,7 +700,7 @@ fn build_chunked(
     let np = 4 + net.n_twiddles();
     let cb = 2 * prec.bytes() as u64;
     let layers = net.log2() as u64 + 2;
-    let limit = binding_limit(gpu);
+    let limit = binding_limit(&gpu.limits);
     let mut chunk = MAX_CHUNK;
     while chunk > 1 && layers * n as u64 * chunk as u64 * cb > limit {
         chunk /= 2;
@@ -790,10 +792,8 @@ fn build_fused(
     let np1 = (4 + net.n_twiddles() + 1) as u64;
     let cb = 2 * prec.bytes() as u64;
     let rb = prec.bytes() as u64;
-    let limit = binding_limit(gpu);
-    let max_groups = (fused::MAX_GROUPS as u64)
-        .min(gpu.limits.max_compute_workgroups_per_dimension as u64)
-        .min(limit / (np1 * cb)) as u32;
+    let limit = binding_limit(&gpu.limits);
+    let max_groups = fused_max_groups(&gpu.limits, net, prec);
     if max_groups == 0 || np1 > gpu.limits.max_compute_workgroups_per_dimension as u64 {
         return Err(Error::runtime(format!(
             "--kernel fused: N = {n} needs {np1} combine workgroups and {} bytes per partial, over adapter {}'s limits",
