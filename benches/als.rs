@@ -2,9 +2,9 @@
 //! N = 64 and 512 (issue 5's speed figure: under 0.5 s at N = 512 on the 2-core machine).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use fftlearn::network::Network;
-use fftlearn::params::{Params, Scheme};
-use fftlearn::solvers;
+use fftlearn::model::network::Network;
+use fftlearn::model::params::{Params, Scheme};
+use fftlearn::optim::als;
 
 fn als(c: &mut Criterion) {
     let mut g = c.benchmark_group("als_to_1e-12");
@@ -13,13 +13,13 @@ fn als(c: &mut Criterion) {
         let net = Network::new(n).unwrap();
         let p0 = Params::init(&net, &Scheme::Seed, 0);
         let mut check = p0.clone();
-        let (sweeps, rel) = solvers::als_solve(&mut check, 1e-12, 1000);
+        let (sweeps, rel) = als::als_solve(&mut check, 1e-12, 1000);
         assert!(rel <= 1e-12, "N = {n}: {rel}");
         eprintln!("N = {n}: {sweeps} sweeps to relative operator error {rel:.3e}");
         g.bench_function(format!("n{n}"), |b| {
             b.iter(|| {
                 let mut p = p0.clone();
-                solvers::als_solve(&mut p, 1e-12, 1000)
+                als::als_solve(&mut p, 1e-12, 1000)
             })
         });
     }

@@ -2,9 +2,9 @@
 //! backward, Adam: the same work `torch_vec.py bench` times; and the GPU path's, per kernel shape.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use fftlearn::network::Network;
-use fftlearn::params::{Params, Scheme};
-use fftlearn::train::{Backend, CpuBackend};
+use fftlearn::model::network::Network;
+use fftlearn::model::params::{Params, Scheme};
+use fftlearn::train::{Backend, HostBackend};
 use std::time::Duration;
 
 fn cpu_f64(c: &mut Criterion) {
@@ -14,7 +14,7 @@ fn cpu_f64(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1));
     for batch in [16usize, 1024, 65536] {
         let net = Network::seed();
-        let mut be = CpuBackend::new(Params::init(&net, &Scheme::Seed, 0), 1e-3, batch, 0);
+        let mut be = HostBackend::cpu_adam(Params::init(&net, &Scheme::Seed, 0), 1e-3, batch, 0);
         let mut step = 0u32;
         g.throughput(Throughput::Elements(batch as u64));
         g.bench_with_input(BenchmarkId::from_parameter(batch), &batch, |b, _| {
@@ -31,7 +31,7 @@ fn cpu_f64(c: &mut Criterion) {
 /// `group`), on the first adapter wgpu finds (FFTLEARN_BENCH_ADAPTER picks another): Adam
 /// steps on device-generated data. Batches: FFTLEARN_BENCH_GPU_BATCHES (default 65536).
 fn gpu(c: &mut Criterion) {
-    use fftlearn::gpu::{context, Gpu, GpuBatch, GpuModel, Kernel, ModelOptions, Precision};
+    use fftlearn::backend::gpu::{context, Gpu, GpuBatch, GpuModel, Kernel, ModelOptions, Precision};
     use fftlearn::optim::Adam;
     let name = std::env::var("FFTLEARN_BENCH_ADAPTER").ok();
     for kernel in Kernel::ALL {
@@ -69,7 +69,7 @@ fn gpu(c: &mut Criterion) {
                     t += 1;
                     let bt = GpuBatch::Gaussian {
                         seed: 0,
-                        stream: fftlearn::rng::Stream::Data,
+                        stream: fftlearn::model::rng::Stream::Data,
                         step: t as u32,
                         size: batch,
                     };

@@ -69,7 +69,7 @@ impl Error {
             Kind::Input => 2,
             Kind::Runtime => 1,
             Kind::Diverged => 3,
-            Kind::Interrupted => 130,
+            Kind::Interrupted => crate::interrupt::exit_code(),
         }
     }
 }

@@ -1,52 +1,59 @@
-//! Ctrl-C: the first SIGINT sets a flag that the training loop polls between steps (it then
-//! checkpoints and exits 130); a second SIGINT kills the process at once.
+//! Stopping a run cleanly: the first SIGINT (Ctrl-C), SIGTERM (what `timeout`, `kill`, Slurm
+//! and Kubernetes send before killing) or SIGHUP (a closed terminal) sets a flag that the step
+//! loop polls between steps; the run then checkpoints and exits with 128 + the signal's number.
+//! A second one ends the process at once. Handlers come from `signal-hook` (Unix and Windows;
+//! Windows has SIGINT and SIGTERM only).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+static WHICH: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
 
-/// Whether a SIGINT has arrived since [`install`].
+/// The signals that stop a run.
+fn signals() -> Vec<i32> {
+    use signal_hook::consts::*;
+    #[allow(unused_mut)]
+    let mut v = vec![SIGINT, SIGTERM];
+    #[cfg(unix)]
+    v.push(SIGHUP);
+    v
+}
+
+/// Whether a stop signal has arrived since [`install`].
 pub fn requested() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
+    FLAG.get().is_some_and(|f| f.load(Ordering::SeqCst))
 }
 
-#[cfg(unix)]
-mod imp {
-    use super::INTERRUPTED;
-    use std::sync::atomic::Ordering;
+/// The signal that arrived (0 if none).
+pub fn signal() -> i32 {
+    WHICH.get().map_or(0, |w| w.load(Ordering::SeqCst) as i32)
+}
 
-    const SIGINT: i32 = 2;
-    const SIG_DFL: usize = 0;
-
-    extern "C" {
-        fn signal(signum: i32, handler: usize) -> usize;
-    }
-
-    extern "C" fn on_sigint(_: i32) {
-        // async-signal-safe: an atomic store and signal(2)
-        INTERRUPTED.store(true, Ordering::SeqCst);
-        // SAFETY: restoring the default disposition is async-signal-safe; a second Ctrl-C kills.
-        unsafe {
-            signal(SIGINT, SIG_DFL);
-        }
-    }
-
-    pub fn install() -> bool {
-        let handler: extern "C" fn(i32) = on_sigint;
-        // SAFETY: installs a handler that only touches an atomic and calls signal(2).
-        unsafe { signal(SIGINT, handler as usize) != usize::MAX }
+/// The conventional exit code for a stop by the signal that arrived: 128 + its number (130 for
+/// SIGINT, 143 for SIGTERM, 129 for SIGHUP); 130 if none is known.
+pub fn exit_code() -> i32 {
+    match signal() {
+        0 => 130,
+        s => 128 + s,
     }
 }
 
-#[cfg(not(unix))]
-mod imp {
-    pub fn install() -> bool {
-        false
-    }
-}
-
-/// Install the SIGINT handler (Unix). Returns false where it is not supported, in which case
-/// Ctrl-C ends the process and the last periodic checkpoint is what remains.
+/// Install the handlers (once; later calls do nothing). Returns false if the platform refused
+/// them, in which case a signal ends the process and the last periodic checkpoint remains.
 pub fn install() -> bool {
-    imp::install()
+    if FLAG.get().is_some() {
+        return true;
+    }
+    let flag = FLAG.get_or_init(|| Arc::new(AtomicBool::new(false)));
+    let which = WHICH.get_or_init(|| Arc::new(AtomicUsize::new(0)));
+    let mut ok = true;
+    for sig in signals() {
+        // a second signal while the flag is set exits at once with 128 + sig
+        ok &= signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(flag)).is_ok();
+        // record the signal, then set the flag
+        ok &= signal_hook::flag::register_usize(sig, Arc::clone(which), sig as usize).is_ok();
+        ok &= signal_hook::flag::register(sig, Arc::clone(flag)).is_ok();
+    }
+    ok
 }

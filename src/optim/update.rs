@@ -1,105 +1,13 @@
 //! Gradient-based updates on the host (f64): Adam, SGD with momentum, phase-only (Adam or
-//! SGD on the twiddle angles), and the diagonal Gauss-Newton preconditioned gradient; plus the
-//! learning-rate schedules. ALS and LM live in [`crate::solvers`].
+//! SGD on the twiddle angles), and the diagonal Gauss-Newton preconditioned gradient. ALS and
+//! LM, which are not gradient steps, are [`super::als`] and [`super::lm`]; schedules are
+//! [`super::schedule`].
 
-use super::{Adam, AdamState, OptState};
-use crate::cpu::Grad;
+use super::{Adam, AdamState, OptState, Optimizer};
+use crate::backend::cpu::Grad;
 use crate::error::{Error, Result};
-use crate::params::Params;
+use crate::model::params::Params;
 use num_complex::Complex64 as C64;
-
-/// Every optimizer `train --optimizer` accepts.
-pub const OPTIMIZERS: [&str; 7] = ["adam", "sgd", "phase", "phase-sgd", "dgn", "lm", "als"];
-
-/// The optimizers that also run on the GPU path (gradient on the device).
-pub const GPU_OPTIMIZERS: [&str; 5] = ["adam", "sgd", "phase", "phase-sgd", "dgn"];
-
-/// Check an optimizer name.
-pub fn check_optimizer(name: &str) -> Result<()> {
-    if OPTIMIZERS.contains(&name) {
-        Ok(())
-    } else {
-        Err(Error::input(format!(
-            "optimizer '{name}' is unknown (accepted: {})",
-            OPTIMIZERS.join(", ")
-        )))
-    }
-}
-
-/// The checkpoint slots an optimizer's state needs.
-pub fn required_slots(optimizer: &str, momentum: f64) -> &'static [&'static str] {
-    match optimizer {
-        "adam" | "phase" => &["m", "v"],
-        "sgd" | "phase-sgd" if momentum != 0.0 => &["buf"],
-        "lm" => &["lambda"],
-        _ => &[],
-    }
-}
-
-/// A learning-rate schedule over a run of `total` steps.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Schedule {
-    /// lr at every step (the seed's).
-    Constant,
-    /// lr * (1 + cos(pi (t - 1) / total)) / 2.
-    Cosine,
-    /// lr * gamma^floor((t - 1) / every).
-    Step {
-        /// Steps between decays.
-        every: u32,
-        /// Factor per decay.
-        gamma: f64,
-    },
-}
-
-impl std::str::FromStr for Schedule {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        let bad = || {
-            Error::input(format!(
-                "schedule '{s}' is not accepted (accepted: constant, cosine, step:EVERY:GAMMA with EVERY >= 1 and 0 < GAMMA <= 1)"
-            ))
-        };
-        match s {
-            "constant" => Ok(Schedule::Constant),
-            "cosine" => Ok(Schedule::Cosine),
-            _ => {
-                let rest = s.strip_prefix("step:").ok_or_else(bad)?;
-                let (e, g) = rest.split_once(':').ok_or_else(bad)?;
-                let every: u32 = e.parse().map_err(|_| bad())?;
-                let gamma: f64 = g.parse().map_err(|_| bad())?;
-                if every == 0 || !(gamma > 0.0 && gamma <= 1.0) {
-                    return Err(bad());
-                }
-                Ok(Schedule::Step { every, gamma })
-            }
-        }
-    }
-}
-
-impl std::fmt::Display for Schedule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Schedule::Constant => write!(f, "constant"),
-            Schedule::Cosine => write!(f, "cosine"),
-            Schedule::Step { every, gamma } => write!(f, "step:{every}:{gamma}"),
-        }
-    }
-}
-
-impl Schedule {
-    /// The learning rate at step `t` (from 1) of `total`.
-    pub fn lr(&self, base: f64, t: u32, total: u32) -> f64 {
-        match *self {
-            Schedule::Constant => base,
-            Schedule::Cosine => {
-                let x = (t.saturating_sub(1)) as f64 / total.max(1) as f64;
-                base * 0.5 * (1.0 + (std::f64::consts::PI * x).cos())
-            }
-            Schedule::Step { every, gamma } => base * gamma.powi(((t.saturating_sub(1)) / every) as i32),
-        }
-    }
-}
 
 /// A host-side gradient update with its state.
 #[derive(Clone, Debug)]
@@ -172,24 +80,25 @@ fn phase_unpack(p: &mut Params, x: &[C64]) {
 
 impl Update {
     /// A fresh update for `optimizer` (a gradient optimizer) over `len` complex parameters.
-    pub fn new(optimizer: &str, len: usize, momentum: f64) -> Result<Self> {
+    pub fn new(optimizer: Optimizer, len: usize, momentum: f64) -> Result<Self> {
         Ok(match optimizer {
-            "adam" => Update::Adam(AdamState::new(len)),
-            "sgd" => Update::Sgd {
+            Optimizer::Adam => Update::Adam(AdamState::new(len)),
+            Optimizer::Sgd => Update::Sgd {
                 momentum,
                 step: 0,
                 buf: vec![C64::default(); len],
             },
-            "phase" => Update::PhaseAdam(AdamState::new(len)),
-            "phase-sgd" => Update::PhaseSgd {
+            Optimizer::Phase => Update::PhaseAdam(AdamState::new(len)),
+            Optimizer::PhaseSgd => Update::PhaseSgd {
                 momentum,
                 step: 0,
                 buf: vec![C64::default(); len],
             },
-            "dgn" => Update::Dgn { step: 0 },
-            other => {
+            Optimizer::Dgn => Update::Dgn { step: 0 },
+            other @ (Optimizer::Lm | Optimizer::Als) => {
                 return Err(Error::input(format!(
-                    "optimizer '{other}' is not a gradient optimizer (those are: adam, sgd, phase, phase-sgd, dgn)"
+                    "optimizer '{other}' is not a gradient optimizer (those are: {})",
+                    Optimizer::names(Optimizer::ALL.into_iter().filter(|o| o.on_gpu()))
                 )))
             }
         })
@@ -263,7 +172,18 @@ impl Update {
         }
     }
 
-    /// Continue from a checkpoint's state (the slots named by [`required_slots`]).
+    /// Which optimizer this is.
+    pub fn optimizer(&self) -> Optimizer {
+        match self {
+            Update::Adam(_) => Optimizer::Adam,
+            Update::Sgd { .. } => Optimizer::Sgd,
+            Update::PhaseAdam(_) => Optimizer::Phase,
+            Update::PhaseSgd { .. } => Optimizer::PhaseSgd,
+            Update::Dgn { .. } => Optimizer::Dgn,
+        }
+    }
+
+    /// Continue from a checkpoint's state (the slots named by [`Optimizer::slots`]).
     pub fn restore(&mut self, s: &OptState) -> Result<()> {
         let get = |name: &str, len: usize| {
             s.slot(name)

@@ -1,0 +1,152 @@
+//! The exact f64 CPU path: batched forward, the seed's loss, and a hand-written reverse pass
+//! returning gradients in PyTorch's convention (dL/dRe + i dL/dIm).
+//!
+//! Samples are processed in blocks of [`LANES`] with structure-of-arrays lanes so the
+//! butterflies vectorise. A batch is cut into tasks whose size depends on the batch size
+//! only; each task reduces its lanes in a fixed order and the task partials are summed in
+//! index order, so results are bit-identical at any `RAYON_NUM_THREADS`.
+
+mod kernel;
+
+use crate::model::data::Batch;
+use crate::model::network::Network;
+use crate::model::params::Params;
+use kernel::Work;
+use num_complex::Complex64 as C64;
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+pub use kernel::LANES;
+
+/// Loss and gradient of one batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Grad {
+    /// The seed's loss: mean over batch x bins of squared real error + the same for imaginary.
+    pub loss: f64,
+    /// dL/dM (row-major), PyTorch convention.
+    pub m: [C64; 4],
+    /// dL/dtwiddles, PyTorch convention; the unused last entry is exactly 0.
+    pub tw: Vec<C64>,
+}
+
+impl Grad {
+    /// All gradients as one vector: M then twiddles (matches [`Params::flat`]).
+    pub fn flat(&self) -> Vec<C64> {
+        self.m.iter().chain(self.tw.iter()).copied().collect()
+    }
+}
+
+thread_local! {
+    static WORK: RefCell<Option<Work>> = const { RefCell::new(None) };
+}
+
+fn with_work<R>(net: &Network, f: impl FnOnce(&mut Work) -> R) -> R {
+    WORK.with(|w| {
+        let mut w = w.borrow_mut();
+        if w.as_ref().is_none_or(|w| w.n() != net.n()) {
+            *w = Some(Work::new(net));
+        }
+        f(w.as_mut().expect("set above"))
+    })
+}
+
+/// Samples per task for a batch of `b`: a function of `b` alone (never of the thread count),
+/// a multiple of LANES, and at most 64 tasks.
+pub fn task_size(b: usize) -> usize {
+    let t = b.div_ceil(64).max(1);
+    t.div_ceil(LANES) * LANES
+}
+
+/// Loss and gradient of `batch` at `p`.
+pub fn loss_grad(p: &Params, batch: &Batch) -> Grad {
+    reduce(p, batch, true)
+}
+
+/// Loss only (forward pass) of `batch` at `p`.
+pub fn loss(p: &Params, batch: &Batch) -> f64 {
+    reduce(p, batch, false).loss
+}
+
+fn reduce(p: &Params, batch: &Batch, backward: bool) -> Grad {
+    let net = &p.net;
+    let b = batch.len(net);
+    let ts = task_size(b);
+    let ntask = b.div_ceil(ts);
+    let partials: Vec<(f64, Vec<C64>)> = (0..ntask)
+        .into_par_iter()
+        .map(|t| {
+            let lo = t * ts;
+            let hi = (lo + ts).min(b);
+            with_work(net, |w| w.task(p, batch, lo, hi, backward))
+        })
+        .collect();
+    let mut sum = 0.0;
+    let mut g = vec![C64::default(); p.len()];
+    for (l, gp) in &partials {
+        sum += l;
+        if backward {
+            for (a, v) in g.iter_mut().zip(gp) {
+                *a += v;
+            }
+        }
+    }
+    let denom = (b * net.bins()) as f64;
+    Grad {
+        loss: sum / denom,
+        m: [g[0], g[1], g[2], g[3]],
+        tw: g[4..].to_vec(),
+    }
+}
+
+/// Per-sample gradients: for every sample of `batch`, the gradient of its own loss (as a batch
+/// of one), as B rows of 2 (N + 3) reals (re, im per complex parameter, M first).
+pub fn per_sample_grads(p: &Params, batch: &Batch) -> Vec<f64> {
+    let net = &p.net;
+    let b = batch.len(net);
+    let nr = 2 * p.len();
+    let mut out = vec![0.0; b * nr];
+    out.par_chunks_mut(LANES * nr).enumerate().for_each(|(blk, o)| {
+        let lo = blk * LANES;
+        let hi = (lo + LANES).min(b);
+        with_work(net, |w| w.per_sample(p, batch, lo, hi, o));
+    });
+    out
+}
+
+/// Forward pass of each row of `x` (B x N): B x (N/2+1) outputs.
+pub fn forward(p: &Params, x: &[f64]) -> Vec<C64> {
+    let net = &p.net;
+    let (n, k) = (net.n(), net.bins());
+    let b = x.len() / n;
+    let mut out = vec![C64::default(); b * k];
+    out.par_chunks_mut(LANES * k).enumerate().for_each(|(blk, o)| {
+        let lo = blk * LANES;
+        let hi = (lo + LANES).min(b);
+        with_work(net, |w| w.forward_block(p, &x[lo * n..hi * n], o));
+    });
+    out
+}
+
+/// The model's linear map W as a (N/2+1) x N complex matrix (row k = bin k).
+pub fn operator(p: &Params) -> Vec<C64> {
+    let net = &p.net;
+    let n = net.n();
+    let mut eye = vec![0.0; n * n];
+    for j in 0..n {
+        eye[j * n + j] = 1.0;
+    }
+    let wt = forward(p, &eye); // N x K: column j of W is row j here
+    let k = net.bins();
+    let mut w = vec![C64::default(); k * n];
+    for j in 0..n {
+        for r in 0..k {
+            w[r * n + j] = wt[j * k + r];
+        }
+    }
+    w
+}
+
+/// Relative operator error ||W - F||_F / ||F||_F, from the identity basis with exact targets.
+pub fn rel_operator_error(p: &Params) -> f64 {
+    loss(p, &Batch::Identity).sqrt()
+}

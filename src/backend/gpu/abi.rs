@@ -1,0 +1,207 @@
+//! The typed interface between the host and the shaders: the per-dispatch `Job` and the
+//! hyper-parameter array, each defined once here and emitted as WGSL into every module's
+//! header, with the size constants and the Philox product (`mulhilo`) variant the adapter runs.
+
+use super::context::Precision;
+use crate::model::network::Network;
+use bytemuck::{Pod, Zeroable};
+
+const COMMON: &str = include_str!("../../../shaders/common.wgsl");
+
+/// One dispatch's job (a uniform buffer). Its WGSL declaration is generated from
+/// [`Job::FIELDS`], which a test checks against this struct's layout.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Default, Debug, PartialEq, Eq)]
+pub struct Job {
+    /// Data seed, low 32 bits.
+    pub seed_lo: u32,
+    /// Data seed, high 32 bits.
+    pub seed_hi: u32,
+    /// Training step (Philox counter word 2).
+    pub step: u32,
+    /// Stream (Philox counter word 3).
+    pub stream: u32,
+    /// Index of the dispatch's first sample in the batch.
+    pub base: u32,
+    /// Samples in the dispatch.
+    pub count: u32,
+    /// 1: x (and maybe the target) come from the host buffers.
+    pub from_host: u32,
+    /// 1: targets come from the host buffer.
+    pub host_target: u32,
+    /// 1 on a step's last chunk (lane/group reduction).
+    pub last_chunk: u32,
+    /// Samples per team (fused).
+    pub spt: u32,
+    /// Workgroups of the dispatch (fused: the partials' stride).
+    pub groups: u32,
+    /// Padding to 16 bytes.
+    pub pad: u32,
+}
+
+impl Job {
+    /// Field names in declaration order (all u32).
+    pub const FIELDS: [&'static str; 12] = [
+        "seed_lo",
+        "seed_hi",
+        "step",
+        "stream",
+        "base",
+        "count",
+        "from_host",
+        "host_target",
+        "last_chunk",
+        "spt",
+        "groups",
+        "pad",
+    ];
+
+    /// The WGSL declaration.
+    pub fn wgsl() -> String {
+        let mut s = String::from("struct Job {\n");
+        for f in Job::FIELDS {
+            s.push_str(&format!("    {f}: u32,\n"));
+        }
+        s.push_str("}\n");
+        s
+    }
+}
+
+/// The hyper-parameters of a step, uploaded as an array of reals whose indices are emitted as
+/// WGSL constants (`HY_SCALE`, ...).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Hyper {
+    /// Loss-gradient scale 2 / (B K).
+    pub scale: f64,
+    /// lr / (1 - beta1^t).
+    pub lr_bc1: f64,
+    /// sqrt(1 - beta2^t).
+    pub sqrt_bc2: f64,
+    /// Adam beta1.
+    pub beta1: f64,
+    /// Adam beta2.
+    pub beta2: f64,
+    /// Adam eps.
+    pub eps: f64,
+}
+
+impl Hyper {
+    /// WGSL names, in array order.
+    pub const NAMES: [&'static str; 6] = ["HY_SCALE", "HY_LR_BC1", "HY_SQRT_BC2", "HY_BETA1", "HY_BETA2", "HY_EPS"];
+    /// Reals in the uploaded array (padded to 8).
+    pub const LEN: usize = 8;
+
+    /// The array, in [`Hyper::NAMES`] order, padded to [`Hyper::LEN`].
+    pub fn reals(&self) -> [f64; Hyper::LEN] {
+        [
+            self.scale,
+            self.lr_bc1,
+            self.sqrt_bc2,
+            self.beta1,
+            self.beta2,
+            self.eps,
+            0.0,
+            0.0,
+        ]
+    }
+
+    fn wgsl() -> String {
+        Hyper::NAMES
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("const {n}: u32 = {i}u;\n"))
+            .collect()
+    }
+}
+
+/// 32x32 -> 64-bit product as (hi, lo) from 16-bit limbs (every adapter).
+const MULHILO_LIMBS: &str = "fn mulhilo(a: u32, b: u32) -> vec2<u32> {
+    let al = a & 0xffffu;
+    let ah = a >> 16u;
+    let bl = b & 0xffffu;
+    let bh = b >> 16u;
+    let ll = al * bl;
+    let hl = ah * bl;
+    let lh = al * bh;
+    let hh = ah * bh;
+    let cross = (ll >> 16u) + (hl & 0xffffu) + lh;
+    let hi = hh + (hl >> 16u) + (cross >> 16u);
+    let lo = (cross << 16u) | (ll & 0xffffu);
+    return vec2<u32>(hi, lo);
+}
+";
+
+/// The same product with native u64 arithmetic (adapters with SHADER_INT64).
+const MULHILO_INT64: &str = "fn mulhilo(a: u32, b: u32) -> vec2<u32> {
+    let p = u64(a) * u64(b);
+    return vec2<u32>(u32(p >> 32u), u32(p & 0xfffffffflu));
+}
+";
+
+/// The WGSL source of one module: constants, `Job`, hyper indices, `mulhilo`, common.wgsl,
+/// then `body`. `chunk` is the per-chunk sample stride of the lane/group layouts.
+pub fn source(net: &Network, prec: Precision, chunk: usize, int64: bool, body: &str) -> String {
+    format!(
+        "alias R = {};\nconst N: u32 = {}u;\nconst H: u32 = {}u;\nconst K: u32 = {}u;\nconst LOG2: u32 = {}u;\nconst NP: u32 = {}u;\nconst C: u32 = {}u;\n{}{}{}\n{COMMON}\n{body}",
+        prec.wgsl(),
+        net.n(),
+        net.half(),
+        net.bins(),
+        net.log2(),
+        4 + net.n_twiddles(),
+        chunk,
+        Job::wgsl(),
+        Hyper::wgsl(),
+        if int64 { MULHILO_INT64 } else { MULHILO_LIMBS },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_declaration_matches_the_struct() {
+        assert_eq!(std::mem::size_of::<Job>(), 4 * Job::FIELDS.len());
+        assert_eq!(
+            std::mem::size_of::<Job>() % 16,
+            0,
+            "uniform structs are 16-byte aligned"
+        );
+        let j = Job {
+            seed_lo: 1,
+            seed_hi: 2,
+            step: 3,
+            stream: 4,
+            base: 5,
+            count: 6,
+            from_host: 7,
+            host_target: 8,
+            last_chunk: 9,
+            spt: 10,
+            groups: 11,
+            pad: 12,
+        };
+        // every field at the position its name has in FIELDS
+        let words: &[u32] = bytemuck::cast_slice(bytemuck::bytes_of(&j));
+        assert_eq!(words, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        let w = Job::wgsl();
+        for f in Job::FIELDS {
+            assert!(w.contains(&format!("    {f}: u32,")));
+        }
+    }
+
+    #[test]
+    fn hyper_indices_follow_the_array() {
+        let h = Hyper {
+            scale: 1.0,
+            lr_bc1: 2.0,
+            sqrt_bc2: 3.0,
+            beta1: 4.0,
+            beta2: 5.0,
+            eps: 6.0,
+        };
+        assert_eq!(&h.reals()[..6], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert!(Hyper::wgsl().contains("const HY_EPS: u32 = 5u;"));
+    }
+}

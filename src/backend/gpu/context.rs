@@ -1,0 +1,320 @@
+//! GPU adapter discovery and device setup: which adapters exist, which one runs, the limits
+//! raised to what it offers, and errors (validation, out-of-memory, device loss, timeouts)
+//! turned into messages that name the adapter.
+
+use crate::error::{Error, Result};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long a wait on the GPU may take before it is reported as wedged.
+pub const WAIT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Backends fftlearn uses (no GL: it lacks f64 and would be a silent fallback).
+pub fn backends() -> wgpu::Backends {
+    wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12
+}
+
+fn instance() -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends = backends();
+    wgpu::Instance::new(desc)
+}
+
+/// Every adapter wgpu finds on the enabled backends.
+pub fn adapters() -> Vec<wgpu::Adapter> {
+    pollster::block_on(instance().enumerate_adapters(backends()))
+}
+
+/// Whether an adapter is hardware (not a software rasteriser such as lavapipe).
+pub fn is_hardware(info: &wgpu::AdapterInfo) -> bool {
+    matches!(
+        info.device_type,
+        wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::VirtualGpu
+    )
+}
+
+/// One line describing an adapter.
+pub fn describe(info: &wgpu::AdapterInfo) -> String {
+    format!(
+        "{} ({:?}, {:?}, driver {} {})",
+        info.name, info.backend, info.device_type, info.driver, info.driver_info
+    )
+}
+
+/// Float precision of the GPU kernels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// f32 (every adapter).
+    #[default]
+    F32,
+    /// f64 (adapters with SHADER_F64).
+    F64,
+}
+
+impl Precision {
+    /// Bytes per real.
+    pub fn bytes(self) -> usize {
+        match self {
+            Precision::F32 => 4,
+            Precision::F64 => 8,
+        }
+    }
+    /// The WGSL type.
+    pub fn wgsl(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F64 => "f64",
+        }
+    }
+}
+
+/// One line per adapter: name, backend, type, the features fftlearn uses, and key limits.
+pub fn report() -> Vec<String> {
+    adapters()
+        .iter()
+        .map(|a| {
+            let (i, f, l) = (a.get_info(), a.features(), a.limits());
+            format!(
+                "{} | backend {:?} | type {:?}{} | f64 {} | int64 {} | subgroups {} | timestamps {} | max storage binding {} MiB | max buffer {} MiB | max workgroups/dim {} | max invocations/workgroup {} | workgroup storage {} KiB",
+                i.name,
+                i.backend,
+                i.device_type,
+                if is_hardware(&i) { " (hardware)" } else { " (software)" },
+                f.contains(wgpu::Features::SHADER_F64),
+                f.contains(wgpu::Features::SHADER_INT64),
+                f.contains(wgpu::Features::SUBGROUP),
+                f.contains(wgpu::Features::TIMESTAMP_QUERY),
+                l.max_storage_buffer_binding_size >> 20,
+                l.max_buffer_size >> 20,
+                l.max_compute_workgroups_per_dimension,
+                l.max_compute_invocations_per_workgroup,
+                l.max_compute_workgroup_storage_size >> 10,
+            )
+        })
+        .collect()
+}
+
+/// An open device.
+pub struct Gpu {
+    /// The device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// The adapter's description.
+    pub info: wgpu::AdapterInfo,
+    /// Features enabled on the device.
+    pub features: wgpu::Features,
+    /// Limits in force.
+    pub limits: wgpu::Limits,
+    lost: Arc<Mutex<Option<String>>>,
+    uncaptured: Arc<Mutex<Option<String>>>,
+}
+
+/// Pick an adapter: one whose name contains `name` (case-insensitive) if given, else the
+/// first hardware adapter, else (if `allow_software`) the first software one.
+pub fn pick(name: Option<&str>, allow_software: bool) -> Result<wgpu::Adapter> {
+    let all = adapters();
+    let list = || {
+        let v: Vec<String> = all.iter().map(|a| describe(&a.get_info())).collect();
+        if v.is_empty() {
+            "none found on Vulkan/Metal/DX12".to_string()
+        } else {
+            v.join("; ")
+        }
+    };
+    if let Some(n) = name {
+        let n_l = n.to_lowercase();
+        return all
+            .iter()
+            .find(|a| a.get_info().name.to_lowercase().contains(&n_l))
+            .cloned()
+            .ok_or_else(|| Error::input(format!("--adapter '{n}': no adapter matches; adapters: {}", list())));
+    }
+    if let Some(a) = all.iter().find(|a| is_hardware(&a.get_info())) {
+        return Ok(a.clone());
+    }
+    if allow_software {
+        if let Some(a) = all.first() {
+            return Ok(a.clone());
+        }
+    }
+    // what would help differs: a hardware GPU needs its vendor's Vulkan driver; any adapter at
+    // all (for --device gpu) can be Mesa's software lavapipe
+    let help = if allow_software {
+        "install a Vulkan driver: the GPU vendor's, or Mesa's software lavapipe (on Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1)"
+    } else if all.is_empty() {
+        "a hardware GPU needs its vendor's Vulkan driver and the Vulkan loader (NVIDIA: the proprietary driver's Vulkan ICD; AMD/Intel: Mesa's radv/anv); --device gpu would also take a software adapter"
+    } else {
+        "a hardware GPU needs its vendor's Vulkan driver (NVIDIA: the proprietary driver's Vulkan ICD; AMD/Intel: Mesa's radv/anv); --device gpu runs on the software adapter listed"
+    };
+    Err(Error::runtime(format!(
+        "no {}GPU adapter (adapters: {}); {help}",
+        if allow_software { "" } else { "hardware " },
+        list()
+    )))
+}
+
+impl Gpu {
+    /// Open a device on `adapter` with the adapter's own limits; `f64` asks for SHADER_F64.
+    pub fn open(adapter: &wgpu::Adapter, f64: bool) -> Result<Gpu> {
+        let info = adapter.get_info();
+        let mut features = wgpu::Features::empty();
+        if f64 {
+            if !adapter.features().contains(wgpu::Features::SHADER_F64) {
+                return Err(Error::input(format!(
+                    "--precision f64: adapter {} has no SHADER_F64; use --precision f32",
+                    describe(&info)
+                )));
+            }
+            features |= wgpu::Features::SHADER_F64;
+        }
+        // native 64-bit integer products for Philox where offered (the fused kernel uses them)
+        features |= adapter.features() & wgpu::Features::SHADER_INT64;
+        let limits = adapter.limits();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("fftlearn"),
+            required_features: features,
+            required_limits: limits.clone(),
+            ..Default::default()
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
+            .map_err(|e| Error::runtime(format!("cannot open a device on adapter {}: {e}", describe(&info))))?;
+        let lost = Arc::new(Mutex::new(None));
+        let l2 = lost.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            *l2.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{reason:?}: {msg}"));
+        });
+        // an error outside every scope is recorded (wgpu's default handler would panic) and
+        // reported by the next check
+        let uncaptured = Arc::new(Mutex::new(None));
+        let u2 = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = u2.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.is_none() {
+                *slot = Some(e.to_string().split_whitespace().collect::<Vec<_>>().join(" "));
+            }
+        }));
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            features,
+            limits,
+            lost,
+            uncaptured,
+        })
+    }
+
+    /// The adapter's one-line description.
+    pub fn name(&self) -> String {
+        describe(&self.info)
+    }
+
+    /// Run `f` inside validation and out-of-memory error scopes; any error becomes one message
+    /// naming the adapter and `what`.
+    pub fn scoped<T>(&self, what: &str, f: impl FnOnce() -> T) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let val = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f();
+        let v = pollster::block_on(val.pop());
+        let o = pollster::block_on(oom.pop());
+        if let Some(e) = o {
+            return Err(Error::runtime(format!(
+                "GPU out of memory during {what} on adapter {} (max buffer size {} bytes, max storage binding {} bytes): {e}",
+                self.name(),
+                self.limits.max_buffer_size,
+                self.limits.max_storage_buffer_binding_size
+            )));
+        }
+        if let Some(e) = v {
+            return Err(Error::runtime(format!(
+                "GPU validation error during {what} on adapter {}: {e}",
+                self.name()
+            )));
+        }
+        self.check_lost()?;
+        Ok(out)
+    }
+
+    /// Compile a WGSL module inside the error scopes: a shader the adapter rejects is one
+    /// clear error naming the adapter.
+    pub fn compile(&self, label: &str, wgsl: &str) -> Result<wgpu::ShaderModule> {
+        self.scoped(&format!("compiling shader '{label}'"), || {
+            self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(wgsl.into()),
+            })
+        })
+    }
+
+    /// An error if the device was lost.
+    pub fn check_lost(&self) -> Result<()> {
+        if let Some(m) = self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Err(Error::runtime(format!(
+                "GPU device lost on adapter {}: {m}",
+                self.name()
+            )));
+        }
+        if let Some(m) = self.uncaptured.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Err(Error::runtime(format!("GPU error on adapter {}: {m}", self.name())));
+        }
+        Ok(())
+    }
+
+    /// Wait for all submitted work, at most [`WAIT_TIMEOUT`].
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: None,
+                timeout: Some(WAIT_TIMEOUT),
+            })
+            .map_err(|e| {
+                Error::runtime(format!(
+                    "GPU wait failed on adapter {} (timeout {} s): {e}",
+                    self.name(),
+                    WAIT_TIMEOUT.as_secs()
+                ))
+            })?;
+        self.check_lost()
+    }
+
+    /// Copy `size` bytes of `src` back to the host.
+    pub fn read(&self, src: &wgpu::Buffer, offset: u64, size: u64) -> Result<Vec<u8>> {
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("staging"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(src, offset, &staging, 0, size);
+        self.queue.submit([enc.finish()]);
+        self.check_lost()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        match rx.recv_timeout(WAIT_TIMEOUT) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(Error::runtime(format!(
+                    "GPU buffer map failed on adapter {}: {e}",
+                    self.name()
+                )))
+            }
+            Err(_) => {
+                return Err(Error::runtime(format!(
+                    "GPU buffer map timed out on adapter {}",
+                    self.name()
+                )))
+            }
+        }
+        let data = staging
+            .get_mapped_range(..)
+            .map_err(|e| Error::runtime(format!("GPU buffer map failed on adapter {}: {e}", self.name())))?
+            .to_vec();
+        staging.unmap();
+        Ok(data)
+    }
+}

@@ -1,0 +1,887 @@
+//! The model on the GPU: the buffers every kernel shape shares (parameters, Adam moments,
+//! hyper-parameters, the step accumulator), the shape chosen for the adapter, and one step's
+//! dispatch sequence (loss and gradients of a batch, a fixed-order reduction, Adam), all on
+//! the device. The shapes: `lane` and `group` (shaders/lane.wgsl, group.wgsl: every layer of
+//! every sample through global memory, chunked, reduced by shaders/reduce.wgsl) and `fused`
+//! (src/gpu/fused.rs: each sample on chip, one partial per workgroup, one submit per step).
+
+use super::abi::{self, Hyper, Job};
+use super::context::{Gpu, Precision};
+use super::fused::{self, Plan};
+use crate::backend::cpu::Grad;
+use crate::error::{Error, Result};
+use crate::model::network::Network;
+use crate::model::params::{exact_twiddles, Params};
+use crate::optim::Adam;
+use num_complex::Complex64 as C64;
+use wgpu::util::DeviceExt;
+
+const CHUNKED: &str = include_str!("../../../shaders/chunked.wgsl");
+const LANE: &str = include_str!("../../../shaders/lane.wgsl");
+const GROUP: &str = include_str!("../../../shaders/group.wgsl");
+const REDUCE: &str = include_str!("../../../shaders/reduce.wgsl");
+/// Invocations per workgroup in the lane/group/reduce kernels.
+const WG: u32 = 64;
+/// Most samples in one lane/group chunk.
+const MAX_CHUNK: usize = 2048;
+/// Most samples in one upload of host data (fused).
+const MAX_HOST_CHUNK: usize = 65_536;
+
+/// A batch for the GPU.
+#[derive(Clone, Copy, Debug)]
+pub enum GpuBatch<'a> {
+    /// Generated on the device by Philox from (seed, stream, step, sample).
+    Gaussian {
+        /// Seed.
+        seed: u64,
+        /// Stream.
+        stream: crate::model::rng::Stream,
+        /// Step.
+        step: u32,
+        /// Samples.
+        size: usize,
+    },
+    /// From the host: inputs B x N and optional targets B x (N/2+1) (default: exact FFT on the device).
+    Host {
+        /// Inputs.
+        x: &'a [f64],
+        /// Targets.
+        target: Option<&'a [C64]>,
+    },
+}
+
+impl GpuBatch<'_> {
+    /// Samples in the batch, for size N.
+    pub fn len(&self, n: usize) -> usize {
+        match self {
+            GpuBatch::Gaussian { size, .. } => *size,
+            GpuBatch::Host { x, .. } => x.len() / n,
+        }
+    }
+}
+
+/// The shape of the training kernel. Adding one: an arm here, its name, and its arm in
+/// [`GpuModel::with_options`] (the compiler lists every match that must learn it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// One invocation per sample, loops over global memory (shaders/lane.wgsl).
+    Lane,
+    /// One workgroup of 64 invocations per sample, barriers between stages, every layer in
+    /// global memory (shaders/group.wgsl).
+    Group,
+    /// A team of invocations per sample holding it on chip through every stage, generated
+    /// straight-line WGSL (src/gpu/fused.rs).
+    Fused,
+}
+
+impl Kernel {
+    /// Every shape, for conformance loops.
+    pub const ALL: [Kernel; 3] = [Kernel::Lane, Kernel::Group, Kernel::Fused];
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Lane => "lane",
+            Kernel::Group => "group",
+            Kernel::Fused => "fused",
+        }
+    }
+
+    /// The layout file of a chunked shape (every layer in global memory, the per-sample work
+    /// in shaders/chunked.wgsl); `None` for a shape built otherwise.
+    pub fn chunked_layout(self) -> Option<&'static str> {
+        match self {
+            Kernel::Lane => Some(LANE),
+            Kernel::Group => Some(GROUP),
+            Kernel::Fused => None,
+        }
+    }
+
+    /// The shape `--kernel auto` takes on an adapter, and a note when the preferred one does
+    /// not fit: `fused` wherever a sample fits the adapter's workgroup memory (measured fastest
+    /// on lavapipe and on hardware GPUs, see README "GPU speed"), else `group` on hardware GPUs
+    /// and `lane` on CPU-type adapters.
+    pub fn auto(info: &wgpu::AdapterInfo, plan: &std::result::Result<Plan, String>) -> (Kernel, Option<String>) {
+        match plan {
+            Ok(_) => (Kernel::Fused, None),
+            Err(why) => {
+                let k = if info.device_type == wgpu::DeviceType::Cpu {
+                    Kernel::Lane
+                } else {
+                    Kernel::Group
+                };
+                (k, Some(format!("fused does not fit ({why}); using {}", k.name())))
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for Kernel {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Kernel> {
+        Kernel::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Kernel::ALL.iter().map(|k| k.name()).collect();
+            Error::input(format!("--kernel '{s}': accepted: auto, {}", names.join(", ")))
+        })
+    }
+}
+
+/// How to build a [`GpuModel`].
+#[derive(Clone, Copy, Debug)]
+pub struct ModelOptions {
+    /// Arithmetic precision of the kernels.
+    pub prec: Precision,
+    /// Kernel shape (None: [`Kernel::auto`]).
+    pub kernel: Option<Kernel>,
+    /// Samples per dispatch (None: lane/group the most the adapter's binding limit allows,
+    /// up to 2048; fused the whole batch, host data in uploads of up to 65,536).
+    pub chunk: Option<usize>,
+    /// Native 64-bit Philox products where the adapter has SHADER_INT64 (default true).
+    pub int64: bool,
+    /// The fused plan's (bits per invocation, least invocations per workgroup); None: per
+    /// adapter type ([`fused::HARDWARE_SHAPE`], [`fused::CPU_SHAPE`]).
+    pub fused_shape: Option<(u32, u32)>,
+}
+
+impl ModelOptions {
+    /// Defaults at `prec`.
+    pub fn new(prec: Precision) -> Self {
+        ModelOptions {
+            prec,
+            kernel: None,
+            chunk: None,
+            int64: true,
+            fused_shape: None,
+        }
+    }
+}
+
+/// The lane/group machinery: per-chunk activations and per-sample gradients in global memory.
+struct Chunked {
+    chunk: usize,
+    train: wgpu::ComputePipeline,
+    train_bg: wgpu::BindGroup,
+    reduce: wgpu::ComputePipeline,
+    reduce_bg: wgpu::BindGroup,
+    xin: wgpu::Buffer,
+    tin: wgpu::Buffer,
+    _keep: Vec<wgpu::Buffer>,
+}
+
+/// The fused machinery: one partial per workgroup, combined by a fixed tree.
+struct FusedRun {
+    plan: Plan,
+    train: wgpu::ComputePipeline,
+    train_bg: wgpu::BindGroup,
+    combine: wgpu::ComputePipeline,
+    combine_bg: wgpu::BindGroup,
+    xin: wgpu::Buffer,
+    tin: wgpu::Buffer,
+    max_groups: u32,
+    host_chunk: usize,
+    chunk: Option<usize>,
+    _keep: Vec<wgpu::Buffer>,
+}
+
+enum Shape {
+    Chunked(Chunked),
+    Fused(FusedRun),
+}
+
+/// The model's buffers and pipelines on one device.
+pub struct GpuModel {
+    gpu: Gpu,
+    net: Network,
+    prec: Precision,
+    kernel: Kernel,
+    note: Option<String>,
+    int64: bool,
+    job: wgpu::Buffer,
+    params: wgpu::Buffer,
+    hyper: wgpu::Buffer,
+    acc: wgpu::Buffer,
+    moments: wgpu::Buffer,
+    adam: wgpu::ComputePipeline,
+    adam_bg: wgpu::BindGroup,
+    shape: Shape,
+}
+
+fn reals(prec: Precision, v: impl Iterator<Item = f64>) -> Vec<u8> {
+    match prec {
+        Precision::F32 => v.flat_map(|x| (x as f32).to_le_bytes()).collect(),
+        Precision::F64 => v.flat_map(|x| x.to_le_bytes()).collect(),
+    }
+}
+
+fn complexes(prec: Precision, v: &[C64]) -> Vec<u8> {
+    reals(prec, v.iter().flat_map(|z| [z.re, z.im]))
+}
+
+fn from_reals(prec: Precision, b: &[u8]) -> Vec<f64> {
+    match prec {
+        Precision::F32 => b
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+            .collect(),
+        Precision::F64 => b
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
+    }
+}
+
+/// The fused plan for `net` at `prec` on `gpu`, or why it does not fit. `shape`: (bits per
+/// invocation, least invocations per workgroup); None: the adapter type's, or the
+/// environment's `FFTLEARN_FUSED_SHAPE=BITS,WG` (for measurements).
+pub fn fused_plan(
+    info: &wgpu::AdapterInfo,
+    limits: &wgpu::Limits,
+    features: wgpu::Features,
+    net: &Network,
+    prec: Precision,
+    int64: bool,
+    shape: Option<(u32, u32)>,
+) -> std::result::Result<Plan, String> {
+    let int64 = int64 && features.contains(wgpu::Features::SHADER_INT64);
+    let env = std::env::var("FFTLEARN_FUSED_SHAPE").ok().and_then(|v| {
+        let (a, b) = v.split_once(',')?;
+        Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+    });
+    let (bits, min_wg) = shape.or(env).unwrap_or(if info.device_type == wgpu::DeviceType::Cpu {
+        fused::CPU_SHAPE
+    } else {
+        fused::HARDWARE_SHAPE
+    });
+    let mut plan = Plan::new(net, prec, fused::Fit::of(limits), int64, bits, min_wg)?;
+    if info.device_type == wgpu::DeviceType::Cpu {
+        plan.cwg = fused::COMBINE_WG.1;
+    }
+    Ok(plan)
+}
+
+/// What `--kernel auto` runs on `adapter` at size `net` and `prec`, with the limits it uses:
+/// one line for `fftlearn devices`.
+pub fn auto_summary(adapter: &wgpu::Adapter, net: &Network, prec: Precision) -> String {
+    let (info, limits, features) = (adapter.get_info(), adapter.limits(), adapter.features());
+    if prec == Precision::F64 && !features.contains(wgpu::Features::SHADER_F64) {
+        return format!("{}: no SHADER_F64", prec.wgsl());
+    }
+    let plan = fused_plan(&info, &limits, features, net, prec, true, None);
+    let (kernel, note) = Kernel::auto(&info, &plan);
+    match (kernel, plan) {
+        (Kernel::Fused, Ok(p)) => {
+            let groups = fused_max_groups(&limits, net, prec);
+            format!(
+                "{}: fused, {} invocations per sample, {} per workgroup, {} B workgroup memory, up to {groups} workgroups per dispatch (whole batch in one dispatch)",
+                prec.wgsl(),
+                p.ts,
+                p.wg,
+                p.wg_bytes
+            )
+        }
+        (k, _) => format!("{}: {} ({})", prec.wgsl(), k.name(), note.unwrap_or_default()),
+    }
+}
+
+fn bind(dev: &wgpu::Device, pl: &wgpu::ComputePipeline, bufs: &[(u32, &wgpu::Buffer)]) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry> = bufs
+        .iter()
+        .map(|(i, b)| wgpu::BindGroupEntry {
+            binding: *i,
+            resource: b.as_entire_binding(),
+        })
+        .collect();
+    dev.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout: &pl.get_bind_group_layout(0),
+        entries: &entries,
+    })
+}
+
+fn pipeline(dev: &wgpu::Device, m: &wgpu::ShaderModule, entry: &str, zero_wg: bool) -> wgpu::ComputePipeline {
+    dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(entry),
+        layout: None,
+        module: m,
+        entry_point: Some(entry),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants: &[],
+            zero_initialize_workgroup_memory: zero_wg,
+        },
+        cache: None,
+    })
+}
+
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_DST)
+    .union(wgpu::BufferUsages::COPY_SRC);
+
+fn buffer(dev: &wgpu::Device, label: &str, size: u64) -> wgpu::Buffer {
+    dev.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: size.max(16),
+        usage: STORAGE,
+        mapped_at_creation: false,
+    })
+}
+
+fn buffer_init(dev: &wgpu::Device, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+    dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: bytes,
+        usage: STORAGE,
+    })
+}
+
+/// Buffers every shape reads.
+struct Shared<'a> {
+    job: &'a wgpu::Buffer,
+    params: &'a wgpu::Buffer,
+    exact: &'a wgpu::Buffer,
+    hyper: &'a wgpu::Buffer,
+    acc: &'a wgpu::Buffer,
+}
+
+impl GpuModel {
+    /// Upload `p` and build the pipelines for its size at `prec`, kernel and chunk by default.
+    pub fn new(gpu: Gpu, p: &Params, prec: Precision) -> Result<Self> {
+        Self::with_options(gpu, p, ModelOptions::new(prec))
+    }
+
+    /// Upload `p` and build the pipelines with explicit options.
+    pub fn with_options(gpu: Gpu, p: &Params, opts: ModelOptions) -> Result<Self> {
+        let prec = opts.prec;
+        let net = p.net.clone();
+        let plan = fused_plan(
+            &gpu.info,
+            &gpu.limits,
+            gpu.features,
+            &net,
+            prec,
+            opts.int64,
+            opts.fused_shape,
+        );
+        let (kernel, note) = match opts.kernel {
+            Some(Kernel::Fused) => {
+                if let Err(why) = &plan {
+                    return Err(Error::input(format!(
+                        "--kernel fused: {why} on adapter {}; use --kernel group",
+                        gpu.name()
+                    )));
+                }
+                (Kernel::Fused, None)
+            }
+            Some(k) => (k, None),
+            None => Kernel::auto(&gpu.info, &plan),
+        };
+        let int64 = opts.int64 && gpu.features.contains(wgpu::Features::SHADER_INT64);
+        let np = 4 + net.n_twiddles();
+        let cb = 2 * prec.bytes() as u64;
+        let dev = &gpu.device;
+        let (job, params, exact, hyper, acc, moments) = gpu.scoped("buffer allocation", || {
+            let job = dev.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("job"),
+                size: std::mem::size_of::<Job>() as u64,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            (
+                job,
+                buffer_init(dev, "params", &complexes(prec, &p.flat())),
+                buffer_init(dev, "exact", &complexes(prec, &exact_twiddles(&net))),
+                buffer(dev, "hyper", (Hyper::LEN * prec.bytes()) as u64),
+                buffer(dev, "acc", 2 * (np as u64 + 1) * cb),
+                buffer(dev, "moments", 2 * np as u64 * cb),
+            )
+        })?;
+        let sh = Shared {
+            job: &job,
+            params: &params,
+            exact: &exact,
+            hyper: &hyper,
+            acc: &acc,
+        };
+        let shape = match kernel {
+            Kernel::Lane | Kernel::Group => {
+                Shape::Chunked(build_chunked(&gpu, &net, prec, kernel, opts.chunk, int64, &sh)?)
+            }
+            Kernel::Fused => {
+                let plan = plan.map_err(Error::runtime)?;
+                Shape::Fused(build_fused(&gpu, &net, prec, plan, opts.chunk, &sh)?)
+            }
+        };
+        let (adam, adam_bg) = gpu.scoped("shader compilation (adam)", || {
+            let m = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some("reduce"),
+                source: wgpu::ShaderSource::Wgsl(abi::source(&net, prec, 1, int64, REDUCE).into()),
+            });
+            let adam = pipeline(dev, &m, "adam", true);
+            let bg = bind(dev, &adam, &[(2, &acc), (3, &params), (4, &moments), (5, &hyper)]);
+            (adam, bg)
+        })?;
+        Ok(GpuModel {
+            gpu,
+            net,
+            prec,
+            kernel,
+            note,
+            int64,
+            job,
+            params,
+            hyper,
+            acc,
+            moments,
+            adam,
+            adam_bg,
+            shape,
+        })
+    }
+
+    /// The device.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    /// The kernel shape in use.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    /// Why `auto` did not take its first choice, if it did not.
+    pub fn note(&self) -> Option<&str> {
+        self.note.as_deref()
+    }
+
+    /// Samples per dispatch: the lane/group chunk, or for fused the most samples per upload
+    /// of host data (Philox data runs the whole batch in one dispatch unless --chunk is given).
+    pub fn chunk(&self) -> usize {
+        match &self.shape {
+            Shape::Chunked(c) => c.chunk,
+            Shape::Fused(f) => f.chunk.unwrap_or(f.host_chunk),
+        }
+    }
+
+    /// One line on the shape: kernel, chunking, and (fused) the plan and limits it uses.
+    pub fn describe_shape(&self) -> String {
+        match &self.shape {
+            Shape::Chunked(c) => format!("kernel {} | chunk {} samples", self.kernel.name(), c.chunk),
+            Shape::Fused(f) => format!(
+                "kernel fused | {} invocations per sample, {} sample(s) per workgroup, {} B workgroup memory ({} exchange buffer(s)) | up to {} workgroups per dispatch | {} | {}",
+                f.plan.ts,
+                f.plan.teams,
+                f.plan.wg_bytes,
+                f.plan.nbuf,
+                f.max_groups,
+                match f.chunk {
+                    Some(c) => format!("{c} samples per dispatch"),
+                    None => format!("whole batch per dispatch, host data in uploads of {}", f.host_chunk),
+                },
+                if self.int64 { "Philox with u64 products" } else { "Philox with 16-bit limbs" }
+            ),
+        }
+    }
+
+    /// Precision.
+    pub fn precision(&self) -> Precision {
+        self.prec
+    }
+
+    /// Replace the parameters (and reset nothing else).
+    pub fn set_params(&self, p: &Params) {
+        self.gpu
+            .queue
+            .write_buffer(&self.params, 0, &complexes(self.prec, &p.flat()));
+    }
+
+    /// Read the parameters back.
+    pub fn params(&self) -> Result<Params> {
+        let np = 4 + self.net.n_twiddles();
+        let b = self.gpu.read(&self.params, 0, (np * 2 * self.prec.bytes()) as u64)?;
+        let v = from_reals(self.prec, &b);
+        let flat: Vec<C64> = v.chunks_exact(2).map(|c| C64::new(c[0], c[1])).collect();
+        let mut p = Params {
+            net: self.net.clone(),
+            m: [C64::default(); 4],
+            tw: vec![C64::default(); np - 4],
+        };
+        p.set_flat(&flat);
+        Ok(p)
+    }
+
+    fn write_hyper(&self, h: &Hyper) {
+        self.gpu
+            .queue
+            .write_buffer(&self.hyper, 0, &reals(self.prec, h.reals().into_iter()));
+    }
+
+    fn adam_pass(&self, enc: &mut wgpu::CommandEncoder) {
+        let np = 4 + self.net.n_twiddles() as u32;
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&self.adam);
+        pass.set_bind_group(0, &self.adam_bg, &[]);
+        pass.dispatch_workgroups(np.div_ceil(WG), 1, 1);
+    }
+
+    /// Accumulate loss and gradient of `batch` into the accumulator (cleared first), then
+    /// (with `adam`) update the parameters.
+    fn accumulate(&self, batch: &GpuBatch, adam: Option<(&Adam, u64)>) -> Result<()> {
+        let (n, k) = (self.net.n(), self.net.bins());
+        let b = batch.len(n);
+        let mut h = Hyper {
+            scale: 2.0 / (b as f64 * k as f64),
+            lr_bc1: 0.0,
+            sqrt_bc2: 1.0,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        };
+        if let Some((a, t)) = adam {
+            let t = t as f64;
+            h.lr_bc1 = a.lr / (1.0 - a.beta1.powf(t));
+            h.sqrt_bc2 = (1.0 - a.beta2.powf(t)).sqrt();
+            h.beta1 = a.beta1;
+            h.beta2 = a.beta2;
+            h.eps = a.eps;
+        }
+        self.write_hyper(&h);
+        let per = match &self.shape {
+            Shape::Chunked(c) => c.chunk,
+            Shape::Fused(f) => match batch {
+                GpuBatch::Gaussian { .. } => f.chunk.unwrap_or(usize::MAX),
+                GpuBatch::Host { .. } => f.chunk.unwrap_or(f.host_chunk),
+            },
+        };
+        self.gpu.scoped("a training step", || {
+            let mut base = 0usize;
+            while base < b {
+                let count = (b - base).min(per);
+                let first = base == 0;
+                let last = base + count == b;
+                let mut job = Job {
+                    base: base as u32,
+                    count: count as u32,
+                    last_chunk: last as u32,
+                    ..Default::default()
+                };
+                let (xin, tin) = match &self.shape {
+                    Shape::Chunked(c) => (&c.xin, &c.tin),
+                    Shape::Fused(f) => (&f.xin, &f.tin),
+                };
+                match batch {
+                    GpuBatch::Gaussian { seed, stream, step, .. } => {
+                        job.seed_lo = *seed as u32;
+                        job.seed_hi = (*seed >> 32) as u32;
+                        job.step = *step;
+                        job.stream = *stream as u32;
+                    }
+                    GpuBatch::Host { x, target } => {
+                        job.from_host = 1;
+                        let xs = &x[base * n..(base + count) * n];
+                        self.gpu
+                            .queue
+                            .write_buffer(xin, 0, &reals(self.prec, xs.iter().copied()));
+                        if let Some(t) = target {
+                            job.host_target = 1;
+                            self.gpu.queue.write_buffer(
+                                tin,
+                                0,
+                                &complexes(self.prec, &t[base * k..(base + count) * k]),
+                            );
+                        }
+                    }
+                }
+                let mut enc = self.gpu.device.create_command_encoder(&Default::default());
+                if first {
+                    enc.clear_buffer(&self.acc, 0, None);
+                }
+                match &self.shape {
+                    Shape::Chunked(c) => {
+                        let mut pass = enc.begin_compute_pass(&Default::default());
+                        pass.set_pipeline(&c.train);
+                        pass.set_bind_group(0, &c.train_bg, &[]);
+                        let groups = match self.kernel {
+                            Kernel::Lane => (count as u32).div_ceil(WG),
+                            _ => count as u32,
+                        };
+                        pass.dispatch_workgroups(groups, 1, 1);
+                        pass.set_pipeline(&c.reduce);
+                        pass.set_bind_group(0, &c.reduce_bg, &[]);
+                        pass.dispatch_workgroups((4 + self.net.n_twiddles() as u32 + 1).div_ceil(WG), 1, 1);
+                    }
+                    Shape::Fused(f) => {
+                        let (spt, groups) = f.plan.shape(count, f.max_groups);
+                        job.spt = spt;
+                        job.groups = groups;
+                        let mut pass = enc.begin_compute_pass(&Default::default());
+                        pass.set_pipeline(&f.train);
+                        pass.set_bind_group(0, &f.train_bg, &[]);
+                        pass.dispatch_workgroups(groups, 1, 1);
+                        pass.set_pipeline(&f.combine);
+                        pass.set_bind_group(0, &f.combine_bg, &[]);
+                        pass.dispatch_workgroups(4 + self.net.n_twiddles() as u32 + 1, 1, 1);
+                    }
+                }
+                if last && adam.is_some() {
+                    self.adam_pass(&mut enc);
+                }
+                self.gpu.queue.write_buffer(&self.job, 0, bytemuck::bytes_of(&job));
+                self.gpu.queue.submit([enc.finish()]);
+                base += count;
+            }
+        })?;
+        Ok(())
+    }
+
+    /// Loss and gradient of `batch` at the current parameters (read back in full).
+    pub fn loss_grad(&self, batch: &GpuBatch) -> Result<Grad> {
+        self.accumulate(batch, None)?;
+        let np = 4 + self.net.n_twiddles();
+        let cb = 2 * self.prec.bytes() as u64;
+        let bytes = self.gpu.read(&self.acc, 0, 2 * (np as u64 + 1) * cb)?;
+        let v = from_reals(self.prec, &bytes);
+        // acc holds (total, open block) pairs; the last chunk flushed the block into the total
+        let sum = |p: usize| C64::new(v[4 * p], v[4 * p + 1]);
+        let b = batch.len(self.net.n());
+        let loss = sum(np).re / (b as f64 * self.net.bins() as f64);
+        let g: Vec<C64> = (0..np).map(sum).collect();
+        Ok(Grad {
+            loss,
+            m: [g[0], g[1], g[2], g[3]],
+            tw: g[4..].to_vec(),
+        })
+    }
+
+    /// One Adam step on `batch` (step count `t`, from 1); returns the loss before the update.
+    pub fn adam_step(&self, batch: &GpuBatch, adam: &Adam, t: u64) -> Result<f64> {
+        self.accumulate(batch, Some((adam, t)))?;
+        let cb = 2 * self.prec.bytes() as u64;
+        let np = 4 + self.net.n_twiddles() as u64;
+        let bytes = self.gpu.read(&self.acc, 2 * np * cb, self.prec.bytes() as u64)?;
+        let b = batch.len(self.net.n());
+        Ok(from_reals(self.prec, &bytes)[0] / (b as f64 * self.net.bins() as f64))
+    }
+
+    /// Adam moments (re/im per parameter) back on the host: (m, v).
+    pub fn moments(&self) -> Result<(Vec<C64>, Vec<C64>)> {
+        let np = 4 + self.net.n_twiddles();
+        let b = self
+            .gpu
+            .read(&self.moments, 0, (2 * np * 2 * self.prec.bytes()) as u64)?;
+        let v = from_reals(self.prec, &b);
+        let c: Vec<C64> = v.chunks_exact(2).map(|c| C64::new(c[0], c[1])).collect();
+        Ok((
+            c.iter().step_by(2).copied().collect(),
+            c.iter().skip(1).step_by(2).copied().collect(),
+        ))
+    }
+
+    /// Replace the Adam moments (the layout [`GpuModel::moments`] reads).
+    pub fn set_moments(&self, m: &[C64], v: &[C64]) {
+        let inter: Vec<C64> = m.iter().zip(v).flat_map(|(a, b)| [*a, *b]).collect();
+        self.gpu
+            .queue
+            .write_buffer(&self.moments, 0, &complexes(self.prec, &inter));
+    }
+}
+
+/// The binding limit every storage buffer must respect.
+fn binding_limit(limits: &wgpu::Limits) -> u64 {
+    limits.max_storage_buffer_binding_size.min(limits.max_buffer_size)
+}
+
+/// Most workgroups of one fused dispatch: [`fused::MAX_GROUPS`], the dispatch limit, and the
+/// partials (one per parameter and the loss per workgroup) within one binding.
+fn fused_max_groups(limits: &wgpu::Limits, net: &Network, prec: Precision) -> u32 {
+    let np1 = (4 + net.n_twiddles() + 1) as u64;
+    (fused::MAX_GROUPS as u64)
+        .min(limits.max_compute_workgroups_per_dimension as u64)
+        .min(binding_limit(limits) / (np1 * 2 * prec.bytes() as u64)) as u32
+}
+
+fn build_chunked(
+    gpu: &Gpu,
+    net: &Network,
+    prec: Precision,
+    kernel: Kernel,
+    chunk_opt: Option<usize>,
+    int64: bool,
+    sh: &Shared,
+) -> Result<Chunked> {
+    let (n, k) = (net.n(), net.bins());
+    let np = 4 + net.n_twiddles();
+    let cb = 2 * prec.bytes() as u64;
+    let layers = net.log2() as u64 + 2;
+    let limit = binding_limit(&gpu.limits);
+    let mut chunk = MAX_CHUNK;
+    while chunk > 1 && layers * n as u64 * chunk as u64 * cb > limit {
+        chunk /= 2;
+    }
+    if layers * n as u64 * cb > limit {
+        return Err(Error::runtime(format!(
+            "N = {n} needs {} bytes of activations per sample, over adapter {}'s storage binding limit of {limit} bytes",
+            layers * n as u64 * cb,
+            gpu.name()
+        )));
+    }
+    if let Some(c) = chunk_opt {
+        let bytes = layers * n as u64 * c as u64 * cb;
+        let groups = gpu.limits.max_compute_workgroups_per_dimension as usize;
+        if c == 0 || bytes > limit || c > groups {
+            return Err(Error::input(format!(
+                "--chunk {c}: must be 1..={} on adapter {}: {c} samples need {bytes} bytes of activations (max_storage_buffer_binding_size / max_buffer_size: {limit} bytes) and {c} workgroups (max_compute_workgroups_per_dimension: {groups})",
+                chunk.min(groups),
+                gpu.name()
+            )));
+        }
+        chunk = c;
+    }
+    let dev = &gpu.device;
+    let (act, pg, xin, tin) = gpu.scoped("buffer allocation", || {
+        (
+            buffer(dev, "act", layers * n as u64 * chunk as u64 * cb),
+            buffer(dev, "pg", (np as u64 + 1) * chunk as u64 * cb),
+            buffer(dev, "xin", (chunk * n) as u64 * prec.bytes() as u64),
+            buffer(dev, "tin", (chunk * k) as u64 * cb),
+        )
+    })?;
+    let layout = kernel
+        .chunked_layout()
+        .ok_or_else(|| Error::runtime(format!("kernel {} is not a chunked shape", kernel.name())))?;
+    let body = format!("{layout}\n{CHUNKED}");
+    let (train, reduce) = gpu.scoped("shader compilation", || {
+        let module = |label: &str, body: &str| {
+            dev.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(abi::source(net, prec, chunk, int64, body).into()),
+            })
+        };
+        let tm = module(kernel.name(), &body);
+        let rm = module("reduce", REDUCE);
+        (pipeline(dev, &tm, "train", true), pipeline(dev, &rm, "reduce", true))
+    })?;
+    let (train_bg, reduce_bg) = gpu.scoped("bind groups", || {
+        (
+            bind(
+                dev,
+                &train,
+                &[
+                    (0, sh.job),
+                    (1, sh.params),
+                    (2, sh.exact),
+                    (3, &act),
+                    (4, &pg),
+                    (5, &xin),
+                    (6, &tin),
+                    (7, sh.hyper),
+                ],
+            ),
+            bind(dev, &reduce, &[(0, sh.job), (1, &pg), (2, sh.acc)]),
+        )
+    })?;
+    Ok(Chunked {
+        chunk,
+        train,
+        train_bg,
+        reduce,
+        reduce_bg,
+        xin,
+        tin,
+        _keep: vec![act, pg, sh.exact.clone()],
+    })
+}
+
+fn build_fused(
+    gpu: &Gpu,
+    net: &Network,
+    prec: Precision,
+    plan: Plan,
+    chunk_opt: Option<usize>,
+    sh: &Shared,
+) -> Result<FusedRun> {
+    let (n, k) = (net.n(), net.bins());
+    let np1 = (4 + net.n_twiddles() + 1) as u64;
+    let cb = 2 * prec.bytes() as u64;
+    let rb = prec.bytes() as u64;
+    let limit = binding_limit(&gpu.limits);
+    let max_groups = fused_max_groups(&gpu.limits, net, prec);
+    if max_groups == 0 || np1 > gpu.limits.max_compute_workgroups_per_dimension as u64 {
+        return Err(Error::runtime(format!(
+            "--kernel fused: N = {n} needs {np1} combine workgroups and {} bytes per partial, over adapter {}'s limits",
+            np1 * cb,
+            gpu.name()
+        )));
+    }
+    let host_chunk = (MAX_HOST_CHUNK as u64)
+        .min(limit / (n as u64 * rb))
+        .min(limit / (k as u64 * cb))
+        .max(1) as usize;
+    if let Some(c) = chunk_opt {
+        if c == 0 || c > host_chunk {
+            return Err(Error::input(format!(
+                "--chunk {c}: must be 1..={host_chunk} with --kernel fused on adapter {} (host data of {c} samples needs {} bytes, max_storage_buffer_binding_size / max_buffer_size: {limit} bytes)",
+                gpu.name(),
+                c as u64 * n as u64 * rb
+            )));
+        }
+    }
+    let xin_len = chunk_opt.unwrap_or(host_chunk);
+    let dev = &gpu.device;
+    let table = plan.gather_table();
+    let (partial, xin, tin, gather) = gpu.scoped("buffer allocation", || {
+        (
+            buffer(dev, "partial", max_groups as u64 * np1 * cb),
+            buffer(dev, "xin", xin_len as u64 * n as u64 * rb),
+            buffer(dev, "tin", xin_len as u64 * k as u64 * cb),
+            buffer_init(dev, "gather", bytemuck::cast_slice(&table)),
+        )
+    })?;
+    let src = abi::source(net, prec, 1, plan.int64, &plan.wgsl());
+    let (train, combine) = gpu.scoped("shader compilation (fused)", || {
+        // SAFETY: every index the generated kernel forms is in range by construction (the
+        // plan's layouts are bijections onto 0..N, sample indices are clamped to the dispatch,
+        // partials are indexed below groups <= max_groups, for which the buffer is sized);
+        // tests/gpu.rs checks the results against the f64 CPU path at every supported shape.
+        let m = unsafe {
+            dev.create_shader_module_trusted(
+                wgpu::ShaderModuleDescriptor {
+                    label: Some("fused"),
+                    source: wgpu::ShaderSource::Wgsl(src.as_str().into()),
+                },
+                wgpu::ShaderRuntimeChecks::unchecked(),
+            )
+        };
+        (
+            pipeline(dev, &m, "train_fused", false),
+            pipeline(dev, &m, "combine", false),
+        )
+    })?;
+    let mut entries = vec![
+        (0, sh.job),
+        (1, sh.params),
+        (2, sh.exact),
+        (3, &partial),
+        (4, &xin),
+        (5, &tin),
+        (6, sh.hyper),
+    ];
+    entries.push((7, &gather));
+    let (train_bg, combine_bg) = gpu.scoped("bind groups", || {
+        (
+            bind(dev, &train, &entries),
+            bind(dev, &combine, &[(0, sh.job), (3, &partial), (8, sh.acc)]),
+        )
+    })?;
+    Ok(FusedRun {
+        plan,
+        train,
+        train_bg,
+        combine,
+        combine_bg,
+        xin,
+        tin,
+        max_groups,
+        host_chunk,
+        chunk: chunk_opt,
+        _keep: vec![partial, gather, sh.exact.clone()],
+    })
+}

@@ -1,0 +1,518 @@
+//! The command-line interface (binary only): the clap flags ([`args`]), what each subcommand
+//! does (validate its inputs, run the library, write its outputs, print its report; here and
+//! in [`measure`]).
+
+pub mod args;
+pub mod measure;
+
+use crate::cli::args::{Cmd, DeviceArg, ForwardArgs, GradArgs, GradcheckArgs, InitArgs, PlotArgs, TrainArgs};
+use fftlearn::backend::cpu;
+use fftlearn::backend::gpu::{self, context, Kernel, Precision};
+use fftlearn::backend::{self as be, Chosen, Device};
+use fftlearn::error::{Error, Result};
+use fftlearn::io::npy::{self, Out};
+use fftlearn::model::data::Batch;
+use fftlearn::model::network::Network;
+use fftlearn::model::params::Params;
+use fftlearn::optim::Optimizer;
+use fftlearn::train::checkpoint::{self, Checkpoint};
+use fftlearn::train::{self, BackendKind, DataMode, TrainConfig};
+use std::io::Write;
+use std::path::Path;
+
+/// Run one subcommand.
+pub fn run(cmd: Cmd) -> Result<()> {
+    match cmd {
+        Cmd::Init(a) => init(a),
+        Cmd::Forward(a) => forward(a),
+        Cmd::Grad(a) => grad(a),
+        Cmd::Train(a) => train_cmd(a),
+        Cmd::Devices => devices(),
+        Cmd::Gradcheck(a) => gradcheck(a),
+        Cmd::Plot(a) => plot_runs(a),
+        Cmd::Hessian(a) => crate::cli::measure::hessian_cmd(a),
+        Cmd::Rsweep(a) => crate::cli::measure::rsweep_cmd(a),
+        Cmd::Snr(a) => crate::cli::measure::snr_cmd(a),
+        Cmd::Sweep(a) => {
+            fftlearn::interrupt::install();
+            fftlearn::experiments::sweep::run(&a.config, a.out.as_deref(), &mut std::io::stdout().lock())
+        }
+        Cmd::Bench(a) => bench_cmd(a),
+        Cmd::Claims(a) => fftlearn::experiments::claims::run(
+            &a.out,
+            (!a.no_readme).then_some(a.readme.as_path()),
+            &mut std::io::stdout().lock(),
+        ),
+    }
+}
+
+fn plot_runs(a: PlotArgs) -> Result<()> {
+    use fftlearn::io::plot::{charts, Chart, Series};
+    if !a.labels.is_empty() && a.labels.len() != a.runs.len() {
+        return Err(Error::input(format!(
+            "{} --label for {} --run: give one label per run, or none",
+            a.labels.len(),
+            a.runs.len()
+        )));
+    }
+    if a.out.extension().is_none_or(|e| e != "png") {
+        return Err(Error::input(format!(
+            "--out {}: the plot is a PNG; use a .png name",
+            a.out.display()
+        )));
+    }
+    let mut loss = Vec::new();
+    let mut err = Vec::new();
+    for (i, r) in a.runs.iter().enumerate() {
+        let csv = if r.is_dir() { r.join("metrics.csv") } else { r.clone() };
+        let m = train::read_metrics(&csv)?;
+        let label = a.labels.get(i).cloned().unwrap_or_else(|| {
+            let dir = if r.is_dir() {
+                r.as_path()
+            } else {
+                r.parent().unwrap_or(r)
+            };
+            dir.file_name()
+                .map_or("run".into(), |n| n.to_string_lossy().to_string())
+        });
+        loss.push(Series {
+            label: label.clone(),
+            points: m.iter().map(|m| (m.step as f64, m.loss)).collect(),
+            markers: false,
+        });
+        err.push(Series {
+            label,
+            points: m.iter().map(|m| (m.step as f64, m.rel_op_err)).collect(),
+            markers: false,
+        });
+    }
+    let panel = |title: &str, y: &str, series| Chart {
+        title: title.into(),
+        x_label: "step".into(),
+        y_label: y.into(),
+        log_x: false,
+        log_y: true,
+        series,
+    };
+    charts(
+        &a.out,
+        &[
+            panel("training loss", "minibatch loss", loss),
+            panel("relative operator error", "||W - F||_F / ||F||_F", err),
+        ],
+        640,
+        480,
+    )?;
+    println!("wrote {}", a.out.display());
+    Ok(())
+}
+
+fn init(a: InitArgs) -> Result<()> {
+    let net = Network::new(a.n)?;
+    let scheme = &a.scheme;
+    let p = Params::init(&net, scheme, a.seed);
+    p.save(&a.out)?;
+    println!(
+        "wrote {} (N = {}, scheme {scheme}, {} complex parameters)",
+        a.out.display(),
+        net.n(),
+        p.len()
+    );
+    Ok(())
+}
+
+fn load_inputs(p: &Params, path: &Path) -> Result<Vec<f64>> {
+    let (shape, x) = npy::read_npy_f64(path, &[None, Some(p.net.n())]).map_err(|e| {
+        e.context(format!(
+            "--input (expected float64 of shape (B, {}) for N = {})",
+            p.net.n(),
+            p.net.n()
+        ))
+    })?;
+    if shape[0] == 0 {
+        return Err(Error::input(format!(
+            "--input {}: batch of 0 rows; at least 1 is needed",
+            path.display()
+        )));
+    }
+    if !x.iter().all(|v| v.is_finite()) {
+        return Err(Error::input(format!(
+            "--input {}: contains NaN or infinity",
+            path.display()
+        )));
+    }
+    Ok(x)
+}
+
+fn forward(a: ForwardArgs) -> Result<()> {
+    let p = Params::load(&a.params)?;
+    let x = load_inputs(&p, &a.input)?;
+    let b = x.len() / p.net.n();
+    let y = cpu::forward(&p, &x);
+    npy::write_npy(&a.out, Out::C128(&[b, p.net.bins()], &y))?;
+    println!("wrote {} ({b} x {} complex128)", a.out.display(), p.net.bins());
+    Ok(())
+}
+
+fn grad(a: GradArgs) -> Result<()> {
+    let p = Params::load(&a.params)?;
+    let x = load_inputs(&p, &a.input)?;
+    let b = x.len() / p.net.n();
+    let target = match &a.target {
+        Some(t) => {
+            let (_, t) = npy::read_npy_c128(t, &[Some(b), Some(p.net.bins())]).map_err(|e| {
+                e.context(format!(
+                    "--target (expected complex128 of shape ({b}, {}))",
+                    p.net.bins()
+                ))
+            })?;
+            Some(t)
+        }
+        None => None,
+    };
+    let g = cpu::loss_grad(
+        &p,
+        &Batch::Given {
+            x: &x,
+            target: target.as_deref(),
+        },
+    );
+    npy::write_npz(
+        &a.out,
+        &[
+            ("loss", Out::Scalar(g.loss)),
+            ("M", Out::C128(&[2, 2], &g.m)),
+            ("twiddles", Out::C128(&[g.tw.len()], &g.tw)),
+        ],
+    )?;
+    println!("wrote {} (loss {:.6e}, batch {b})", a.out.display(), g.loss);
+    Ok(())
+}
+
+/// With `--resume`: the checkpoint's config, with the allowed overrides applied and any
+/// conflicting explicit flag reported by name.
+fn resume_config(a: &TrainArgs, dir: &Path, ck: &Checkpoint) -> Result<TrainConfig> {
+    let given = |id: &str| a.explicit.iter().any(|e| e == id);
+    let mut cfg = ck.config.clone();
+    let gpu_kind = match a.gpu.precision.into() {
+        Precision::F32 => BackendKind::GpuF32,
+        Precision::F64 => BackendKind::GpuF64,
+    };
+    // (flag id, differs from the checkpoint, the flag's value, the checkpoint's value)
+    let checks: [(&str, bool, String, String); 11] = [
+        (
+            "optimizer",
+            a.optimizer != cfg.optimizer,
+            a.optimizer.to_string(),
+            cfg.optimizer.to_string(),
+        ),
+        (
+            "momentum",
+            a.momentum != cfg.momentum,
+            format!("{:e}", a.momentum),
+            format!("{:e}", cfg.momentum),
+        ),
+        (
+            "schedule",
+            a.schedule != cfg.schedule,
+            a.schedule.to_string(),
+            cfg.schedule.to_string(),
+        ),
+        ("data", a.data != cfg.data, a.data.to_string(), cfg.data.to_string()),
+        ("n", a.n != cfg.n, a.n.to_string(), cfg.n.to_string()),
+        (
+            "batch",
+            a.batch != cfg.batch,
+            a.batch.to_string(),
+            cfg.batch.to_string(),
+        ),
+        ("lr", a.lr != cfg.lr, format!("{:e}", a.lr), format!("{:e}", cfg.lr)),
+        ("seed", a.seed != cfg.seed, a.seed.to_string(), cfg.seed.to_string()),
+        ("init", a.init != cfg.init, a.init.to_string(), cfg.init.to_string()),
+        (
+            "print_every",
+            a.print_every != cfg.print_every,
+            a.print_every.to_string(),
+            cfg.print_every.to_string(),
+        ),
+        (
+            "precision",
+            cfg.backend.is_gpu() && gpu_kind != cfg.backend,
+            gpu_kind.to_string(),
+            cfg.backend.to_string(),
+        ),
+    ];
+    for (id, conflict, cli, stored) in checks {
+        if given(id) && conflict {
+            return Err(Error::input(format!(
+                "--{} {cli} conflicts with the checkpoint's {id} = {stored} ({}); a resumed run keeps its config (may change: --steps, --checkpoint-every, --max-loss-ratio, --adapter)",
+                id.replace('_', "-"),
+                checkpoint::path_in(dir).display()
+            )));
+        }
+    }
+    if given("device") {
+        let want = match a.device {
+            DeviceArg::Cpu => Some("cpu"),
+            DeviceArg::Gpu => Some("gpu"),
+            DeviceArg::Auto => None,
+        };
+        if let Some(w) = want.filter(|w| !cfg.backend.name().starts_with(w)) {
+            return Err(Error::input(format!(
+                "--device {w} conflicts with the checkpoint's backend = {} ({}); a run resumes on the backend it started on",
+                cfg.backend,
+                checkpoint::path_in(dir).display()
+            )));
+        }
+    }
+    if given("out") && a.out != dir {
+        return Err(Error::input(format!(
+            "--out {} conflicts with --resume {}: a resumed run writes into its own directory",
+            a.out.display(),
+            dir.display()
+        )));
+    }
+    cfg.out = dir.to_path_buf();
+    if given("steps") {
+        cfg.steps = a.steps;
+    }
+    if let Some(c) = a.checkpoint_every {
+        cfg.checkpoint_every = c;
+    }
+    if given("max_loss_ratio") {
+        cfg.max_loss_ratio = a.max_loss_ratio;
+    }
+    if cfg.steps <= ck.step {
+        return Err(Error::input(format!(
+            "--steps {}: the checkpoint in {} is already at step {}; pass --steps above {} to continue",
+            cfg.steps,
+            dir.display(),
+            ck.step,
+            ck.step
+        )));
+    }
+    Ok(cfg)
+}
+
+fn train_cmd(a: TrainArgs) -> Result<()> {
+    let resume = match &a.resume {
+        Some(dir) => Some(Checkpoint::load(&checkpoint::path_in(dir))?),
+        None => None,
+    };
+    let mut cfg = match (&resume, &a.resume) {
+        (Some(ck), Some(dir)) => resume_config(&a, dir, ck)?,
+        _ => TrainConfig {
+            n: a.n,
+            steps: a.steps,
+            batch: a.batch,
+            lr: a.lr,
+            seed: a.seed,
+            init: a.init.clone(),
+            print_every: a.print_every,
+            out: a.out.clone(),
+            max_loss_ratio: a.max_loss_ratio,
+            checkpoint_every: a
+                .checkpoint_every
+                .unwrap_or(TrainConfig::default_checkpoint_every(a.steps)),
+            backend: match a.device {
+                DeviceArg::Gpu => BackendKind::GpuF32,
+                _ => BackendKind::CpuF64,
+            },
+            optimizer: a.optimizer,
+            momentum: a.momentum,
+            schedule: a.schedule,
+            data: a.data,
+        },
+    };
+    let net = cfg.validate()?;
+    if cfg.optimizer == Optimizer::Als && cfg.data == DataMode::Minibatch {
+        println!(
+            "[note] als on minibatches solves each step's {} samples exactly, an underdetermined fit for batch < N that need not approach the FFT (from the seed's init at N = 512 it stalls near relative operator error 0.8); --data population solves the expected loss and recovers the FFT",
+            cfg.batch
+        );
+    }
+    // with --resume the parameters come from the checkpoint; this is only the starting shape
+    let p = match &resume {
+        Some(ck) => ck.params.clone(),
+        None => a.init.params(&net, a.seed)?,
+    };
+    let device = match &resume {
+        Some(_) if cfg.backend.is_gpu() => Device::Gpu,
+        Some(_) => Device::Cpu,
+        // CPU-only solvers (lm, als) never try a GPU under --device auto
+        None if !cfg.optimizer.on_gpu() => Device::Cpu,
+        None => a.device.into(),
+    };
+    let mut gpu = a.gpu.choice();
+    if resume.is_some() {
+        // a resumed run keeps the precision it started with
+        gpu.precision = if cfg.backend == BackendKind::GpuF64 {
+            Precision::F64
+        } else {
+            Precision::F32
+        };
+    }
+    let chosen = be::choose(device, &gpu, &p)?;
+    for l in chosen.lines().into_iter().filter(|l| !l.starts_with("[device] cpu")) {
+        println!("{l}");
+    }
+    let model = match chosen {
+        Chosen::Gpu(m) => Some(*m),
+        Chosen::Cpu(_) => None,
+    };
+    let mut backend = train::backend_for(&cfg, p, model)?;
+    cfg.backend = backend.kind();
+    fftlearn::interrupt::install();
+    let mut out = std::io::stdout().lock();
+    train::run(&cfg, backend.as_mut(), resume, &mut out)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Open the GPU model: `allow_software` admits software adapters such as lavapipe.
+pub(crate) fn open_model(a: &args::GpuArgs, p: &Params, allow_software: bool) -> Result<gpu::GpuModel> {
+    let m = be::open_model(&a.choice(), p, allow_software)?;
+    for l in be::gpu_lines(&m) {
+        println!("{l}");
+    }
+    Ok(m)
+}
+
+fn devices() -> Result<()> {
+    let lines = context::report();
+    if lines.is_empty() {
+        println!("no GPU adapter on Vulkan/Metal/DX12: install a Vulkan driver (the GPU vendor's, or Mesa's software lavapipe: on Debian/Ubuntu apt-get install mesa-vulkan-drivers libvulkan1)");
+    }
+    let net = Network::seed();
+    for (l, a) in lines.iter().zip(context::adapters()) {
+        println!("{l}");
+        for prec in [Precision::F32, Precision::F64] {
+            println!(
+                "    --kernel auto at N = {}: {}",
+                net.n(),
+                fftlearn::backend::gpu::model::auto_summary(&a, &net, prec)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn gradcheck(a: GradcheckArgs) -> Result<()> {
+    if a.batch == 0 {
+        return Err(Error::input("--batch 0: the batch must be at least 1"));
+    }
+    let p = match &a.params {
+        Some(path) => Params::load(path)?,
+        None => Params::init(&Network::new(a.n)?, &a.init, a.seed),
+    };
+    let m = open_model(&a.gpu, &p, true)?;
+    let prec = m.precision();
+    let (tol_loss, tol_grad) = match prec {
+        Precision::F32 => (1e-5, 1e-4),
+        Precision::F64 => (1e-12, 1e-12),
+    };
+    let r = gpu::gradcheck::run(&m, &p, a.batch, a.seed)?;
+    println!(
+        "gradcheck: N = {}, batch {}, precision {}, inputs and targets rounded to f32 on both paths",
+        p.net.n(),
+        a.batch,
+        prec.wgsl()
+    );
+    println!(
+        "loss: cpu {:.12e} gpu {:.12e} rel err {:.3e} scaled err {:.3e}",
+        r.loss_cpu, r.loss_gpu, r.loss_rel, r.loss_scaled
+    );
+    println!(
+        "{:<8} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
+        "group", "|g| cpu", "max abs", "max rel", "mean rel", "norm rel", "scaled"
+    );
+    for g in &r.groups {
+        println!(
+            "{:<8} {:>12.4e} {:>12.3e} {:>12.3e} {:>12.3e} {:>12.3e} {:>12.3e}",
+            g.name, g.norm, g.max_abs, g.max_rel, g.mean_rel, g.norm_rel, g.scaled
+        );
+    }
+    println!("(scaled = error / max(|cpu value|, value with zero targets): the f32 scale; equals the relative error unless the residual is ~0, as at the exact FFT)");
+    let ok = r.loss_scaled <= tol_loss && r.worst_scaled() <= tol_grad;
+    println!(
+        "{}: loss scaled err {:.3e} (tolerance {tol_loss:e}), worst group scaled norm err {:.3e} (tolerance {tol_grad:e}); plain relative: loss {:.3e}, worst group {:.3e}",
+        if ok { "PASS" } else { "FAIL" },
+        r.loss_scaled,
+        r.worst_scaled(),
+        r.loss_rel,
+        r.worst_norm_rel()
+    );
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::runtime(
+            "gradcheck failed: the GPU disagrees with the f64 CPU path beyond tolerance",
+        ))
+    }
+}
+
+fn bench_cmd(a: crate::cli::args::BenchArgs) -> Result<()> {
+    use crate::cli::args::BenchDevice;
+    use fftlearn::experiments::bench::{self, BenchConfig, Row};
+    if a.batches.is_empty() || a.batches.contains(&0) {
+        return Err(Error::input(format!(
+            "--batches {:?}: every batch must be at least 1",
+            a.batches
+        )));
+    }
+    if !(a.min_time >= 0.0 && a.min_time.is_finite()) {
+        return Err(Error::input(format!(
+            "--min-time {}: must be a finite number of seconds >= 0",
+            a.min_time
+        )));
+    }
+    let mut kernels = Vec::new();
+    for k in &a.kernel {
+        match k.as_str() {
+            "all" => kernels.extend(Kernel::ALL.map(Some)),
+            "auto" => kernels.push(None),
+            other => kernels.push(Some(other.parse::<Kernel>()?)),
+        }
+    }
+    let gpu = a.device != BenchDevice::Cpu;
+    let cfg = BenchConfig {
+        n: a.n,
+        batches: a.batches.clone(),
+        min_steps: a.min_steps,
+        min_time: a.min_time,
+        cpu: a.device != BenchDevice::Gpu,
+        kernels: if gpu { kernels } else { Vec::new() },
+        precisions: a.precision.iter().map(|&p| p.into()).collect(),
+        adapter: a.adapter.clone(),
+        chunk: a.chunk,
+    };
+    println!("bench: N = {}, machine: {}", a.n, bench::machine());
+    println!(
+        "{:<4} {:<6} {:<4} {:>9} {:>6} {:>12} {:>14}  adapter",
+        "dev", "kernel", "prec", "batch", "steps", "median s", "samples/s"
+    );
+    let rows = bench::run(&cfg, |r| {
+        println!(
+            "{:<4} {:<6} {:<4} {:>9} {:>6} {:>12.4e} {:>14.1}  {}",
+            r.device,
+            r.kernel,
+            r.precision,
+            r.batch,
+            r.steps,
+            r.median_s,
+            r.samples_per_s(),
+            r.adapter
+        );
+    })?;
+    if let Some(out) = &a.out {
+        let mut text = String::from(Row::HEADER);
+        text.push('\n');
+        for r in &rows {
+            text.push_str(&r.csv());
+            text.push('\n');
+        }
+        fftlearn::io::npy::write_text(out, &text)?;
+        println!("wrote {}", out.display());
+    }
+    Ok(())
+}

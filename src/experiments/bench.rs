@@ -1,0 +1,192 @@
+//! `fftlearn bench`: training-step throughput as a user measures it on their own machine.
+//! A step is the whole of one Adam step at batch B: data (Philox + Box-Muller), the exact
+//! target, the forward, the loss, the backward, the reduction and the update, ended by the
+//! loss read back to the host (the step's one synchronisation). Each row is one kernel x
+//! precision x batch on one device, timed over repeated steps after a warm-up step (which
+//! compiles the shaders); it names the adapter and the machine. Returns rows; prints nothing.
+
+use crate::backend::gpu::{context, Gpu, GpuBatch, GpuModel, Kernel, ModelOptions, Precision};
+use crate::error::{Error, Result};
+use crate::model::network::Network;
+use crate::model::params::{Params, Scheme};
+use crate::model::rng::Stream;
+use crate::optim::Adam;
+use crate::train::{Backend, HostBackend};
+use std::time::{Duration, Instant};
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    /// Transform size.
+    pub n: usize,
+    /// Batch sizes.
+    pub batches: Vec<usize>,
+    /// Timed steps per row at least.
+    pub min_steps: usize,
+    /// Timed seconds per row at least.
+    pub min_time: f64,
+    /// Run the CPU f64 path.
+    pub cpu: bool,
+    /// GPU kernel shapes to run (None in the list: auto), empty for none.
+    pub kernels: Vec<Option<Kernel>>,
+    /// GPU precisions.
+    pub precisions: Vec<Precision>,
+    /// Adapter name filter.
+    pub adapter: Option<String>,
+    /// Samples per dispatch (None: each shape's default).
+    pub chunk: Option<usize>,
+}
+
+/// One measured configuration.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// `cpu` or `gpu`.
+    pub device: String,
+    /// The adapter (GPU) or the CPU model and thread count.
+    pub adapter: String,
+    /// Kernel shape that ran (`-` on the CPU).
+    pub kernel: String,
+    /// `f32`/`f64`.
+    pub precision: String,
+    /// N.
+    pub n: usize,
+    /// Samples per step.
+    pub batch: usize,
+    /// Timed steps.
+    pub steps: usize,
+    /// Median seconds per step.
+    pub median_s: f64,
+    /// Fastest step.
+    pub best_s: f64,
+    /// The machine: CPU model, cores.
+    pub machine: String,
+}
+
+impl Row {
+    /// Samples per second at the median step.
+    pub fn samples_per_s(&self) -> f64 {
+        self.batch as f64 / self.median_s
+    }
+    /// The CSV header.
+    pub const HEADER: &'static str =
+        "device,adapter,kernel,precision,n,batch,steps,median_s,best_s,samples_per_s,samples_per_s_best,machine";
+    /// One CSV line (text fields quoted).
+    pub fn csv(&self) -> String {
+        format!(
+            "{},\"{}\",{},{},{},{},{},{:.6e},{:.6e},{:.1},{:.1},\"{}\"",
+            self.device,
+            self.adapter.replace('"', "'"),
+            self.kernel,
+            self.precision,
+            self.n,
+            self.batch,
+            self.steps,
+            self.median_s,
+            self.best_s,
+            self.samples_per_s(),
+            self.batch as f64 / self.best_s,
+            self.machine.replace('"', "'")
+        )
+    }
+}
+
+/// The CPU model name and the number of cores this process may use.
+pub fn machine() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    format!("{model}, {cores} cores")
+}
+
+/// Time `step` (called with step numbers from 2; step 1 is the untimed warm-up).
+fn time_steps(min_steps: usize, min_time: f64, mut step: impl FnMut(u32) -> Result<f64>) -> Result<(usize, f64, f64)> {
+    let l = step(1)?;
+    if !l.is_finite() {
+        return Err(Error::runtime(format!("bench: warm-up step gave loss {l}")));
+    }
+    let mut times = Vec::new();
+    let start = Instant::now();
+    let mut t = 2u32;
+    while times.len() < min_steps.max(1) || start.elapsed() < Duration::from_secs_f64(min_time) {
+        let s = Instant::now();
+        step(t)?;
+        times.push(s.elapsed().as_secs_f64());
+        t += 1;
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((times.len(), times[times.len() / 2], times[0]))
+}
+
+/// Run every configuration; `each` sees every row as it is measured.
+pub fn run(cfg: &BenchConfig, mut each: impl FnMut(&Row)) -> Result<Vec<Row>> {
+    let net = Network::new(cfg.n)?;
+    let p = Params::init(&net, &Scheme::Seed, 0);
+    let machine = machine();
+    let mut rows = Vec::new();
+    let mut record =
+        |device: &str, adapter: String, kernel: &str, precision: &str, batch: usize, t: (usize, f64, f64)| {
+            let r = Row {
+                device: device.into(),
+                adapter,
+                kernel: kernel.into(),
+                precision: precision.into(),
+                n: cfg.n,
+                batch,
+                steps: t.0,
+                median_s: t.1,
+                best_s: t.2,
+                machine: machine.clone(),
+            };
+            each(&r);
+            rows.push(r);
+        };
+    let seed = 42;
+    if cfg.cpu {
+        let threads = rayon::current_num_threads();
+        for &b in &cfg.batches {
+            let mut be = HostBackend::cpu_adam(p.clone(), 1e-3, b, seed);
+            let t = time_steps(cfg.min_steps, cfg.min_time, |t| be.step(t))?;
+            record("cpu", format!("cpu f64 ({threads} threads)"), "-", "f64", b, t);
+        }
+    }
+    if !cfg.kernels.is_empty() {
+        let adapter = context::pick(cfg.adapter.as_deref(), true)?;
+        for &prec in &cfg.precisions {
+            for &kernel in &cfg.kernels {
+                let g = Gpu::open(&adapter, prec == Precision::F64)?;
+                let opts = ModelOptions {
+                    prec,
+                    kernel,
+                    chunk: cfg.chunk,
+                    int64: true,
+                    fused_shape: None,
+                };
+                let m = GpuModel::with_options(g, &p, opts)?;
+                for &b in &cfg.batches {
+                    m.set_params(&p);
+                    let adam = Adam::new(1e-3);
+                    let mut tt = 0u64;
+                    let t = time_steps(cfg.min_steps, cfg.min_time, |t| {
+                        tt += 1;
+                        let batch = GpuBatch::Gaussian {
+                            seed,
+                            stream: Stream::Data,
+                            step: t,
+                            size: b,
+                        };
+                        m.adam_step(&batch, &adam, tt)
+                    })?;
+                    record("gpu", m.gpu().name(), m.kernel().name(), prec.wgsl(), b, t);
+                }
+            }
+        }
+    }
+    Ok(rows)
+}

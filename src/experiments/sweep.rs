@@ -1,0 +1,718 @@
+//! The learnability map: a grid of training runs from a TOML config, each cell recording
+//! success against a threshold on the relative operator error, steps to success, wall time and
+//! final error; resumable cell by cell; CSV and heat-map PNGs. The config is any valid TOML
+//! (read by `toml` + `serde`); errors name the key and its line.
+
+use crate::backend::gpu::{self, Gpu, GpuModel, Precision};
+use crate::error::{Error, Result};
+use crate::io::npy;
+use crate::io::plot::{heatmaps, Heat};
+use crate::model::network::Network;
+use crate::model::params::Init;
+use crate::optim::{Optimizer, Schedule};
+use crate::train::{self, backend_for, BackendKind, DataMode, End, Span, TrainConfig, UntilThreshold};
+use serde::Deserialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use toml::Spanned;
+
+/// The keys a sweep config accepts, with what each takes.
+pub const KEYS: [(&str, &str); 15] = [
+    ("n", "array of powers of two, 4..=65536 (required)"),
+    ("batch", "array of batch sizes >= 1 (default [16])"),
+    ("lr", "array of learning rates > 0 (default [0.01])"),
+    (
+        "init",
+        "array of init schemes: seed, exact, random, modulus:R (default [\"seed\"])",
+    ),
+    (
+        "optimizer",
+        "array of adam, sgd, phase, phase-sgd, dgn, lm, als (default [\"adam\"])",
+    ),
+    (
+        "precision",
+        "array of f64 (CPU path), f32 (GPU path) (default [\"f64\"])",
+    ),
+    (
+        "schedule",
+        "array of constant, cosine, step:EVERY:GAMMA (default [\"constant\"])",
+    ),
+    ("momentum", "array of SGD momenta in [0, 1) (default [0.0])"),
+    (
+        "data",
+        "array of minibatch, population (default [\"minibatch\"]); lm always uses population",
+    ),
+    ("seeds", "array of data seeds, or a count k meaning 0..k (default 1)"),
+    ("steps", "steps per cell (exclusive with budget)"),
+    (
+        "budget",
+        "samples per cell: steps = budget / batch (exclusive with steps)",
+    ),
+    (
+        "threshold",
+        "success when the relative operator error <= this (default 1e-6)",
+    ),
+    ("eval_every", "steps between exact evaluations (default steps / 20)"),
+    ("out", "output directory (default \"runs/sweep\")"),
+];
+
+/// A parsed, checked sweep config.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepConfig {
+    /// Sizes.
+    pub n: Vec<usize>,
+    /// Batch sizes.
+    pub batch: Vec<usize>,
+    /// Learning rates.
+    pub lr: Vec<f64>,
+    /// Init schemes.
+    pub init: Vec<Init>,
+    /// Optimizers.
+    pub optimizer: Vec<Optimizer>,
+    /// Precisions: f64 (the CPU path) or f32 (the GPU path).
+    pub precision: Vec<BackendKind>,
+    /// Schedules.
+    pub schedule: Vec<Schedule>,
+    /// Momenta.
+    pub momentum: Vec<f64>,
+    /// Data modes.
+    pub data: Vec<DataMode>,
+    /// Seeds.
+    pub seeds: Vec<u64>,
+    /// Steps per cell (None: from the budget).
+    pub steps: Option<u32>,
+    /// Samples per cell (None: from steps).
+    pub budget: Option<u64>,
+    /// Success threshold on the relative operator error.
+    pub threshold: f64,
+    /// Steps between evaluations (0: steps / 20).
+    pub eval_every: u32,
+    /// Output directory.
+    pub out: PathBuf,
+}
+
+/// The document as serde reads it: every key spanned, so errors can name its line; unknown
+/// keys refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    n: Option<Spanned<toml::Value>>,
+    batch: Option<Spanned<toml::Value>>,
+    lr: Option<Spanned<toml::Value>>,
+    init: Option<Spanned<toml::Value>>,
+    optimizer: Option<Spanned<toml::Value>>,
+    precision: Option<Spanned<toml::Value>>,
+    schedule: Option<Spanned<toml::Value>>,
+    momentum: Option<Spanned<toml::Value>>,
+    data: Option<Spanned<toml::Value>>,
+    seeds: Option<Spanned<toml::Value>>,
+    steps: Option<Spanned<toml::Value>>,
+    budget: Option<Spanned<toml::Value>>,
+    threshold: Option<Spanned<toml::Value>>,
+    eval_every: Option<Spanned<toml::Value>>,
+    out: Option<Spanned<toml::Value>>,
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, at: usize) -> usize {
+    text[..at.min(text.len())].matches('\n').count() + 1
+}
+
+/// One key's value with where it stands, for messages.
+struct Key<'a> {
+    name: &'a str,
+    value: &'a toml::Value,
+    at: String,
+}
+
+impl Key<'_> {
+    fn err(&self, msg: impl std::fmt::Display) -> Error {
+        Error::input(format!("sweep config {}: key '{}': {msg}", self.at, self.name))
+    }
+
+    /// Each element of a non-empty list (a scalar is a list of one) through `conv`.
+    fn each<T>(&self, conv: impl Fn(&toml::Value) -> std::result::Result<T, String>) -> Result<Vec<T>> {
+        let items: Vec<&toml::Value> = match self.value {
+            toml::Value::Array(a) => a.iter().collect(),
+            other => vec![other],
+        };
+        if items.is_empty() {
+            return Err(self.err("is an empty list; give at least one value"));
+        }
+        items.into_iter().map(|x| conv(x).map_err(|e| self.err(e))).collect()
+    }
+
+    fn scalar(&self) -> Result<()> {
+        match self.value {
+            toml::Value::Array(_) => Err(self.err("takes one value, not an array")),
+            _ => Ok(()),
+        }
+    }
+
+    fn ints(&self, min: i64, max: i64) -> Result<Vec<i64>> {
+        self.each(|x| match x {
+            toml::Value::Integer(i) if (min..=max).contains(i) => Ok(*i),
+            toml::Value::Integer(i) => Err(format!("{i} is out of range ({min}..={max})")),
+            o => Err(format!("expected integers, got a {}", o.type_str())),
+        })
+    }
+
+    fn floats(&self) -> Result<Vec<f64>> {
+        self.each(|x| match x {
+            toml::Value::Integer(i) => Ok(*i as f64),
+            toml::Value::Float(f) => Ok(*f),
+            o => Err(format!("expected numbers, got a {}", o.type_str())),
+        })
+    }
+
+    /// Strings, each parsed into `T` (whose error names what is accepted).
+    fn named<T: std::str::FromStr<Err = Error>>(&self) -> Result<Vec<T>> {
+        self.each(|x| match x {
+            toml::Value::String(s) => s.parse::<T>().map_err(|e| e.to_string()),
+            o => Err(format!("expected \"strings\", got a {}", o.type_str())),
+        })
+    }
+}
+
+impl SweepConfig {
+    /// Parse and check a config's text (`what` names it in errors).
+    pub fn parse(text: &str, what: &str) -> Result<Self> {
+        let raw: Raw = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map_or(String::new(), |s| format!(":{}", line_of(text, s.start)));
+            let msg = e.message().trim().to_string();
+            // serde names an unknown key "field"; say it as the rest of fftlearn does
+            let msg = match msg.strip_prefix("unknown field `").and_then(|m| m.split_once('`')) {
+                Some((k, _)) => {
+                    let known: Vec<&str> = KEYS.iter().map(|k| k.0).collect();
+                    format!("unknown key '{k}' (known: {})", known.join(", "))
+                }
+                None => msg,
+            };
+            Error::input(format!("sweep config {what}{at}: {msg}"))
+        })?;
+        let mut c = SweepConfig {
+            n: Vec::new(),
+            batch: vec![16],
+            lr: vec![1e-2],
+            init: vec![Init::default()],
+            optimizer: vec![Optimizer::Adam],
+            precision: vec![BackendKind::CpuF64],
+            schedule: vec![Schedule::Constant],
+            momentum: vec![0.0],
+            data: vec![DataMode::Minibatch],
+            seeds: vec![0],
+            steps: None,
+            budget: None,
+            threshold: 1e-6,
+            eval_every: 0,
+            out: PathBuf::from("runs/sweep"),
+        };
+        fn key<'a>(text: &str, what: &str, name: &'a str, v: &'a Option<Spanned<toml::Value>>) -> Option<Key<'a>> {
+            v.as_ref().map(|v| Key {
+                name,
+                value: v.get_ref(),
+                at: format!("{what}:{}", line_of(text, v.span().start)),
+            })
+        }
+        let key = |name: &'static str, v| key(text, what, name, v);
+        if let Some(k) = key("n", &raw.n) {
+            c.n = k.ints(4, 65536)?.into_iter().map(|x| x as usize).collect();
+            for &n in &c.n {
+                Network::new(n).map_err(|e| k.err(e))?;
+            }
+        }
+        if let Some(k) = key("batch", &raw.batch) {
+            c.batch = k.ints(1, 1 << 32)?.into_iter().map(|x| x as usize).collect();
+        }
+        if let Some(k) = key("lr", &raw.lr) {
+            c.lr = k.floats()?;
+        }
+        if let Some(k) = key("init", &raw.init) {
+            c.init = k.named()?;
+        }
+        if let Some(k) = key("optimizer", &raw.optimizer) {
+            c.optimizer = k.named()?;
+        }
+        if let Some(k) = key("precision", &raw.precision) {
+            c.precision = k.each(|x| match x.as_str() {
+                Some("f64") => Ok(BackendKind::CpuF64),
+                Some("f32") => Ok(BackendKind::GpuF32),
+                _ => Err(format!("{x} (accepted: f64 = CPU path, f32 = GPU path)")),
+            })?;
+        }
+        if let Some(k) = key("schedule", &raw.schedule) {
+            c.schedule = k.named()?;
+        }
+        if let Some(k) = key("momentum", &raw.momentum) {
+            c.momentum = k.floats()?;
+        }
+        if let Some(k) = key("data", &raw.data) {
+            c.data = k.named()?;
+        }
+        if let Some(k) = key("seeds", &raw.seeds) {
+            c.seeds = match k.value {
+                toml::Value::Integer(count) if *count >= 1 => (0..*count as u64).collect(),
+                toml::Value::Integer(count) => return Err(k.err(format!("count {count} must be >= 1"))),
+                _ => k.ints(0, i64::MAX)?.into_iter().map(|x| x as u64).collect(),
+            };
+        }
+        if let Some(k) = key("steps", &raw.steps) {
+            k.scalar()?;
+            c.steps = Some(k.ints(1, u32::MAX as i64)?[0] as u32);
+        }
+        if let Some(k) = key("budget", &raw.budget) {
+            k.scalar()?;
+            c.budget = Some(k.ints(1, i64::MAX)?[0] as u64);
+        }
+        if let Some(k) = key("threshold", &raw.threshold) {
+            k.scalar()?;
+            c.threshold = k.floats()?[0];
+            if !(c.threshold > 0.0 && c.threshold < 1.0) {
+                return Err(k.err(format!("{} must be in (0, 1)", c.threshold)));
+            }
+        }
+        if let Some(k) = key("eval_every", &raw.eval_every) {
+            k.scalar()?;
+            c.eval_every = k.ints(1, u32::MAX as i64)?[0] as u32;
+        }
+        if let Some(k) = key("out", &raw.out) {
+            k.scalar()?;
+            c.out = PathBuf::from(
+                k.each(|x| {
+                    x.as_str()
+                        .map(String::from)
+                        .ok_or_else(|| format!("expected a \"string\", got a {}", x.type_str()))
+                })?
+                .remove(0),
+            );
+        }
+        if c.n.is_empty() {
+            return Err(Error::input("sweep config: key 'n' is required (an array of sizes)"));
+        }
+        match (c.steps, c.budget) {
+            (None, None) => return Err(Error::input("sweep config: give 'steps' or 'budget'")),
+            (Some(_), Some(_)) => {
+                return Err(Error::input(
+                    "sweep config: keys 'steps' and 'budget' exclude each other",
+                ))
+            }
+            _ => {}
+        }
+        for (i, cell) in c.cells().iter().enumerate() {
+            let tc = cell.train_config(&c);
+            tc.validate()
+                .map_err(|e| Error::input(format!("sweep config: cell {i} ({}): {e}", cell.label())))?;
+        }
+        Ok(c)
+    }
+
+    /// Every cell, in the order they run (n outermost, seed innermost).
+    pub fn cells(&self) -> Vec<Cell> {
+        let mut out = Vec::new();
+        for &n in &self.n {
+            for &batch in &self.batch {
+                for &lr in &self.lr {
+                    for init in &self.init {
+                        for opt in &self.optimizer {
+                            for prec in &self.precision {
+                                for sch in &self.schedule {
+                                    for &mom in &self.momentum {
+                                        for data in &self.data {
+                                            for &seed in &self.seeds {
+                                                let data = if opt.population_only() {
+                                                    DataMode::Population
+                                                } else {
+                                                    *data
+                                                };
+                                                out.push(Cell {
+                                                    n,
+                                                    batch,
+                                                    lr,
+                                                    init: init.clone(),
+                                                    optimizer: *opt,
+                                                    precision: *prec,
+                                                    schedule: *sch,
+                                                    momentum: mom,
+                                                    data,
+                                                    seed,
+                                                    steps: self.steps.unwrap_or_else(|| {
+                                                        (self.budget.unwrap_or(1) / batch as u64)
+                                                            .clamp(1, u32::MAX as u64)
+                                                            as u32
+                                                    }),
+                                                });
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One run of the grid.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cell {
+    /// N.
+    pub n: usize,
+    /// Batch.
+    pub batch: usize,
+    /// Learning rate.
+    pub lr: f64,
+    /// Init scheme.
+    pub init: Init,
+    /// Optimizer.
+    pub optimizer: Optimizer,
+    /// The CPU f64 path or the GPU f32 path.
+    pub precision: BackendKind,
+    /// Schedule.
+    pub schedule: Schedule,
+    /// Momentum.
+    pub momentum: f64,
+    /// Data mode.
+    pub data: DataMode,
+    /// Seed.
+    pub seed: u64,
+    /// Steps.
+    pub steps: u32,
+}
+
+/// The sweep name of a backend: f64 (the CPU path) or f32 (the GPU path).
+fn precision_name(b: BackendKind) -> &'static str {
+    match b {
+        BackendKind::CpuF64 => "f64",
+        BackendKind::GpuF32 => "f32",
+        BackendKind::GpuF64 => "gpu-f64",
+    }
+}
+
+impl Cell {
+    fn label(&self) -> String {
+        format!(
+            "n = {}, batch = {}, lr = {:e}, init = {}, optimizer = {}, precision = {}, schedule = {}, momentum = {}, data = {}, seed = {}",
+            self.n,
+            self.batch,
+            self.lr,
+            self.init,
+            self.optimizer,
+            precision_name(self.precision),
+            self.schedule,
+            self.momentum,
+            self.data,
+            self.seed
+        )
+    }
+
+    fn train_config(&self, c: &SweepConfig) -> TrainConfig {
+        TrainConfig {
+            n: self.n,
+            steps: self.steps,
+            batch: self.batch,
+            lr: self.lr,
+            seed: self.seed,
+            init: self.init.clone(),
+            print_every: self.steps,
+            out: c.out.clone(),
+            checkpoint_every: self.steps,
+            backend: self.precision,
+            optimizer: self.optimizer,
+            momentum: self.momentum,
+            schedule: self.schedule,
+            data: self.data,
+            ..TrainConfig::default()
+        }
+    }
+
+    fn key(&self) -> String {
+        format!(
+            "{},{},{:e},{},{},{},{},{:e},{},{},{}",
+            self.n,
+            self.batch,
+            self.lr,
+            self.init,
+            self.optimizer,
+            precision_name(self.precision),
+            self.schedule,
+            self.momentum,
+            self.data,
+            self.seed,
+            self.steps
+        )
+    }
+}
+
+/// The CSV header.
+pub const HEADER: &str = "n,batch,lr,init,optimizer,precision,schedule,momentum,data,seed,steps,status,steps_to_success,samples_to_success,final_rel_err,final_loss,backend,wall_s";
+
+/// What one cell gave.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// success, fail or diverged.
+    pub status: &'static str,
+    /// First evaluated step at or below the threshold.
+    pub steps_to_success: Option<u32>,
+    /// The relative operator error at the end (or at success).
+    pub final_rel_err: f64,
+    /// The last step's loss.
+    pub final_loss: f64,
+    /// Where it ran (backend and adapter).
+    pub backend: String,
+    /// Seconds.
+    pub wall_s: f64,
+}
+
+/// Samples one step of `cell` consumes (N for population data).
+fn samples_per_step(cell: &Cell) -> u64 {
+    if cell.data == DataMode::Population {
+        cell.n as u64
+    } else {
+        cell.batch as u64
+    }
+}
+
+fn run_cell(cell: &Cell, c: &SweepConfig, gpu: &mut Option<Gpu>) -> Result<Outcome> {
+    let tc = cell.train_config(c);
+    let net = tc.validate()?;
+    let p = cell.init.params(&net, cell.seed)?;
+    let model = if cell.precision.is_gpu() {
+        let g = match gpu.take() {
+            Some(g) => g,
+            None => {
+                let a = gpu::context::pick(None, true)?;
+                Gpu::open(&a, false)?
+            }
+        };
+        Some(GpuModel::new(g, &p, Precision::F32)?)
+    } else {
+        None
+    };
+    let mut backend = backend_for(&tc, p, model)?;
+    let every = if c.eval_every > 0 {
+        c.eval_every
+    } else {
+        (cell.steps / 20).max(1)
+    };
+    let t0 = Instant::now();
+    let ran = backend.describe().replace(',', ";");
+    let mut obs = UntilThreshold::new(every, c.threshold);
+    let span = Span {
+        start: 0,
+        steps: cell.steps,
+        max_loss_ratio: tc.max_loss_ratio,
+        first_loss: None,
+    };
+    let end = train::drive(span, backend.as_mut(), &mut obs)?;
+    let (status, final_rel_err) = match end {
+        End::Diverged { loss, .. } => {
+            obs.loss = loss;
+            ("diverged", f64::NAN)
+        }
+        End::Interrupted(_) => return Err(Error::interrupted("interrupted")),
+        End::Stopped(_) | End::Finished if obs.reached.is_some() => ("success", obs.rel),
+        End::Stopped(_) | End::Finished => ("fail", obs.rel),
+    };
+    Ok(Outcome {
+        status,
+        steps_to_success: obs.reached,
+        final_rel_err,
+        final_loss: obs.loss,
+        backend: ran,
+        wall_s: t0.elapsed().as_secs_f64(),
+    })
+}
+
+fn row(cell: &Cell, o: &Outcome) -> String {
+    format!(
+        "{},{},{},{},{:e},{:e},{},{:.3}",
+        cell.key(),
+        o.status,
+        o.steps_to_success.map_or(String::new(), |s| s.to_string()),
+        o.steps_to_success
+            .map_or(String::new(), |s| (s as u64 * samples_per_step(cell)).to_string()),
+        o.final_rel_err,
+        o.final_loss,
+        o.backend,
+        o.wall_s
+    )
+}
+
+/// Run (or resume) the sweep of the config file at `path`, writing `OUT/sweep.csv`, the
+/// config copy `OUT/sweep.toml`, and the heat maps. Prints one line per cell.
+pub fn run(path: &Path, out_override: Option<&Path>, log: &mut dyn Write) -> Result<()> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::input(format!("cannot read sweep config {}: {e}", path.display())))?;
+    let mut c = SweepConfig::parse(&text, &path.display().to_string())?;
+    if let Some(o) = out_override {
+        c.out = o.to_path_buf();
+    }
+    std::fs::create_dir_all(&c.out)
+        .map_err(|e| Error::input(format!("cannot create output directory {}: {e}", c.out.display())))?;
+    let cells = c.cells();
+    let copy = c.out.join("sweep.toml");
+    let csv_path = c.out.join("sweep.csv");
+    let mut rows: Vec<String> = Vec::new();
+    if csv_path.exists() {
+        let old = std::fs::read_to_string(&copy).unwrap_or_default();
+        let same = SweepConfig::parse(&old, &copy.display().to_string())
+            .map(|mut o| {
+                o.out = c.out.clone();
+                o == c
+            })
+            .unwrap_or(false);
+        if !same {
+            return Err(Error::input(format!(
+                "{} holds a sweep of another config ({}); use another --out or remove it",
+                c.out.display(),
+                copy.display()
+            )));
+        }
+        let existing = std::fs::read_to_string(&csv_path)
+            .map_err(|e| Error::input(format!("cannot read {}: {e}", csv_path.display())))?;
+        let mut lines = existing.lines();
+        if lines.next() != Some(HEADER) {
+            return Err(Error::input(format!(
+                "{}: not a sweep CSV (header differs)",
+                csv_path.display()
+            )));
+        }
+        for (i, l) in lines.enumerate() {
+            let want = cells.get(i).map(|c| c.key());
+            if want.as_deref().is_none_or(|k| !l.starts_with(&format!("{k},"))) {
+                return Err(Error::input(format!(
+                    "{} line {}: does not match cell {i} of the config; use another --out",
+                    csv_path.display(),
+                    i + 2
+                )));
+            }
+            rows.push(l.to_string());
+        }
+        writeln!(log, "[sweep] resuming: {} of {} cells done", rows.len(), cells.len())?;
+    } else {
+        npy::write_text(&copy, &text)?;
+    }
+    let mut gpu = None;
+    for (i, cell) in cells.iter().enumerate().skip(rows.len()) {
+        let o = match run_cell(cell, &c, &mut gpu) {
+            Ok(o) => o,
+            Err(e) if e.kind() == crate::error::Kind::Interrupted => {
+                return Err(Error::interrupted(format!(
+                    "sweep interrupted in cell {i} of {}: {} cells are in {}; rerun the same command to resume",
+                    cells.len(),
+                    rows.len(),
+                    csv_path.display()
+                )))
+            }
+            Err(e) => return Err(e.context(format!("sweep cell {i} ({})", cell.label()))),
+        };
+        writeln!(
+            log,
+            "[sweep] cell {}/{}: N = {}, batch {}, lr {:e}, {} {}, init {}, seed {}: {}{} (rel err {:.2e}, {:.2} s)",
+            i + 1,
+            cells.len(),
+            cell.n,
+            cell.batch,
+            cell.lr,
+            cell.optimizer,
+            precision_name(cell.precision),
+            cell.init,
+            cell.seed,
+            o.status,
+            o.steps_to_success.map_or(String::new(), |s| format!(" at step {s}")),
+            o.final_rel_err,
+            o.wall_s
+        )?;
+        rows.push(row(cell, &o));
+        let mut csv = String::from(HEADER);
+        csv.push('\n');
+        for r in &rows {
+            csv.push_str(r);
+            csv.push('\n');
+        }
+        npy::write_text(&csv_path, &csv)?;
+    }
+    maps(&c, &cells, &rows)?;
+    writeln!(
+        log,
+        "[sweep] {} cells; wrote {}, {} and {}",
+        cells.len(),
+        csv_path.display(),
+        c.out.join("success_rate.png").display(),
+        c.out.join("median_steps.png").display()
+    )?;
+    Ok(())
+}
+
+/// Heat maps over N x batch, one panel per optimizer: success rate and median steps to success.
+fn maps(c: &SweepConfig, cells: &[Cell], rows: &[String]) -> Result<()> {
+    let mut rate = Vec::new();
+    let mut med = Vec::new();
+    for opt in &c.optimizer {
+        let mut rv = vec![vec![None; c.batch.len()]; c.n.len()];
+        let mut mv = vec![vec![None; c.batch.len()]; c.n.len()];
+        for (ni, &n) in c.n.iter().enumerate() {
+            for (bi, &b) in c.batch.iter().enumerate() {
+                let mine: Vec<&String> = cells
+                    .iter()
+                    .zip(rows)
+                    .filter(|(cell, _)| cell.n == n && cell.batch == b && &cell.optimizer == opt)
+                    .map(|(_, r)| r)
+                    .collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let field = |r: &str, i: usize| r.split(',').nth(i).unwrap_or("").to_string();
+                let ok: Vec<f64> = mine
+                    .iter()
+                    .filter(|r| field(r, 11) == "success")
+                    .filter_map(|r| field(r, 12).parse().ok())
+                    .collect();
+                rv[ni][bi] = Some(ok.len() as f64 / mine.len() as f64);
+                mv[ni][bi] = Some(if ok.is_empty() {
+                    f64::NAN
+                } else {
+                    crate::analysis::snr::median(ok)
+                });
+            }
+        }
+        let steps_hi = mv
+            .iter()
+            .flatten()
+            .flatten()
+            .copied()
+            .filter(|v| v.is_finite())
+            .fold(1.0, f64::max);
+        let base = |title: String, values, lo, hi, log, reverse| Heat {
+            title,
+            x_label: "batch".into(),
+            y_label: "N".into(),
+            cols: c.batch.iter().map(|b| b.to_string()).collect(),
+            rows: c.n.iter().map(|n| n.to_string()).collect(),
+            values,
+            lo,
+            hi,
+            log,
+            reverse,
+        };
+        rate.push(base(format!("{opt}: success rate"), rv, 0.0, 1.0, false, false));
+        med.push(base(
+            format!("{opt}: median steps to success"),
+            mv,
+            1.0,
+            steps_hi.max(2.0),
+            true,
+            true,
+        ));
+    }
+    let h = (90 + 50 * c.n.len() as u32).max(320);
+    let w = (120 + 90 * c.batch.len() as u32).max(360);
+    heatmaps(&c.out.join("success_rate.png"), &rate, w, h)?;
+    heatmaps(&c.out.join("median_steps.png"), &med, w, h)
+}

@@ -1,0 +1,185 @@
+//! The wiring of the seed's `Radix2RFFT`: sizes, stages (e, q, twiddle offset) and which
+//! output bins each parameter reaches. Single source of truth for the CPU and GPU paths.
+//!
+//! For N = 2^n the model is:
+//! * stage 0 (the "split"): a 2x2 complex matrix M maps (x\[i\], x\[i + N/2\]) to rows 0 and 1,
+//!   giving a (2, N/2) array;
+//! * stages s = 1..=n-1: e = 2^s, q = N / 2^(s+1); the input is (e, 2q), the output (2e, q):
+//!   `out[i][j] = in[i][j] + w[offset+i] * in[i][j+q]`, `out[i+e][j] = in[i][j] - w[offset+i] * in[i][j+q]`,
+//!   with offset = 2^s - 2 (0, 2, 6, ..., N-4);
+//! * the output is rows 0..=N/2 of the final (N, 1) array.
+//!
+//! There are N-1 twiddles; the last one (index N-2, i.e. 510 at N = 512) is used by no stage,
+//! exactly as in the seed, so its gradient is identically zero. The seed's "Nyquist handling"
+//! writes row N/2+1, which is not returned, so it has no effect and is not modelled.
+
+use crate::error::{Error, Result};
+
+/// Smallest supported log2(N).
+pub const MIN_LOG2: u32 = 2;
+/// Largest supported log2(N).
+pub const MAX_LOG2: u32 = 16;
+/// The seed's size.
+pub const DEFAULT_N: usize = 512;
+
+/// One twiddle stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stage {
+    /// Stage number, 1..=n-1.
+    pub s: u32,
+    /// Rows on input (= twiddles in this stage), 2^s.
+    pub e: usize,
+    /// Columns on output, N / 2^(s+1).
+    pub q: usize,
+    /// Index of this stage's first twiddle, 2^s - 2.
+    pub offset: usize,
+}
+
+/// The wiring for one size N.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Network {
+    log2: u32,
+    stages: Vec<Stage>,
+}
+
+impl Network {
+    /// The network for N points. N must be a power of two with 2^2 <= N <= 2^16.
+    ///
+    /// ```
+    /// use fftlearn::model::network::Network;
+    /// let net = Network::new(512).unwrap();
+    /// assert_eq!(net.stages().len(), 8);
+    /// assert_eq!(net.stages()[7].offset, 254);
+    /// assert_eq!(net.n_twiddles(), 511); // index 510 is used by no stage
+    /// assert!(Network::new(100).unwrap_err().to_string().contains("N = 100"));
+    /// ```
+    pub fn new(n: usize) -> Result<Self> {
+        if !n.is_power_of_two() || !((1 << MIN_LOG2)..=(1 << MAX_LOG2)).contains(&n) {
+            return Err(Error::input(format!(
+                "N = {n} is not supported: N must be a power of two from {} to {} (2^{MIN_LOG2}..=2^{MAX_LOG2})",
+                1usize << MIN_LOG2,
+                1usize << MAX_LOG2
+            )));
+        }
+        let log2 = n.trailing_zeros();
+        let stages = (1..log2)
+            .map(|s| Stage {
+                s,
+                e: 1 << s,
+                q: n >> (s + 1),
+                offset: (1 << s) - 2,
+            })
+            .collect();
+        Ok(Network { log2, stages })
+    }
+
+    /// The seed's network, N = 512.
+    pub fn seed() -> Self {
+        Network::new(DEFAULT_N).expect("512 is supported")
+    }
+
+    /// N, the number of real inputs.
+    pub fn n(&self) -> usize {
+        1 << self.log2
+    }
+    /// log2(N).
+    pub fn log2(&self) -> u32 {
+        self.log2
+    }
+    /// N/2.
+    pub fn half(&self) -> usize {
+        self.n() / 2
+    }
+    /// Output bins, N/2 + 1.
+    pub fn bins(&self) -> usize {
+        self.n() / 2 + 1
+    }
+    /// Twiddle parameters, N - 1 (the last is unused).
+    pub fn n_twiddles(&self) -> usize {
+        self.n() - 1
+    }
+    /// Index of the twiddle no stage uses (N - 2).
+    pub fn unused_twiddle(&self) -> usize {
+        self.n() - 2
+    }
+    /// Real parameters: 2 * (4 + N - 1).
+    pub fn n_real_params(&self) -> usize {
+        2 * (4 + self.n_twiddles())
+    }
+    /// The twiddle stages, s = 1..=n-1.
+    pub fn stages(&self) -> &[Stage] {
+        &self.stages
+    }
+    /// The stage that uses twiddle `k`, or None for the unused one.
+    pub fn stage_of_twiddle(&self, k: usize) -> Option<&Stage> {
+        self.stages.iter().find(|st| k >= st.offset && k < st.offset + st.e)
+    }
+    /// The output bins (0..=N/2) that twiddle `k` reaches: row r of the final array is reached
+    /// by twiddle (s, i) iff r = i (mod e). Empty for the unused twiddle.
+    pub fn bins_of_twiddle(&self, k: usize) -> Vec<usize> {
+        match self.stage_of_twiddle(k) {
+            None => Vec::new(),
+            Some(st) => {
+                let i = k - st.offset;
+                (0..self.bins()).filter(|r| r % st.e == i).collect()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_wiring() {
+        let net = Network::seed();
+        let offs: Vec<usize> = net.stages().iter().map(|s| s.offset).collect();
+        assert_eq!(offs, vec![0, 2, 6, 14, 30, 62, 126, 254]);
+        let eq: Vec<(usize, usize)> = net.stages().iter().map(|s| (s.e, s.q)).collect();
+        assert_eq!(
+            eq,
+            vec![
+                (2, 128),
+                (4, 64),
+                (8, 32),
+                (16, 16),
+                (32, 8),
+                (64, 4),
+                (128, 2),
+                (256, 1)
+            ]
+        );
+        assert_eq!(net.n_twiddles(), 511);
+        assert_eq!(net.unused_twiddle(), 510);
+        assert!(net.stage_of_twiddle(510).is_none());
+        assert_eq!(net.stage_of_twiddle(509).unwrap().s, 8);
+        // every used twiddle belongs to exactly one stage
+        let last = net.stages().last().unwrap();
+        assert_eq!(last.offset + last.e, 510);
+    }
+
+    #[test]
+    fn bins_reached() {
+        let net = Network::seed();
+        assert_eq!(net.bins_of_twiddle(0).len(), 129); // stage 1, i = 0: even bins 0..=256
+        assert_eq!(net.bins_of_twiddle(1).len(), 128);
+        assert_eq!(net.bins_of_twiddle(254), vec![0, 256]); // stage 8, i = 0
+        assert_eq!(net.bins_of_twiddle(255), vec![1]);
+        assert!(net.bins_of_twiddle(510).is_empty());
+    }
+
+    #[test]
+    fn rejects_bad_sizes() {
+        for n in [0usize, 1, 2, 3, 100, 1 << 17] {
+            let e = Network::new(n).unwrap_err().to_string();
+            assert!(e.contains(&format!("N = {n}")), "{e}");
+            assert!(e.contains("power of two"), "{e}");
+        }
+        for l in 2..=16 {
+            let net = Network::new(1 << l).unwrap();
+            assert_eq!(net.stages().len(), l as usize - 1);
+            assert_eq!(net.n_twiddles(), (1 << l) - 1);
+        }
+    }
+}

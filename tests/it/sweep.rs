@@ -1,0 +1,189 @@
+//! `fftlearn sweep`: a stopped sweep resumes to the same CSV as an uninterrupted one (every
+//! column but wall_s, which is a clock reading), and bad configs are refused naming the key.
+
+use crate::util::{bin, tmpdir};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const GRID: &str = "# resume test grid
+n = [8, 16, 32]
+batch = [8, 32]
+lr = [1e-2]
+optimizer = [\"adam\", \"als\", \"sgd\"]
+init = [\"seed\", \"random\"]
+seeds = 2
+steps = 400
+threshold = 1e-6
+";
+
+/// The CSV without its last column (wall_s).
+fn without_wall(csv: &str) -> String {
+    csv.lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn sweep(cfg: &Path, out: &Path) -> Output {
+    bin()
+        .args(["sweep", "--config"])
+        .arg(cfg)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_stopped_sweep_resumes_to_the_same_csv() {
+    let d = tmpdir("resume");
+    let cfg = d.join("grid.toml");
+    std::fs::write(&cfg, GRID).unwrap();
+    let full = d.join("full");
+    let o = sweep(&cfg, &full);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let reference = std::fs::read_to_string(full.join("sweep.csv")).unwrap();
+    assert_eq!(reference.lines().count(), 1 + 3 * 2 * 3 * 2 * 2);
+    assert!(reference.contains(",success,"), "{reference}");
+    for png in ["success_rate.png", "median_steps.png"] {
+        assert!(full.join(png).metadata().unwrap().len() > 1000);
+    }
+
+    // 1. stopped by Ctrl-C after the third cell
+    let part = d.join("sigint");
+    let mut child = bin()
+        .args(["sweep", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&part)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for l in lines.by_ref() {
+        if l.unwrap().contains("cell 3/") {
+            break;
+        }
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    for l in lines {
+        l.unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    let stopped_early = o.status.code() == Some(130);
+    assert!(
+        stopped_early || o.status.success(),
+        "{:?} {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    if stopped_early {
+        assert!(String::from_utf8_lossy(&o.stderr).contains("rerun the same command to resume"));
+        let partial = std::fs::read_to_string(part.join("sweep.csv")).unwrap();
+        assert!(partial.lines().count() < reference.lines().count());
+    }
+    let o = sweep(&cfg, &part);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let resumed = std::fs::read_to_string(part.join("sweep.csv")).unwrap();
+    assert_eq!(without_wall(&resumed), without_wall(&reference));
+
+    // 2. a CSV cut after any number of cells (as a kill -9 between cells leaves it)
+    for keep in [0usize, 1, 17, 71] {
+        let cut = d.join(format!("cut{keep}"));
+        std::fs::create_dir_all(&cut).unwrap();
+        std::fs::copy(full.join("sweep.toml"), cut.join("sweep.toml")).unwrap();
+        let head: Vec<&str> = reference.lines().take(1 + keep).collect();
+        std::fs::write(cut.join("sweep.csv"), head.join("\n") + "\n").unwrap();
+        let o = sweep(&cfg, &cut);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("resuming: {keep} of 72 cells done")));
+        let resumed = std::fs::read_to_string(cut.join("sweep.csv")).unwrap();
+        assert_eq!(without_wall(&resumed), without_wall(&reference), "cut after {keep}");
+    }
+
+    // 3. another config into the same directory is refused
+    std::fs::write(&cfg, GRID.replace("steps = 400", "steps = 401")).unwrap();
+    let o = sweep(&cfg, &full);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("another config"));
+}
+
+#[test]
+fn bad_configs_name_the_key() {
+    let d = tmpdir("bad");
+    for (doc, code, needles) in [
+        (
+            "n = [8]\nsteps = 10\nbatchsize = [4]\n",
+            2,
+            vec!["unknown key 'batchsize'", "known: n, batch"],
+        ),
+        ("n = []\nsteps = 10\n", 2, vec!["key 'n'", "empty list"]),
+        (
+            "n = [8]\nsteps = 10\noptimizer = []\n",
+            2,
+            vec!["key 'optimizer'", "empty list"],
+        ),
+        (
+            "n = [8, 131072]\nsteps = 10\n",
+            2,
+            vec!["key 'n'", "131072", "out of range"],
+        ),
+        (
+            "n = [8, 12]\nsteps = 10\n",
+            2,
+            vec!["key 'n'", "N = 12", "power of two"],
+        ),
+        ("n = [8]\n", 2, vec!["'steps' or 'budget'"]),
+        (
+            "n = [8]\nsteps = 10\noptimizer = [\"newton\"]\n",
+            2,
+            vec!["optimizer 'newton'", "accepted: adam"],
+        ),
+        (
+            "n = [8]\nsteps = 10\ninit = [\"zeros\"]\n",
+            2,
+            vec!["key 'init'", "zeros"],
+        ),
+        (
+            "n = [8]\nsteps = 10\nprecision = [\"f16\"]\n",
+            2,
+            vec!["key 'precision'", "f16"],
+        ),
+        ("n = [8]\nsteps = [10, 20]\n", 2, vec!["key 'steps'", "one value"]),
+        (
+            "n = [8]\nsteps = 10\nlr = [\"fast\"]\n",
+            2,
+            vec!["key 'lr'", "expected numbers"],
+        ),
+        // any valid TOML is read; a table is an unknown key, named with its line
+        (
+            "n = [8]\nsteps = 10\n[grid]\n",
+            2,
+            vec!["grid.toml:3", "unknown key 'grid'"],
+        ),
+        (
+            "n = [8]\nsteps = 10\nthreshold = 2\n",
+            2,
+            vec!["key 'threshold'", "(0, 1)"],
+        ),
+    ] {
+        let cfg = d.join("grid.toml");
+        std::fs::write(&cfg, doc).unwrap();
+        let o = sweep(&cfg, &d.join("out"));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{doc:?}: {err}");
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{doc:?}: {err}");
+        for n in needles {
+            assert!(lines[0].contains(n), "{doc:?}: '{n}' not in {err}");
+        }
+    }
+    let o = sweep(&d.join("missing.toml"), &d.join("out"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("missing.toml"));
+}
