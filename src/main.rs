@@ -29,7 +29,11 @@ fn quiet_vulkan_runtime_dir() {
 fn main() {
     let args = cli::args::parse();
     quiet_vulkan_runtime_dir();
-    let result = cli::run(args.cmd);
+    let mut result = cli::run(args.cmd);
+    if let (Ok(()), Some(f)) = (&result, cli::out::failure()) {
+        // the command's files are written; only its report was lost
+        result = Err(fftlearn::Error::runtime(format!("cannot write to stdout: {f}")));
+    }
     if let Err(e) = result {
         // one line, whatever a foreign message held
         let msg: Vec<String> = e.to_string().lines().map(|l| l.trim().to_string()).collect();

@@ -12,9 +12,12 @@
 //! and variance 2 ||A_j||_F^2 / B.
 
 use crate::backend::cpu;
+use crate::backend::gpu::{GpuBatch, GpuModel};
+use crate::error::{Error, Result};
 use crate::model::data::Batch;
 use crate::model::network::Network;
 use crate::model::params::{root_of_unity, Params};
+use crate::model::rng::Stream;
 use crate::objective::hessian::{group_of, n_real};
 use num_complex::Complex64 as C64;
 
@@ -321,4 +324,41 @@ pub fn cpu_minibatch(p: &Params, seed: u64, step: u32, size: usize) -> Vec<f64> 
 /// Complex gradients as reals (re, im per parameter).
 pub fn reals(g: &[C64]) -> Vec<f64> {
     g.iter().flat_map(|z| [z.re, z.im]).collect()
+}
+
+/// `k` independent minibatch gradients (as reals) at batch size `b`, from the Measure stream
+/// at steps `first_step..first_step + k`: on `gpu` when given, else on the CPU f64 path. A
+/// non-finite gradient is an error naming the minibatch.
+pub fn minibatch_grads(
+    p: &Params,
+    gpu: Option<&GpuModel>,
+    seed: u64,
+    first_step: u32,
+    k: usize,
+    b: usize,
+) -> Result<Vec<Vec<f64>>> {
+    let mut grads = Vec::with_capacity(k);
+    for i in 0..k {
+        let step = first_step + i as u32;
+        let g = match gpu {
+            Some(m) => reals(
+                &m.loss_grad(&GpuBatch::Gaussian {
+                    seed,
+                    stream: Stream::Measure,
+                    step,
+                    size: b,
+                })?
+                .flat(),
+            ),
+            None => cpu_minibatch(p, seed, step, b),
+        };
+        if g.iter().any(|v| !v.is_finite()) {
+            return Err(Error::runtime(format!(
+                "non-finite gradient at batch size {b}, minibatch {i}: the point overflows {}",
+                if gpu.is_some() { "the GPU's precision" } else { "f64" }
+            )));
+        }
+        grads.push(g);
+    }
+    Ok(grads)
 }

@@ -114,7 +114,7 @@ pub struct PointArgs {
     #[arg(long, default_value_t = 512)]
     pub n: usize,
     /// Seed of random inits.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub seed: u64,
 }
 
@@ -180,7 +180,7 @@ pub struct RsweepArgs {
     #[arg(long, value_enum, default_value_t = PhasesArg::Random)]
     pub phases: PhasesArg,
     /// Seed of the random phases.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub seed: u64,
     /// Output directory: rsweep.csv, rsweep.png.
     #[arg(long, default_value = "runs/rsweep")]
@@ -226,7 +226,7 @@ pub struct SnrArgs {
     #[arg(long, default_value_t = 512)]
     pub n: usize,
     /// Seed of the minibatches (and of random inits).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub seed: u64,
     /// Batch sizes, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "16,256,4096,65536,1048576")]
@@ -339,7 +339,7 @@ pub struct GradcheckArgs {
     #[arg(long, default_value_t = 4096)]
     pub batch: usize,
     /// Seed of the inputs (and of random inits).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub seed: u64,
     /// Transform size N (ignored with --params).
     #[arg(long, default_value_t = 512)]
@@ -356,7 +356,7 @@ pub struct InitArgs {
     #[arg(long, default_value = "seed")]
     pub scheme: Scheme,
     /// Seed for the random schemes.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub seed: u64,
     /// Transform size N (a power of two, 4..=65536).
     #[arg(long, default_value_t = 512)]
@@ -424,12 +424,12 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1e-2, allow_negative_numbers = true)]
     pub lr: f64,
     /// Data seed (also seeds random inits).
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, allow_negative_numbers = true)]
     pub seed: u64,
     /// Initial parameters: seed | exact | random | modulus:R | a .npz file.
     #[arg(long, default_value = "seed")]
     pub init: Init,
-    /// Print, evaluate and log every this many steps (and at step 1).
+    /// Print, evaluate and log every this many steps (and at step 1 and the last step).
     #[arg(long, default_value_t = 10)]
     pub print_every: u32,
     /// Transform size N.
@@ -463,26 +463,52 @@ pub struct TrainArgs {
     pub data: DataMode,
     /// Continue the run in this directory from its checkpoint.npz. The config comes from the
     /// checkpoint; only --steps, --checkpoint-every, --max-loss-ratio and --adapter may change.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "overwrite")]
     pub resume: Option<PathBuf>,
+    /// Start a new run in --out even if it holds one (its checkpoint, metrics and parameters
+    /// are removed first). Without it a directory holding a run is refused.
+    #[arg(long)]
+    pub overwrite: bool,
     /// The flags given on the command line (clap ids), filled by [`parse`].
     #[arg(skip)]
     pub explicit: Vec<String>,
 }
 
-/// Parse the process arguments (exits with clap's message on a usage error), recording which
-/// `train` flags were given explicitly so that `--resume` can tell overrides from defaults.
+/// The flags given on the command line (clap ids) of the subcommand that runs.
+static GIVEN: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Whether the flag with clap id `id` (e.g. `lr`, `print_every`) was given on the command line.
+pub fn given(id: &str) -> bool {
+    GIVEN.get().is_some_and(|g| g.iter().any(|e| e == id))
+}
+
+/// The given flags among `ids`, as `--flag` names (for messages).
+pub fn given_of(ids: &[&str]) -> Vec<String> {
+    ids.iter()
+        .filter(|i| given(i))
+        .map(|i| format!("--{}", i.replace('_', "-")))
+        .collect()
+}
+
+/// Parse the process arguments (a usage error is one `error:` line and exit 2), recording which
+/// flags were given explicitly, so that `--resume` can tell overrides from defaults and a flag
+/// that would have no effect can be refused.
 pub fn parse() -> Cli {
     use clap::{CommandFactory, FromArgMatches};
     let matches = Cli::command().try_get_matches().unwrap_or_else(|e| usage_error(e));
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| usage_error(e));
-    if let (Cmd::Train(a), Some(("train", m))) = (&mut cli.cmd, matches.subcommand()) {
-        a.explicit = m
+    let explicit: Vec<String> = match matches.subcommand() {
+        Some((_, m)) => m
             .ids()
             .filter(|id| m.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine))
             .map(|id| id.to_string())
-            .collect();
+            .collect(),
+        None => Vec::new(),
+    };
+    if let Cmd::Train(a) = &mut cli.cmd {
+        a.explicit = explicit.clone();
     }
+    let _ = GIVEN.set(explicit);
     cli
 }
 

@@ -2,6 +2,7 @@
 //! report, write its CSV files and PNG.
 
 use crate::cli::args::{ExactArg, HessianArgs, PhasesArg, PointArgs, RsweepArgs, SnrArgs};
+use crate::cli::out::say;
 use fftlearn::analysis::rsweep::{self, Phases};
 use fftlearn::analysis::snr;
 use fftlearn::backend::{self as be, Chosen};
@@ -15,10 +16,7 @@ use std::path::Path;
 use std::time::Instant;
 
 fn point(a: &PointArgs) -> Result<Params> {
-    match &a.params {
-        Some(p) => Params::load(p),
-        None => Ok(Params::init(&Network::new(a.n)?, &a.init, a.seed)),
-    }
+    crate::cli::point(a.params.as_deref(), a.n, &a.init, a.seed)
 }
 
 fn mkdir(d: &Path) -> Result<()> {
@@ -58,20 +56,20 @@ pub fn hessian_cmd(a: HessianArgs) -> Result<()> {
     let bg = hessian::blocks(&net, &gn)?;
     let secs = t0.elapsed().as_secs_f64();
     let (loss, _) = hessian::population_grad(&p);
-    println!(
+    say!(
         "hessian: N = {}, {nr} real parameters, population loss {loss:.6e} (relative operator error {:.3e})",
         net.n(),
         (loss / net.n() as f64).sqrt()
     );
-    println!(
+    say!(
         "built both matrices in {t_build:.1} s, eigendecompositions done at {secs:.1} s; column asymmetry before symmetrising: H {asym_h:.1e}, GN {asym_g:.1e}"
     );
-    println!(
+    say!(
         "max |H - GN| / max |GN| = {:.3e} (zero at the exact FFT, where the residual vanishes)",
         diff / scale
     );
     for (name, s) in [("Hessian", &sh), ("Gauss-Newton", &sg)] {
-        println!(
+        say!(
             "{name}: lambda_max {:.6e}, zero modes (|lambda| <= {:.1e}) {}, negative {}, condition number over the rest {:.6e}",
             s.eig.last().copied().unwrap_or(0.0),
             s.tol,
@@ -81,18 +79,28 @@ pub fn hessian_cmd(a: HessianArgs) -> Result<()> {
         );
         for (l, carriers) in s.zero_modes.iter().take(12) {
             let c: Vec<String> = carriers.iter().take(4).map(|(n, w)| format!("{n} ({w:.2})")).collect();
-            println!("  zero mode {l:+.2e}: {}", c.join(", "));
+            say!("  zero mode {l:+.2e}: {}", c.join(", "));
         }
     }
-    println!(
+    say!(
         "{:<8} {:>5} {:>13} {:>13} {:>13} {:>13}",
-        "block", "size", "GN min", "GN max", "GN mean diag", "H max"
+        "block",
+        "size",
+        "GN min",
+        "GN max",
+        "GN mean diag",
+        "H max"
     );
     let mut blocks_csv = String::from("matrix,group,size,min_eig,max_eig,mean_diag\n");
     for (g, h) in bg.iter().zip(&bh) {
-        println!(
+        say!(
             "{:<8} {:>5} {:>13.4e} {:>13.4e} {:>13.4e} {:>13.4e}",
-            g.0, g.1, g.2, g.3, g.4, h.3
+            g.0,
+            g.1,
+            g.2,
+            g.3,
+            g.4,
+            h.3
         );
         blocks_csv.push_str(&format!("gauss_newton,{},{},{:e},{:e},{:e}\n", g.0, g.1, g.2, g.3, g.4));
         blocks_csv.push_str(&format!("hessian,{},{},{:e},{:e},{:e}\n", h.0, h.1, h.2, h.3, h.4));
@@ -136,7 +144,7 @@ pub fn hessian_cmd(a: HessianArgs) -> Result<()> {
         800,
         520,
     )?;
-    println!(
+    say!(
         "wrote {}, {} and {}",
         a.out.join("eigenvalues.csv").display(),
         a.out.join("blocks.csv").display(),
@@ -154,17 +162,17 @@ fn lanczos_report(a: &HessianArgs, p: &Params) -> Result<()> {
     let nr = hessian::n_real(net);
     mkdir(&a.out)?;
     let t0 = Instant::now();
-    let op = hessian::GnOperator::new(p);
+    let op = hessian::GnOperator::new(p)?;
     let mask: Vec<bool> = (0..nr).map(|j| hessian::group_of(net, j).is_some()).collect();
     let (ritz, iters) = hessian::lanczos(|v| op.apply(v), &mask, a.iters, 1)?;
     let secs = t0.elapsed().as_secs_f64();
     let (lmin, lmax) = (ritz[0], ritz[ritz.len() - 1]);
-    println!(
+    say!(
         "hessian (Lanczos on the Gauss-Newton operator): N = {}, {} used real parameters (the unused twiddle left out), {iters} steps, {secs:.1} s",
         net.n(),
         mask.iter().filter(|&&m| m).count()
     );
-    println!(
+    say!(
         "lambda_max {lmax:.6e}, lambda_min {lmin:.6e}, condition number {:.6e}{}",
         lmax / lmin,
         if iters >= a.iters {
@@ -178,7 +186,7 @@ fn lanczos_report(a: &HessianArgs, p: &Params) -> Result<()> {
         csv.push_str(&format!("{i},{v:e}\n"));
     }
     npy::write_text(&a.out.join("ritz.csv"), &csv)?;
-    println!("wrote {}", a.out.join("ritz.csv").display());
+    say!("wrote {}", a.out.join("ritz.csv").display());
     Ok(())
 }
 
@@ -225,7 +233,7 @@ pub fn rsweep_cmd(a: RsweepArgs) -> Result<()> {
         csv.push('\n');
     }
     npy::write_text(&a.out.join("rsweep.csv"), &csv)?;
-    println!(
+    say!(
         "rsweep: N = {}, {} phases, r from {} to {} ({} points), {:.1} s",
         net.n(),
         if phases == Phases::Exact { "exact" } else { "random" },
@@ -240,18 +248,21 @@ pub fn rsweep_cmd(a: RsweepArgs) -> Result<()> {
         .enumerate()
         .map(|(m, c)| format!("{m}: {:.4}", *c as f64 / total as f64))
         .collect();
-    println!(
+    say!(
         "paths by twiddle count m (fraction of the {total} bin-input paths): {}",
         h.join(", ")
     );
-    println!("gradient-norm exponents: least-squares slopes of log ||grad|| on log r, away from r = 1 (0.8 < r < 1.25 left out: with exact phases the gradient vanishes at r = 1)");
-    println!(
+    say!("gradient-norm exponents: least-squares slopes of log ||grad|| on log r, away from r = 1 (0.8 < r < 1.25 left out: with exact phases the gradient vanishes at r = 1)");
+    say!(
         "{:<8} {:>16} {:>16} {:>12}",
-        "group", "slope r<=0.8", "slope r>=1.25", "seed claims"
+        "group",
+        "slope r<=0.8",
+        "slope r>=1.25",
+        "seed claims"
     );
     for g in 0..groups {
         let pts: Vec<(f64, f64)> = rows.iter().map(|r| (r.r, r.norms[g])).collect();
-        println!(
+        say!(
             "{:<8} {:>16.3} {:>16.3} {:>12}",
             name(g),
             rsweep::log_slope(&pts, 0.0..=0.8),
@@ -266,7 +277,7 @@ pub fn rsweep_cmd(a: RsweepArgs) -> Result<()> {
             .iter()
             .map(|r| ((r.loss - rsweep::predicted_loss(&net, &hist, r.r)) / r.loss.max(floor)).abs())
             .fold(0.0, f64::max);
-        println!("exact phases: measured population loss vs the path-count prediction (1/K) sum (r^m - 1)^2: max rel diff {worst:.2e}");
+        say!("exact phases: measured population loss vs the path-count prediction (1/K) sum (r^m - 1)^2: max rel diff {worst:.2e}");
     }
     let series: Vec<Series> = (0..groups)
         .map(|g| Series {
@@ -300,7 +311,7 @@ pub fn rsweep_cmd(a: RsweepArgs) -> Result<()> {
         820,
         560,
     )?;
-    println!(
+    say!(
         "wrote {} and {}",
         a.out.join("rsweep.csv").display(),
         a.out.join("rsweep.png").display()
@@ -334,10 +345,7 @@ pub fn snr_cmd(a: SnrArgs) -> Result<()> {
             a.batches.len()
         )));
     }
-    let p = match &a.params {
-        Some(f) => Params::load(f)?,
-        None => Params::init(&Network::new(a.n)?, &a.init, a.seed),
-    };
+    let p = crate::cli::point(a.params.as_deref(), a.n, &a.init, a.seed)?;
     let net = p.net.clone();
     let with_exact = match a.exact {
         ExactArg::Off => false,
@@ -358,9 +366,9 @@ pub fn snr_cmd(a: SnrArgs) -> Result<()> {
         .map_or(format!("init {}", a.init), |f| f.display().to_string());
     let chosen = be::choose(a.device.into(), &a.gpu.choice(), &p)?;
     for l in chosen.lines() {
-        println!("{l}");
+        say!("{l}");
     }
-    let mut gpu = match chosen {
+    let gpu = match chosen {
         Chosen::Gpu(m) => Some(*m),
         Chosen::Cpu(_) => None,
     };
@@ -370,17 +378,17 @@ pub fn snr_cmd(a: SnrArgs) -> Result<()> {
         let t = Instant::now();
         let e = snr::exact(&p);
         let gap = e.grad.iter().zip(&pop).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
-        println!(
+        say!(
             "closed form (N (N + 1) / 2 = {} per-sample gradients): {:.1} s; max |tr A_j - population gradient_j| = {gap:.2e}",
             net.n() * (net.n() + 1) / 2,
             t.elapsed().as_secs_f64()
         );
         Some(e)
     } else {
-        println!("closed form: skipped (--exact {:?}, N = {})", a.exact, net.n());
+        say!("closed form: skipped (--exact {:?}, N = {})", a.exact, net.n());
         None
     };
-    println!(
+    say!(
         "snr: N = {}, {point}, population loss {pop_loss:.6e}, |G| = {:.6e}, K = {} minibatches per batch size (stream Measure, seed {})",
         net.n(),
         pop.iter().map(|v| v * v).sum::<f64>().sqrt(),
@@ -388,86 +396,35 @@ pub fn snr_cmd(a: SnrArgs) -> Result<()> {
         a.seed
     );
     if pop.iter().all(|&v| v == 0.0) {
-        println!("note: the population gradient is exactly zero here (a stationary point): SNR, MeanGSNR, cosines and B_simple are undefined (NaN/inf)");
+        say!("note: the population gradient is exactly zero here (a stationary point): SNR, MeanGSNR, cosines and B_simple are undefined (NaN/inf)");
     }
     let mut all_rows = Vec::new();
     for (bi, &b) in a.batches.iter().enumerate() {
         let tb = Instant::now();
-        let mut grads = Vec::with_capacity(a.k);
-        for k in 0..a.k {
-            let step = (bi * a.k + k) as u32;
-            let g = match gpu.as_mut() {
-                Some(m) => snr::reals(
-                    &m.loss_grad(&fftlearn::backend::gpu::GpuBatch::Gaussian {
-                        seed: a.seed,
-                        stream: fftlearn::model::rng::Stream::Measure,
-                        step,
-                        size: b,
-                    })?
-                    .flat(),
-                ),
-                None => snr::cpu_minibatch(&p, a.seed, step, b),
-            };
-            if g.iter().any(|v| !v.is_finite()) {
-                return Err(Error::runtime(format!(
-                    "non-finite gradient at batch size {b}, minibatch {k}: the point overflows {}",
-                    if gpu.is_some() { "the GPU's precision" } else { "f64" }
-                )));
-            }
-            grads.push(g);
-        }
+        let grads = snr::minibatch_grads(&p, gpu.as_ref(), a.seed, (bi * a.k) as u32, a.k, b)?;
         let rows = snr::rows(&net, b, &grads, &pop, ex.as_ref());
         let secs = tb.elapsed().as_secs_f64();
-        println!(
+        say!(
             "\nB = {b}: {} minibatches in {secs:.1} s ({:.0} samples/s)",
             a.k,
             (b * a.k) as f64 / secs
         );
-        println!(
-            "{:<7} {:>11} {:>11} {:>11} {:>10} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10}",
-            "group",
-            "mean|g|",
-            "std",
-            "std exact",
-            "SNR med",
-            "SNR exact",
-            "MeanGSNR",
-            "GSNR ex",
-            "cos",
-            "B_simple",
-            "B_s exact"
-        );
-        for r in &rows {
-            println!(
-                "{:<7} {:>11.4e} {:>11.4e} {:>11.4e} {:>10.3e} {:>10.3e} {:>10.3e} {:>10.3e} {:>8.4} {:>10.3e} {:>10.3e}",
-                r.group,
-                r.mean_abs_g,
-                r.std,
-                r.std_exact,
-                r.snr_median,
-                r.snr_exact_median,
-                r.mean_gsnr,
-                r.mean_gsnr_exact,
-                r.cos_mean,
-                r.b_simple,
-                r.b_simple_exact
-            );
-        }
+        print_rows(&rows);
         all_rows.extend(rows);
     }
     let l = net.stages().len();
-    println!("\nper-stage fit: slope of ln std(g_s) on ({l} - s) ln 2 over stages 1..{l} (the seed claims 0.5)");
+    say!("\nper-stage fit: slope of ln std(g_s) on ({l} - s) ln 2 over stages 1..{l} (the seed claims 0.5)");
     for &b in &a.batches {
-        println!(
+        say!(
             "  B = {b:>8}: measured {:.4}, closed form {:.4}",
             snr::stage_slope(&all_rows, b, |r| r.std),
             snr::stage_slope(&all_rows, b, |r| r.std_exact)
         );
     }
     if a.batches.len() >= 2 {
-        println!("batch fit: slope of ln(median SNR) on ln B per group (independent minibatches give 0.5)");
+        say!("batch fit: slope of ln(median SNR) on ln B per group (independent minibatches give 0.5)");
         for (g, _) in snr::groups(&net) {
-            println!(
+            say!(
                 "  {g:<7} measured {:.4}, closed form {:.4}",
                 snr::batch_slope(&all_rows, &g, |r| r.snr_median),
                 snr::batch_slope(&all_rows, &g, |r| r.snr_exact_median)
@@ -557,11 +514,45 @@ pub fn snr_cmd(a: SnrArgs) -> Result<()> {
         560,
         480,
     )?;
-    println!(
+    say!(
         "total {:.1} s; wrote {} and {}",
         t0.elapsed().as_secs_f64(),
         a.out.join("snr.csv").display(),
         a.out.join("snr.png").display()
     );
     Ok(())
+}
+
+/// The per-group table of one batch size.
+fn print_rows(rows: &[snr::Row]) {
+    say!(
+        "{:<7} {:>11} {:>11} {:>11} {:>10} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10}",
+        "group",
+        "mean|g|",
+        "std",
+        "std exact",
+        "SNR med",
+        "SNR exact",
+        "MeanGSNR",
+        "GSNR ex",
+        "cos",
+        "B_simple",
+        "B_s exact"
+    );
+    for r in rows {
+        say!(
+            "{:<7} {:>11.4e} {:>11.4e} {:>11.4e} {:>10.3e} {:>10.3e} {:>10.3e} {:>10.3e} {:>8.4} {:>10.3e} {:>10.3e}",
+            r.group,
+            r.mean_abs_g,
+            r.std,
+            r.std_exact,
+            r.snr_median,
+            r.snr_exact_median,
+            r.mean_gsnr,
+            r.mean_gsnr_exact,
+            r.cos_mean,
+            r.b_simple,
+            r.b_simple_exact
+        );
+    }
 }

@@ -4,6 +4,9 @@
 
 pub mod args;
 pub mod measure;
+pub mod out;
+
+use out::say;
 
 use crate::cli::args::{Cmd, DeviceArg, ForwardArgs, GradArgs, GradcheckArgs, InitArgs, PlotArgs, TrainArgs};
 use fftlearn::backend::cpu;
@@ -17,8 +20,35 @@ use fftlearn::model::params::Params;
 use fftlearn::optim::Optimizer;
 use fftlearn::train::checkpoint::{self, Checkpoint};
 use fftlearn::train::{self, BackendKind, DataMode, TrainConfig};
-use std::io::Write;
 use std::path::Path;
+
+/// The parameter point of `gradcheck`, `snr` and `hessian`: a `--params` file (then `--n` and
+/// `--init`, which it replaces, must not be given) or an init scheme at N.
+pub(crate) fn point(
+    params: Option<&Path>,
+    n: usize,
+    init: &fftlearn::model::params::Scheme,
+    seed: u64,
+) -> Result<Params> {
+    match params {
+        Some(f) => {
+            let both = args::given_of(&["n", "init"]);
+            if !both.is_empty() {
+                return Err(Error::input(format!(
+                    "{} conflicts with --params {}: the file fixes the point (and N)",
+                    both.join(", "),
+                    f.display()
+                )));
+            }
+            Params::load(f)
+        }
+        None => Ok(Params::init(&Network::new(n)?, init, seed)),
+    }
+}
+
+fn path_of(p: &Option<std::path::PathBuf>) -> String {
+    p.as_ref().map_or(String::new(), |p| p.display().to_string())
+}
 
 /// Run one subcommand.
 pub fn run(cmd: Cmd) -> Result<()> {
@@ -35,14 +65,12 @@ pub fn run(cmd: Cmd) -> Result<()> {
         Cmd::Snr(a) => crate::cli::measure::snr_cmd(a),
         Cmd::Sweep(a) => {
             fftlearn::interrupt::install();
-            fftlearn::experiments::sweep::run(&a.config, a.out.as_deref(), &mut std::io::stdout().lock())
+            fftlearn::experiments::sweep::run(&a.config, a.out.as_deref(), &mut out::Stdout)
         }
         Cmd::Bench(a) => bench_cmd(a),
-        Cmd::Claims(a) => fftlearn::experiments::claims::run(
-            &a.out,
-            (!a.no_readme).then_some(a.readme.as_path()),
-            &mut std::io::stdout().lock(),
-        ),
+        Cmd::Claims(a) => {
+            fftlearn::experiments::claims::run(&a.out, (!a.no_readme).then_some(a.readme.as_path()), &mut out::Stdout)
+        }
     }
 }
 
@@ -103,7 +131,7 @@ fn plot_runs(a: PlotArgs) -> Result<()> {
         640,
         480,
     )?;
-    println!("wrote {}", a.out.display());
+    say!("wrote {}", a.out.display());
     Ok(())
 }
 
@@ -112,7 +140,7 @@ fn init(a: InitArgs) -> Result<()> {
     let scheme = &a.scheme;
     let p = Params::init(&net, scheme, a.seed);
     p.save(&a.out)?;
-    println!(
+    say!(
         "wrote {} (N = {}, scheme {scheme}, {} complex parameters)",
         a.out.display(),
         net.n(),
@@ -149,8 +177,14 @@ fn forward(a: ForwardArgs) -> Result<()> {
     let x = load_inputs(&p, &a.input)?;
     let b = x.len() / p.net.n();
     let y = cpu::forward(&p, &x);
+    if !y.iter().all(|z| z.is_finite()) {
+        return Err(Error::runtime(format!(
+            "forward: the output holds NaN or infinity (the parameters {} overflow f64 on these inputs); nothing written",
+            a.params.display()
+        )));
+    }
     npy::write_npy(&a.out, Out::C128(&[b, p.net.bins()], &y))?;
-    println!("wrote {} ({b} x {} complex128)", a.out.display(), p.net.bins());
+    say!("wrote {} ({b} x {} complex128)", a.out.display(), p.net.bins());
     Ok(())
 }
 
@@ -166,6 +200,12 @@ fn grad(a: GradArgs) -> Result<()> {
                     p.net.bins()
                 ))
             })?;
+            if !t.iter().all(|z| z.is_finite()) {
+                return Err(Error::input(format!(
+                    "--target {}: contains NaN or infinity",
+                    path_of(&a.target)
+                )));
+            }
             Some(t)
         }
         None => None,
@@ -177,6 +217,12 @@ fn grad(a: GradArgs) -> Result<()> {
             target: target.as_deref(),
         },
     );
+    if !(g.loss.is_finite() && g.m.iter().chain(&g.tw).all(|z| z.is_finite())) {
+        return Err(Error::runtime(format!(
+            "grad: the loss or gradient is NaN or infinite (loss {:e}: the parameters or inputs overflow f64); nothing written",
+            g.loss
+        )));
+    }
     npy::write_npz(
         &a.out,
         &[
@@ -185,7 +231,7 @@ fn grad(a: GradArgs) -> Result<()> {
             ("twiddles", Out::C128(&[g.tw.len()], &g.tw)),
         ],
     )?;
-    println!("wrote {} (loss {:.6e}, batch {b})", a.out.display(), g.loss);
+    say!("wrote {} (loss {:.6e}, batch {b})", a.out.display(), g.loss);
     Ok(())
 }
 
@@ -274,6 +320,15 @@ fn resume_config(a: &TrainArgs, dir: &Path, ck: &Checkpoint) -> Result<TrainConf
     }
     cfg.out = dir.to_path_buf();
     if given("steps") {
+        if cfg.schedule.uses_horizon() && a.steps != ck.config.steps {
+            return Err(Error::input(format!(
+                "--steps {}: the checkpoint's schedule {} is defined over its {} steps, and a resumed run keeps that horizon (resume without --steps; for a longer run start a new one, e.g. with --init {}/checkpoint.npz)",
+                a.steps,
+                cfg.schedule,
+                ck.config.steps,
+                dir.display()
+            )));
+        }
         cfg.steps = a.steps;
     }
     if let Some(c) = a.checkpoint_every {
@@ -294,7 +349,55 @@ fn resume_config(a: &TrainArgs, dir: &Path, ck: &Checkpoint) -> Result<TrainConf
     Ok(cfg)
 }
 
+/// A flag that would change nothing in this run is refused, naming it (a silently ignored
+/// flag is a wrong belief about what ran).
+fn refuse_unused_train_flags(a: &TrainArgs, cfg: &TrainConfig) -> Result<()> {
+    let on_cpu =
+        !cfg.optimizer.on_gpu() || matches!(a.device, DeviceArg::Cpu) || (a.resume.is_some() && !cfg.backend.is_gpu());
+    let gpu_flags = args::given_of(&["precision", "kernel", "chunk", "adapter"]);
+    if on_cpu && !gpu_flags.is_empty() {
+        return Err(Error::input(format!(
+            "{} set the GPU path, but this run is on the CPU f64 path ({}); drop them or use --device gpu",
+            gpu_flags.join(", "),
+            if cfg.optimizer.on_gpu() {
+                "--device cpu".to_string()
+            } else {
+                format!("optimizer {} runs on the CPU only", cfg.optimizer)
+            }
+        )));
+    }
+    let lr_flags = args::given_of(&["lr", "schedule"]);
+    if !cfg.optimizer.uses_lr() && !lr_flags.is_empty() && a.resume.is_none() {
+        return Err(Error::input(format!(
+            "{} has no effect on optimizer {}: it takes exact steps, without a learning rate",
+            lr_flags.join(", "),
+            cfg.optimizer
+        )));
+    }
+    if cfg.data == DataMode::Population && args::given("batch") && a.resume.is_none() {
+        return Err(Error::input(format!(
+            "--batch {} has no effect with --data population: each step uses the N = {} identity vectors (the exact expected loss)",
+            a.batch, cfg.n
+        )));
+    }
+    Ok(())
+}
+
 fn train_cmd(a: TrainArgs) -> Result<()> {
+    // the run directory, locked for the whole run and checked before anything else
+    let (dir, start) = match (&a.resume, a.overwrite) {
+        (Some(d), _) => (d.as_path(), train::Start::Resume),
+        (None, true) => (a.out.as_path(), train::Start::Overwrite),
+        (None, false) => (a.out.as_path(), train::Start::Fresh),
+    };
+    if a.resume.is_some() && a.explicit.iter().any(|e| e == "out") && a.out != dir {
+        return Err(Error::input(format!(
+            "--out {} conflicts with --resume {}: a resumed run writes into its own directory",
+            a.out.display(),
+            dir.display()
+        )));
+    }
+    let lock = train::open_run_dir(dir, start)?;
     let resume = match &a.resume {
         Some(dir) => Some(Checkpoint::load(&checkpoint::path_in(dir))?),
         None => None,
@@ -325,8 +428,9 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         },
     };
     let net = cfg.validate()?;
+    refuse_unused_train_flags(&a, &cfg)?;
     if cfg.optimizer == Optimizer::Als && cfg.data == DataMode::Minibatch {
-        println!(
+        say!(
             "[note] als on minibatches solves each step's {} samples exactly, an underdetermined fit for batch < N that need not approach the FFT (from the seed's init at N = 512 it stalls near relative operator error 0.8); --data population solves the expected loss and recovers the FFT",
             cfg.batch
         );
@@ -354,7 +458,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     }
     let chosen = be::choose(device, &gpu, &p)?;
     for l in chosen.lines().into_iter().filter(|l| !l.starts_with("[device] cpu")) {
-        println!("{l}");
+        say!("{l}");
     }
     let model = match chosen {
         Chosen::Gpu(m) => Some(*m),
@@ -363,9 +467,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     let mut backend = train::backend_for(&cfg, p, model)?;
     cfg.backend = backend.kind();
     fftlearn::interrupt::install();
-    let mut out = std::io::stdout().lock();
-    train::run(&cfg, backend.as_mut(), resume, &mut out)?;
-    out.flush()?;
+    train::run(&cfg, backend.as_mut(), resume, &lock, &mut out::Stdout)?;
     Ok(())
 }
 
@@ -373,7 +475,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
 pub(crate) fn open_model(a: &args::GpuArgs, p: &Params, allow_software: bool) -> Result<gpu::GpuModel> {
     let m = be::open_model(&a.choice(), p, allow_software)?;
     for l in be::gpu_lines(&m) {
-        println!("{l}");
+        say!("{l}");
     }
     Ok(m)
 }
@@ -381,13 +483,13 @@ pub(crate) fn open_model(a: &args::GpuArgs, p: &Params, allow_software: bool) ->
 fn devices() -> Result<()> {
     let lines = context::report();
     if lines.is_empty() {
-        println!("no GPU adapter on Vulkan/Metal/DX12: install a Vulkan driver (the GPU vendor's, or Mesa's software lavapipe: on Debian/Ubuntu apt-get install mesa-vulkan-drivers libvulkan1)");
+        say!("no GPU adapter on Vulkan/Metal/DX12: install a Vulkan driver (the GPU vendor's, or Mesa's software lavapipe: on Debian/Ubuntu apt-get install mesa-vulkan-drivers libvulkan1)");
     }
     let net = Network::seed();
     for (l, a) in lines.iter().zip(context::adapters()) {
-        println!("{l}");
+        say!("{l}");
         for prec in [Precision::F32, Precision::F64] {
-            println!(
+            say!(
                 "    --kernel auto at N = {}: {}",
                 net.n(),
                 fftlearn::backend::gpu::model::auto_summary(&a, &net, prec)
@@ -401,10 +503,7 @@ fn gradcheck(a: GradcheckArgs) -> Result<()> {
     if a.batch == 0 {
         return Err(Error::input("--batch 0: the batch must be at least 1"));
     }
-    let p = match &a.params {
-        Some(path) => Params::load(path)?,
-        None => Params::init(&Network::new(a.n)?, &a.init, a.seed),
-    };
+    let p = point(a.params.as_deref(), a.n, &a.init, a.seed)?;
     let m = open_model(&a.gpu, &p, true)?;
     let prec = m.precision();
     let (tol_loss, tol_grad) = match prec {
@@ -412,29 +511,44 @@ fn gradcheck(a: GradcheckArgs) -> Result<()> {
         Precision::F64 => (1e-12, 1e-12),
     };
     let r = gpu::gradcheck::run(&m, &p, a.batch, a.seed)?;
-    println!(
+    say!(
         "gradcheck: N = {}, batch {}, precision {}, inputs and targets rounded to f32 on both paths",
         p.net.n(),
         a.batch,
         prec.wgsl()
     );
-    println!(
+    say!(
         "loss: cpu {:.12e} gpu {:.12e} rel err {:.3e} scaled err {:.3e}",
-        r.loss_cpu, r.loss_gpu, r.loss_rel, r.loss_scaled
+        r.loss_cpu,
+        r.loss_gpu,
+        r.loss_rel,
+        r.loss_scaled
     );
-    println!(
+    say!(
         "{:<8} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
-        "group", "|g| cpu", "max abs", "max rel", "mean rel", "norm rel", "scaled"
+        "group",
+        "|g| cpu",
+        "max abs",
+        "max rel",
+        "mean rel",
+        "norm rel",
+        "scaled"
     );
     for g in &r.groups {
-        println!(
+        say!(
             "{:<8} {:>12.4e} {:>12.3e} {:>12.3e} {:>12.3e} {:>12.3e} {:>12.3e}",
-            g.name, g.norm, g.max_abs, g.max_rel, g.mean_rel, g.norm_rel, g.scaled
+            g.name,
+            g.norm,
+            g.max_abs,
+            g.max_rel,
+            g.mean_rel,
+            g.norm_rel,
+            g.scaled
         );
     }
-    println!("(scaled = error / max(|cpu value|, value with zero targets): the f32 scale; equals the relative error unless the residual is ~0, as at the exact FFT)");
+    say!("(scaled = error / max(|cpu value|, value with zero targets): the f32 scale; equals the relative error unless the residual is ~0, as at the exact FFT)");
     let ok = r.loss_scaled <= tol_loss && r.worst_scaled() <= tol_grad;
-    println!(
+    say!(
         "{}: loss scaled err {:.3e} (tolerance {tol_loss:e}), worst group scaled norm err {:.3e} (tolerance {tol_grad:e}); plain relative: loss {:.3e}, worst group {:.3e}",
         if ok { "PASS" } else { "FAIL" },
         r.loss_scaled,
@@ -486,13 +600,19 @@ fn bench_cmd(a: crate::cli::args::BenchArgs) -> Result<()> {
         adapter: a.adapter.clone(),
         chunk: a.chunk,
     };
-    println!("bench: N = {}, machine: {}", a.n, bench::machine());
-    println!(
+    say!("bench: N = {}, machine: {}", a.n, bench::machine());
+    say!(
         "{:<4} {:<6} {:<4} {:>9} {:>6} {:>12} {:>14}  adapter",
-        "dev", "kernel", "prec", "batch", "steps", "median s", "samples/s"
+        "dev",
+        "kernel",
+        "prec",
+        "batch",
+        "steps",
+        "median s",
+        "samples/s"
     );
     let rows = bench::run(&cfg, |r| {
-        println!(
+        say!(
             "{:<4} {:<6} {:<4} {:>9} {:>6} {:>12.4e} {:>14.1}  {}",
             r.device,
             r.kernel,
@@ -512,7 +632,7 @@ fn bench_cmd(a: crate::cli::args::BenchArgs) -> Result<()> {
             text.push('\n');
         }
         fftlearn::io::npy::write_text(out, &text)?;
-        println!("wrote {}", out.display());
+        say!("wrote {}", out.display());
     }
     Ok(())
 }

@@ -323,17 +323,24 @@ pub fn write_readme(path: &Path, table: &str) -> Result<()> {
             path.display()
         ))
     })?;
-    let (a, b) = match (text.find(BEGIN), text.find(END)) {
-        (Some(a), Some(b)) if a < b => (a, b),
-        _ => {
-            return Err(Error::input(format!(
-                "{} has no '{BEGIN}' ... '{END}' section for the table (add both lines, or use --no-readme)",
-                path.display()
-            )))
-        }
-    };
+    let (a, b) = section(&text, path)?;
     let new = format!("{}{BEGIN}\n{table}{}", &text[..a], &text[b..]);
     crate::io::npy::write_text(path, &new)
+}
+
+/// Where the table goes in a README: the offsets of its begin and end markers, in that order.
+fn section(text: &str, path: &Path) -> Result<(usize, usize)> {
+    match (text.find(BEGIN), text.find(END)) {
+        (Some(a), Some(b)) if a < b => Ok((a, b)),
+        (Some(_), Some(_)) => Err(Error::input(format!(
+            "{}: '{END}' comes before '{BEGIN}'; put the begin marker first (or use --no-readme)",
+            path.display()
+        ))),
+        _ => Err(Error::input(format!(
+            "{} has no '{BEGIN}' ... '{END}' section for the table (add both lines, or use --no-readme)",
+            path.display()
+        ))),
+    }
 }
 
 /// `fftlearn claims`: measure, print, write the table to `out` and (unless None) the README.
@@ -342,12 +349,7 @@ pub fn run(out: &Path, readme: Option<&Path>, log: &mut dyn Write) -> Result<()>
         // fail before the measurements, not after
         let text = std::fs::read_to_string(r)
             .map_err(|e| Error::input(format!("cannot read {}: {e} (use --no-readme to skip it)", r.display())))?;
-        if !(text.contains(BEGIN) && text.contains(END)) {
-            return Err(Error::input(format!(
-                "{} has no '{BEGIN}' ... '{END}' section for the table (add both lines, or use --no-readme)",
-                r.display()
-            )));
-        }
+        section(&text, r)?;
     }
     let t = Instant::now();
     let rows = measure(log)?;

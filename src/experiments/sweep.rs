@@ -5,6 +5,7 @@
 
 use crate::backend::gpu::{self, Gpu, GpuModel, Precision};
 use crate::error::{Error, Result};
+use crate::io::lock::DirLock;
 use crate::io::npy;
 use crate::io::plot::{heatmaps, Heat};
 use crate::model::network::Network;
@@ -16,6 +17,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use toml::Spanned;
+
+/// The most cells one sweep runs (a grid is refused above it before anything is allocated).
+pub const MAX_CELLS: usize = 100_000;
 
 /// The keys a sweep config accepts, with what each takes.
 pub const KEYS: [(&str, &str); 15] = [
@@ -140,7 +144,25 @@ impl Key<'_> {
         if items.is_empty() {
             return Err(self.err("is an empty list; give at least one value"));
         }
-        items.into_iter().map(|x| conv(x).map_err(|e| self.err(e))).collect()
+        let v: Vec<T> = items
+            .into_iter()
+            .map(|x| conv(x).map_err(|e| self.err(e)))
+            .collect::<Result<_>>()?;
+        Ok(v)
+    }
+
+    /// [`Key::each`] for a grid axis: a value given twice would run its cells twice.
+    fn axis<T: PartialEq + std::fmt::Debug>(
+        &self,
+        conv: impl Fn(&toml::Value) -> std::result::Result<T, String>,
+    ) -> Result<Vec<T>> {
+        let v = self.each(conv)?;
+        for (i, x) in v.iter().enumerate() {
+            if v[..i].contains(x) {
+                return Err(self.err(format!("{x:?} appears twice (each cell would run twice)")));
+            }
+        }
+        Ok(v)
     }
 
     fn scalar(&self) -> Result<()> {
@@ -151,7 +173,7 @@ impl Key<'_> {
     }
 
     fn ints(&self, min: i64, max: i64) -> Result<Vec<i64>> {
-        self.each(|x| match x {
+        self.axis(|x| match x {
             toml::Value::Integer(i) if (min..=max).contains(i) => Ok(*i),
             toml::Value::Integer(i) => Err(format!("{i} is out of range ({min}..={max})")),
             o => Err(format!("expected integers, got a {}", o.type_str())),
@@ -159,7 +181,7 @@ impl Key<'_> {
     }
 
     fn floats(&self) -> Result<Vec<f64>> {
-        self.each(|x| match x {
+        self.axis(|x| match x {
             toml::Value::Integer(i) => Ok(*i as f64),
             toml::Value::Float(f) => Ok(*f),
             o => Err(format!("expected numbers, got a {}", o.type_str())),
@@ -167,8 +189,8 @@ impl Key<'_> {
     }
 
     /// Strings, each parsed into `T` (whose error names what is accepted).
-    fn named<T: std::str::FromStr<Err = Error>>(&self) -> Result<Vec<T>> {
-        self.each(|x| match x {
+    fn named<T: std::str::FromStr<Err = Error> + PartialEq + std::fmt::Debug>(&self) -> Result<Vec<T>> {
+        self.axis(|x| match x {
             toml::Value::String(s) => s.parse::<T>().map_err(|e| e.to_string()),
             o => Err(format!("expected \"strings\", got a {}", o.type_str())),
         })
@@ -237,7 +259,7 @@ impl SweepConfig {
             c.optimizer = k.named()?;
         }
         if let Some(k) = key("precision", &raw.precision) {
-            c.precision = k.each(|x| match x.as_str() {
+            c.precision = k.axis(|x| match x.as_str() {
                 Some("f64") => Ok(BackendKind::CpuF64),
                 Some("f32") => Ok(BackendKind::GpuF32),
                 _ => Err(format!("{x} (accepted: f64 = CPU path, f32 = GPU path)")),
@@ -254,6 +276,9 @@ impl SweepConfig {
         }
         if let Some(k) = key("seeds", &raw.seeds) {
             c.seeds = match k.value {
+                toml::Value::Integer(count) if *count > MAX_CELLS as i64 => {
+                    return Err(k.err(format!("count {count} is above the {MAX_CELLS} cells a sweep runs")))
+                }
                 toml::Value::Integer(count) if *count >= 1 => (0..*count as u64).collect(),
                 toml::Value::Integer(count) => return Err(k.err(format!("count {count} must be >= 1"))),
                 _ => k.ints(0, i64::MAX)?.into_iter().map(|x| x as u64).collect(),
@@ -301,12 +326,56 @@ impl SweepConfig {
             }
             _ => {}
         }
+        let count = c.cell_count();
+        if count > MAX_CELLS as u128 {
+            return Err(Error::input(format!(
+                "sweep config: {count} cells (the product of every list's length); a sweep runs at most {MAX_CELLS}: split the grid"
+            )));
+        }
         for (i, cell) in c.cells().iter().enumerate() {
             let tc = cell.train_config(&c);
             tc.validate()
                 .map_err(|e| Error::input(format!("sweep config: cell {i} ({}): {e}", cell.label())))?;
         }
         Ok(c)
+    }
+
+    /// How many cells the grid has (the product of the lists' lengths).
+    pub fn cell_count(&self) -> u128 {
+        [
+            self.n.len(),
+            self.batch.len(),
+            self.lr.len(),
+            self.init.len(),
+            self.optimizer.len(),
+            self.precision.len(),
+            self.schedule.len(),
+            self.momentum.len(),
+            self.data.len(),
+            self.seeds.len(),
+        ]
+        .iter()
+        .map(|&l| l as u128)
+        .product()
+    }
+
+    /// The first key whose value differs from `other`'s (`out` aside), if any.
+    pub fn first_difference(&self, other: &SweepConfig) -> Option<&'static str> {
+        let f = |a: bool, k: &'static str| (!a).then_some(k);
+        f(self.n == other.n, "n")
+            .or(f(self.batch == other.batch, "batch"))
+            .or(f(self.lr == other.lr, "lr"))
+            .or(f(self.init == other.init, "init"))
+            .or(f(self.optimizer == other.optimizer, "optimizer"))
+            .or(f(self.precision == other.precision, "precision"))
+            .or(f(self.schedule == other.schedule, "schedule"))
+            .or(f(self.momentum == other.momentum, "momentum"))
+            .or(f(self.data == other.data, "data"))
+            .or(f(self.seeds == other.seeds, "seeds"))
+            .or(f(self.steps == other.steps, "steps"))
+            .or(f(self.budget == other.budget, "budget"))
+            .or(f(self.threshold == other.threshold, "threshold"))
+            .or(f(self.eval_every == other.eval_every, "eval_every"))
     }
 
     /// Every cell, in the order they run (n outermost, seed innermost).
@@ -501,7 +570,12 @@ fn run_cell(cell: &Cell, c: &SweepConfig, gpu: &mut Option<Gpu>) -> Result<Outco
         (cell.steps / 20).max(1)
     };
     let t0 = Instant::now();
-    let ran = backend.describe().replace(',', ";");
+    // where it ran, without the thread count (a CPU cell's bits do not depend on it, and the
+    // CSV must not either)
+    let ran = match backend.kind() {
+        BackendKind::CpuF64 => "cpu f64".to_string(),
+        _ => backend.describe().replace(',', ";"),
+    };
     let mut obs = UntilThreshold::new(every, c.threshold);
     let span = Span {
         start: 0,
@@ -553,23 +627,22 @@ pub fn run(path: &Path, out_override: Option<&Path>, log: &mut dyn Write) -> Res
     if let Some(o) = out_override {
         c.out = o.to_path_buf();
     }
-    std::fs::create_dir_all(&c.out)
-        .map_err(|e| Error::input(format!("cannot create output directory {}: {e}", c.out.display())))?;
+    // one sweep per directory at a time (a sweep shard holds its own directory)
+    let lock = DirLock::acquire(&c.out, "--out")?;
+    lock.remove_stale_temporaries();
     let cells = c.cells();
     let copy = c.out.join("sweep.toml");
     let csv_path = c.out.join("sweep.csv");
     let mut rows: Vec<String> = Vec::new();
     if csv_path.exists() {
         let old = std::fs::read_to_string(&copy).unwrap_or_default();
-        let same = SweepConfig::parse(&old, &copy.display().to_string())
-            .map(|mut o| {
-                o.out = c.out.clone();
-                o == c
-            })
-            .unwrap_or(false);
-        if !same {
+        let differs = match SweepConfig::parse(&old, &copy.display().to_string()) {
+            Ok(o) => c.first_difference(&o).map(|k| format!("key '{k}' differs")),
+            Err(e) => Some(format!("its copy does not parse: {e}")),
+        };
+        if let Some(why) = differs {
             return Err(Error::input(format!(
-                "{} holds a sweep of another config ({}); use another --out or remove it",
+                "{} holds a sweep of another config ({}: {why}); use another --out or remove it",
                 c.out.display(),
                 copy.display()
             )));

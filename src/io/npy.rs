@@ -370,8 +370,16 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut std::fs::File) -> std::i
         .file_name()
         .ok_or_else(|| Error::input(format!("{} is not a file path", path.display())))?;
     let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
+    // a path that cannot be created is the user's to fix (exit 2); a failure while writing
+    // (a full disk) is the machine's (exit 1)
+    let mut f = std::fs::File::create(&tmp).map_err(|e| {
+        Error::input(format!(
+            "cannot write {}: {e} (the directory {} must exist and be writable)",
+            path.display(),
+            dir.display()
+        ))
+    })?;
     let res = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
         fill(&mut f)?;
         f.flush()?;
         f.sync_all()?;
@@ -401,10 +409,11 @@ pub fn write_npy(path: &Path, arr: Out) -> Result<()> {
     })
 }
 
-/// Write named arrays as `.npz` (a zip of `.npy` files that `np.load` opens), atomically.
+/// Write named arrays as `.npz` (a zip of `.npy` files that `np.load` opens), atomically. The
+/// archive is built in memory first, so a failing disk never meets a half-written zip.
 pub fn write_npz(path: &Path, arrays: &[(&str, Out)]) -> Result<()> {
-    write_atomic(path, |f| {
-        let mut zip = npyz::zip::ZipWriter::new(std::io::BufWriter::new(f));
+    let bytes = (|| -> std::io::Result<Vec<u8>> {
+        let mut zip = npyz::zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         for (name, arr) in arrays {
             let opts = npyz::zip::write::FileOptions::default()
                 .compression_method(npyz::zip::CompressionMethod::Stored)
@@ -414,7 +423,8 @@ pub fn write_npz(path: &Path, arrays: &[(&str, Out)]) -> Result<()> {
             zip.start_file(format!("{name}.npy"), opts)?;
             write_npy_into(&mut zip, arr)?;
         }
-        let mut w = zip.finish()?;
-        w.flush()
-    })
+        Ok(zip.finish()?.into_inner())
+    })()
+    .map_err(|e| Error::runtime(format!("cannot build {}: {e}", path.display())))?;
+    write_atomic(path, |f| f.write_all(&bytes))
 }

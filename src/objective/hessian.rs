@@ -229,15 +229,22 @@ pub struct GnOperator {
 }
 
 impl GnOperator {
-    /// The operator at `p` (holds the N x N identity and the N x (N/2+1) outputs).
-    pub fn new(p: &Params) -> Self {
+    /// The operator at `p` (holds the N x N identity and the N x (N/2+1) outputs; each
+    /// application makes two more N x (N/2+1) arrays). Refused, before any allocation, when
+    /// that is more than the machine's available memory.
+    pub fn new(p: &Params) -> Result<Self> {
         let n = p.net.n();
+        let (nn, k) = (n as u128, p.net.bins() as u128);
+        crate::io::memory::check(
+            nn * nn * 8 + 3 * nn * k * 16,
+            &format!("the Gauss-Newton operator at N = {n} (N^2 identity inputs and their outputs)"),
+        )?;
         let mut eye = vec![0.0; n * n];
         for i in 0..n {
             eye[i * n + i] = 1.0;
         }
         let y = cpu::forward(p, &eye);
-        GnOperator { p: p.clone(), eye, y }
+        Ok(GnOperator { p: p.clone(), eye, y })
     }
 
     /// J v for the real direction `v` (re, im per complex parameter): N x (N/2+1) outputs.

@@ -54,6 +54,15 @@ impl std::fmt::Display for Schedule {
 }
 
 impl Schedule {
+    /// Whether the learning rate at a step depends on the run's total steps (cosine): such a
+    /// run cannot be extended on resume without changing the rates of steps already taken.
+    pub fn uses_horizon(&self) -> bool {
+        match self {
+            Schedule::Cosine => true,
+            Schedule::Constant | Schedule::Step { .. } => false,
+        }
+    }
+
     /// The learning rate at step `t` (from 1) of `total`.
     pub fn lr(&self, base: f64, t: u32, total: u32) -> f64 {
         match *self {

@@ -104,7 +104,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Initial parameters.
     pub init: Init,
-    /// Print (and evaluate) every this many steps, at step 1 and at the last step.
+    /// Print (and evaluate) every this many steps, at step 1 and at the last step (always
+    /// logged: the summary reports it).
     pub print_every: u32,
     /// Output directory.
     pub out: PathBuf,

@@ -15,6 +15,7 @@ pub use stepper::{backend_for, Backend, GpuBackend, HostBackend};
 
 use crate::backend::cpu;
 use crate::error::{Error, Result};
+use crate::io::lock::DirLock;
 use crate::io::npy;
 use crate::model::data::Batch;
 use crate::model::params::{exact_twiddles, Params, EXACT_M};
@@ -216,15 +217,86 @@ pub struct Summary {
     pub seconds: f64,
 }
 
-/// Where the run's last checkpoint stands, for error messages.
-fn last_good(ck: Option<u32>, dir: &std::path::Path) -> String {
+/// The files a run writes into its directory.
+pub const RUN_FILES: [&str; 3] = [checkpoint::FILE, "metrics.csv", "params.npz"];
+
+/// How a run starts in its directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// A new run: the directory must not hold one.
+    Fresh,
+    /// A new run replacing the one the directory holds (its files are removed first).
+    Overwrite,
+    /// Continue the run the directory holds.
+    Resume,
+}
+
+/// Lock a run directory for the whole run (creating it; a second process is refused naming
+/// the holder) and check it suits `start`: a fresh run refuses a directory that holds a run,
+/// naming `--resume` and `--overwrite`. Temporary files of interrupted writes are removed.
+pub fn open_run_dir(dir: &std::path::Path, start: Start) -> Result<DirLock> {
+    let no_checkpoint = || {
+        Error::input(format!(
+            "--resume {}: cannot open {} (no checkpoint there to continue from)",
+            dir.display(),
+            checkpoint::path_in(dir).display()
+        ))
+    };
+    if start == Start::Resume && !dir.is_dir() {
+        return Err(no_checkpoint());
+    }
+    let what = if start == Start::Resume { "--resume" } else { "--out" };
+    let lock = DirLock::acquire(dir, what)?;
+    if start == Start::Resume && !checkpoint::path_in(dir).is_file() {
+        return Err(no_checkpoint());
+    }
+    lock.remove_stale_temporaries();
+    let present: Vec<&str> = RUN_FILES.into_iter().filter(|f| dir.join(f).exists()).collect();
+    match start {
+        Start::Fresh if !present.is_empty() => {
+            return Err(Error::input(format!(
+                "--out {} holds a run ({}): continue it with `fftlearn train --resume {}`, replace it with --overwrite, or choose another --out",
+                dir.display(),
+                present.join(", "),
+                dir.display()
+            )))
+        }
+        Start::Overwrite => {
+            for f in present {
+                std::fs::remove_file(dir.join(f))
+                    .map_err(|e| Error::runtime(format!("--overwrite: cannot remove {}: {e}", dir.join(f).display())))?;
+            }
+        }
+        _ => {}
+    }
+    Ok(lock)
+}
+
+/// What to do after a divergence: where the last checkpoint stands (with its relative
+/// operator error, from the metrics row at its step) and advice that works: a resume would
+/// repeat the same steps at the same lr, so a new run with a smaller lr.
+fn divergence_advice(ck: Option<u32>, metrics: &[Metric], cfg: &TrainConfig) -> String {
+    let dir = cfg.out.display();
+    let restart = format!(
+        "a resume repeats the same steps at the same lr and diverges again: start a new run with a smaller --lr (e.g. `fftlearn train --lr {:e} --out NEW_DIR` with the same other flags)",
+        cfg.lr / 10.0
+    );
     match ck {
-        Some(s) => format!(
-            "last good checkpoint: {} at step {s} (continue with `fftlearn train --resume {}`)",
-            checkpoint::path_in(dir).display(),
-            dir.display()
-        ),
-        None => "no checkpoint was written before it".to_string(),
+        Some(s) => {
+            let rel = metrics.iter().rev().find(|m| m.step <= s).map(|m| m.rel_op_err);
+            let sound = rel.is_some_and(|r| r.is_finite() && r < 1.0);
+            format!(
+                "the last checkpoint is {} at step {s}{}; {restart}{}",
+                checkpoint::path_in(&cfg.out).display(),
+                rel.map_or(String::new(), |r| format!(" (relative operator error {r:.3e})")),
+                if sound {
+                    format!(", optionally from that checkpoint's parameters with --init {dir}/checkpoint.npz")
+                } else {
+                    String::new()
+                }
+            )
+        }
+        None => format!("no checkpoint was written before it; {restart}"),
     }
 }
 
@@ -235,6 +307,8 @@ struct TrainLog<'a> {
     bar: Option<indicatif::ProgressBar>,
     metrics: Vec<Metric>,
     last_ck: Option<u32>,
+    /// Seconds spent in the exact evaluations (part of the wall time).
+    eval_s: f64,
 }
 
 impl TrainLog<'_> {
@@ -247,7 +321,8 @@ impl Observer for TrainLog<'_> {
     fn after_step(&mut self, s: &StepInfo, backend: &mut dyn Backend) -> Result<Flow> {
         let cfg = self.cfg;
         let step = s.step;
-        if step.is_multiple_of(cfg.print_every) || step == 1 {
+        if step.is_multiple_of(cfg.print_every) || step == 1 || s.last {
+            let te = Instant::now();
             let p = backend.params()?;
             let eval = eval_random(&p, cfg.seed, step, 3);
             let rel = cpu::rel_operator_error(&p);
@@ -265,6 +340,7 @@ impl Observer for TrainLog<'_> {
                 eval,
                 rel_op_err: rel,
             });
+            self.eval_s += te.elapsed().as_secs_f64();
         }
         if let Some(pb) = &self.bar {
             pb.set_position(step as u64);
@@ -281,11 +357,13 @@ impl Observer for TrainLog<'_> {
             if !ck.params.is_finite() {
                 return Err(Error::diverged(format!(
                     "training diverged at step {step}: a parameter is not finite; {}",
-                    last_good(self.last_ck, &cfg.out)
+                    divergence_advice(self.last_ck, &self.metrics, cfg)
                 )));
             }
-            npy::write_text(&self.csv_path(), &metrics::csv_of(&self.metrics))?;
+            // the checkpoint first: metrics.csv never runs past it (a resume rewrites the csv
+            // from the checkpoint's rows)
             ck.save(&checkpoint::path_in(&cfg.out))?;
+            npy::write_text(&self.csv_path(), &metrics::csv_of(&self.metrics))?;
             self.last_ck = Some(step);
         }
         Ok(Flow::Continue)
@@ -294,18 +372,31 @@ impl Observer for TrainLog<'_> {
 
 /// Run training on `backend` from step 1, or from `resume` (whose state is loaded into
 /// `backend` here), writing `out/metrics.csv`, `out/checkpoint.npz` every
-/// `cfg.checkpoint_every` steps and at the end, and `out/params.npz`.
+/// `cfg.checkpoint_every` steps and at the end, and `out/params.npz`, in the directory `dir`
+/// holds (see [`open_run_dir`]).
 pub fn run(
     cfg: &TrainConfig,
     backend: &mut dyn Backend,
     resume: Option<Checkpoint>,
+    dir: &DirLock,
     log: &mut dyn Write,
 ) -> Result<Summary> {
-    std::fs::create_dir_all(&cfg.out)
-        .map_err(|e| Error::input(format!("cannot create output directory {}: {e}", cfg.out.display())))?;
+    if dir.dir() != cfg.out {
+        return Err(Error::runtime(format!(
+            "the run writes to {} but holds the lock on {}",
+            cfg.out.display(),
+            dir.dir().display()
+        )));
+    }
     let (start, metrics, first_loss) = match resume {
-        Some(ck) => {
+        Some(mut ck) => {
             backend.restore(&ck.params, &ck.opt)?;
+            // a row logged only because it ended the earlier leg is not a row of this (longer)
+            // run: drop it, so a resumed run's metrics equal an uninterrupted run's
+            let keep = |m: &Metric| m.step.is_multiple_of(cfg.print_every) || m.step == 1 || m.step == cfg.steps;
+            ck.metrics.retain(keep);
+            // metrics.csv describes the checkpoint's step, whatever an interrupted write left
+            npy::write_text(&cfg.out.join("metrics.csv"), &metrics::csv_of(&ck.metrics))?;
             (ck.step, ck.metrics, Some(ck.first_loss))
         }
         None => (0, Vec::new(), None),
@@ -349,6 +440,7 @@ pub fn run(
         bar,
         metrics,
         last_ck: (start > 0).then_some(start),
+        eval_s: 0.0,
     };
     let end = drive(span, backend, &mut obs);
     if let Some(pb) = &obs.bar {
@@ -368,7 +460,7 @@ pub fn run(
                 cfg.lr,
                 obs.metrics.last().map_or(0, |m: &Metric| m.step),
                 csv_path.display(),
-                last_good(obs.last_ck, &cfg.out)
+                divergence_advice(obs.last_ck, &obs.metrics, cfg)
             )));
         }
         End::Interrupted(step) => {
@@ -380,7 +472,9 @@ pub fn run(
             )));
         }
     }
-    let TrainLog { log, metrics, .. } = obs;
+    let TrainLog {
+        log, metrics, eval_s, ..
+    } = obs;
     let seconds = t0.elapsed().as_secs_f64();
     let p = backend.params()?;
     let final_eval = eval_random(&p, cfg.seed, u32::MAX, 10);
@@ -389,13 +483,21 @@ pub fn run(
     let (dt, dm) = distance_from_exact(&p);
     writeln!(log, "[eval] mean MSE over 10 random examples: {final_eval:.6e}")?;
     let done = cfg.steps - start;
+    let samples = done as f64 * cfg.batch as f64;
     writeln!(
         log,
         "[summary] {done} steps x {} samples in {seconds:.2} s ({:.0} samples/s); final loss {:.6e}; relative operator error {rel:.6e}",
         cfg.batch,
-        done as f64 * cfg.batch as f64 / seconds,
+        samples / seconds,
         metrics.last().map_or(f64::NAN, |m: &Metric| m.loss),
     )?;
+    if eval_s > 0.5 * seconds {
+        writeln!(
+            log,
+            "[summary] the exact evaluations (every --print-every steps) took {eval_s:.2} s of that: the steps alone ran at {:.0} samples/s",
+            samples / (seconds - eval_s).max(f64::MIN_POSITIVE)
+        )?;
+    }
     writeln!(
         log,
         "[summary] max |tw - exact| = {dt:.3e} (used twiddles), max |M - [[1,1],[1,-1]]| = {dm:.3e}"

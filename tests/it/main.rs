@@ -14,6 +14,7 @@ mod hostile;
 mod measure;
 mod reference;
 mod resume;
+mod safety;
 mod seed_run;
 mod snr;
 mod solvers;

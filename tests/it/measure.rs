@@ -124,7 +124,7 @@ fn lanczos_on_the_gn_operator_matches_the_dense_spectrum() {
         let net = Network::new(n).unwrap();
         let p = Params::init(&net, &scheme, 3);
         let (gn, _) = gauss_newton(&p);
-        let op = GnOperator::new(&p);
+        let op = GnOperator::new(&p).unwrap();
         let nr = 2 * (4 + net.n_twiddles());
         // the operator reproduces the dense matrix column by column
         for j in [0usize, 5, 9, nr / 2, nr - 3] {

@@ -21,7 +21,7 @@ const RUN: [&str; 10] = [
     "--out",
 ];
 
-fn full_run(d: &Path) -> PathBuf {
+pub fn full_run(d: &Path) -> PathBuf {
     let out = d.join("full");
     let o = bin().args(RUN).arg(&out).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -29,7 +29,7 @@ fn full_run(d: &Path) -> PathBuf {
 }
 
 /// Start a run, wait until stdout shows `wait_for`, then send `signal` with kill(1).
-fn start_and_signal(out: &Path, wait_for: &str, signal: &str, until_file: Option<&Path>) -> Output {
+pub fn start_and_signal(out: &Path, wait_for: &str, signal: &str, until_file: Option<&Path>) -> Output {
     let mut child = bin()
         .args(RUN)
         .arg(out)
@@ -62,7 +62,7 @@ fn start_and_signal(out: &Path, wait_for: &str, signal: &str, until_file: Option
     o
 }
 
-fn same_files(a: &Path, b: &Path) {
+pub fn same_files(a: &Path, b: &Path) {
     for f in ["metrics.csv", "params.npz"] {
         let (x, y) = (std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap());
         assert!(x == y, "{f} differs between {} and {}", a.display(), b.display());

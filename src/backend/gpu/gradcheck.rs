@@ -50,11 +50,18 @@ pub struct Report {
 impl Report {
     /// Largest per-group norm error.
     pub fn worst_norm_rel(&self) -> f64 {
-        self.groups.iter().map(|g| g.norm_rel).fold(0.0, f64::max)
+        // NaN-propagating: a group that is NaN makes the worst NaN (and the check fail)
+        self.groups
+            .iter()
+            .map(|g| g.norm_rel)
+            .fold(0.0, |a, b| if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) })
     }
     /// Largest per-group scaled norm error.
     pub fn worst_scaled(&self) -> f64 {
-        self.groups.iter().map(|g| g.scaled).fold(0.0, f64::max)
+        self.groups
+            .iter()
+            .map(|g| g.scaled)
+            .fold(0.0, |a, b| if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) })
     }
 }
 
