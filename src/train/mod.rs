@@ -52,6 +52,12 @@ pub enum Flow {
 pub trait Observer {
     /// Called after every step that did not diverge.
     fn after_step(&mut self, s: &StepInfo, backend: &mut dyn Backend) -> Result<Flow>;
+
+    /// Called when an interrupt abandoned step `step` before its update: the backend still
+    /// holds the state after step `step - 1` (`first_loss` is known if `step > 1`).
+    fn interrupted_in(&mut self, _step: u32, _first_loss: Option<f64>, _backend: &mut dyn Backend) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// How a run of [`drive`] ended.
@@ -61,7 +67,7 @@ pub enum End {
     Finished,
     /// The observer stopped the run after this step.
     Stopped(u32),
-    /// An interrupt stopped the run after this step (before the last).
+    /// An interrupt stopped the run after this step (before the last; 0: within step 1).
     Interrupted(u32),
     /// The loss or parameters left the finite range, or the loss grew past the ratio.
     Diverged {
@@ -93,7 +99,14 @@ pub struct Span {
 pub fn drive(span: Span, backend: &mut dyn Backend, obs: &mut dyn Observer) -> Result<End> {
     let mut first_loss = span.first_loss;
     for step in span.start + 1..=span.steps {
-        let loss = backend.step(step)?;
+        let loss = match backend.step(step) {
+            Ok(l) => l,
+            Err(e) if e.kind() == crate::error::Kind::Interrupted => {
+                obs.interrupted_in(step, first_loss, backend)?;
+                return Ok(End::Interrupted(step - 1));
+            }
+            Err(e) => return Err(e),
+        };
         let first = *first_loss.get_or_insert(loss);
         let finite = backend.params_finite();
         if !loss.is_finite() || loss > span.max_loss_ratio * first || !finite {
@@ -346,27 +359,43 @@ impl Observer for TrainLog<'_> {
             pb.set_position(step as u64);
         }
         if step.is_multiple_of(cfg.checkpoint_every) || s.last || s.interrupted {
-            let ck = Checkpoint {
-                config: cfg.clone(),
-                step,
-                params: backend.params()?,
-                opt: backend.state()?,
-                first_loss: s.first_loss,
-                metrics: self.metrics.clone(),
-            };
-            if !ck.params.is_finite() {
-                return Err(Error::diverged(format!(
-                    "training diverged at step {step}: a parameter is not finite; {}",
-                    divergence_advice(self.last_ck, &self.metrics, cfg)
-                )));
-            }
-            // the checkpoint first: metrics.csv never runs past it (a resume rewrites the csv
-            // from the checkpoint's rows)
-            ck.save(&checkpoint::path_in(&cfg.out))?;
-            npy::write_text(&self.csv_path(), &metrics::csv_of(&self.metrics))?;
-            self.last_ck = Some(step);
+            self.checkpoint(step, s.first_loss, backend)?;
         }
         Ok(Flow::Continue)
+    }
+
+    fn interrupted_in(&mut self, step: u32, first_loss: Option<f64>, backend: &mut dyn Backend) -> Result<()> {
+        match first_loss {
+            Some(f) if self.last_ck != Some(step - 1) => self.checkpoint(step - 1, f, backend),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl TrainLog<'_> {
+    /// Write the checkpoint of the state after `step`, then metrics.csv.
+    fn checkpoint(&mut self, step: u32, first_loss: f64, backend: &mut dyn Backend) -> Result<()> {
+        let cfg = self.cfg;
+        let ck = Checkpoint {
+            config: cfg.clone(),
+            step,
+            params: backend.params()?,
+            opt: backend.state()?,
+            first_loss,
+            metrics: self.metrics.clone(),
+        };
+        if !ck.params.is_finite() {
+            return Err(Error::diverged(format!(
+                "training diverged at step {step}: a parameter is not finite; {}",
+                divergence_advice(self.last_ck, &self.metrics, cfg)
+            )));
+        }
+        // the checkpoint first: metrics.csv never runs past it (a resume rewrites the csv
+        // from the checkpoint's rows)
+        ck.save(&checkpoint::path_in(&cfg.out))?;
+        npy::write_text(&self.csv_path(), &metrics::csv_of(&self.metrics))?;
+        self.last_ck = Some(step);
+        Ok(())
     }
 }
 
@@ -461,6 +490,12 @@ pub fn run(
                 obs.metrics.last().map_or(0, |m: &Metric| m.step),
                 csv_path.display(),
                 divergence_advice(obs.last_ck, &obs.metrics, cfg)
+            )));
+        }
+        End::Interrupted(0) => {
+            return Err(Error::interrupted(format!(
+                "interrupted within step 1 of {}: no step completed, nothing to continue; run the command again to start",
+                cfg.steps
             )));
         }
         End::Interrupted(step) => {

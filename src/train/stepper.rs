@@ -132,7 +132,10 @@ impl HostBackend {
 fn gradient(gpu: Option<&GpuModel>, p: &Params, pop: &mut Population, population: bool, batch: Batch) -> Result<Grad> {
     let n = p.net.n();
     Ok(match (gpu, population) {
-        (None, false) => cpu::loss_grad(p, &batch),
+        // a huge minibatch answers an interrupt mid-step: the step is abandoned before its
+        // update, so the backend still holds the previous step's state
+        (None, false) => cpu::loss_grad_until(p, &batch, &crate::interrupt::requested)
+            .ok_or_else(|| Error::interrupted("interrupted within the step, before its update"))?,
         (None, true) => to_population(cpu::loss_grad(p, &Batch::Identity), n),
         (Some(m), false) => match batch {
             Batch::Gaussian {

@@ -21,11 +21,17 @@ const RUN: [&str; 10] = [
     "--out",
 ];
 
-pub fn full_run(d: &Path) -> PathBuf {
-    let out = d.join("full");
-    let o = bin().args(RUN).arg(&out).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    out
+/// The uninterrupted reference run, made once per test process and shared by every test that
+/// compares a stopped-and-resumed run with it (`_d` is kept for the callers' symmetry).
+pub fn full_run(_d: &Path) -> PathBuf {
+    static FULL: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FULL.get_or_init(|| {
+        let out = tmpdir("full-reference").join("full");
+        let o = bin().args(RUN).arg(&out).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        out
+    })
+    .clone()
 }
 
 /// Start a run, wait until stdout shows `wait_for`, then send `signal` with kill(1).

@@ -628,3 +628,61 @@ fn gpu_messages_say_what_is_accepted_and_nan_fails() {
         "{out}"
     );
 }
+
+#[test]
+fn an_interrupt_within_a_huge_step_is_answered_at_once_and_resumes_exactly() {
+    let d = tmpdir("hugestep");
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "train",
+            "--device",
+            "cpu",
+            "--n",
+            "4",
+            "--batch",
+            "8000000",
+            "--steps",
+            "4",
+            "--print-every",
+            "1",
+            "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([out.display().to_string()])
+        .collect()
+    };
+    let full = d.join("full");
+    assert!(bin().args(args(&full)).output().unwrap().status.success());
+    let part = d.join("part");
+    let mut child = bin()
+        .args(args(&part))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for l in lines.by_ref() {
+        if l.unwrap().starts_with("step     1") {
+            break;
+        }
+    }
+    // step 2 is under way (a step of 8e6 samples takes about half a second here)
+    let t = std::time::Instant::now();
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    std::thread::spawn(move || for _ in lines {});
+    let o = child.wait_with_output().unwrap();
+    let waited = t.elapsed().as_secs_f64();
+    assert_eq!(o.status.code(), Some(130), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        (1..3).contains(&ck_step(&part)),
+        "checkpoint at step {}",
+        ck_step(&part)
+    );
+    assert!(waited < 5.0, "the interrupt waited {waited:.1} s");
+    let r = bin().args(["train", "--resume"]).arg(&part).output().unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    same_files(&full, &part);
+}

@@ -59,27 +59,38 @@ pub fn task_size(b: usize) -> usize {
 
 /// Loss and gradient of `batch` at `p`.
 pub fn loss_grad(p: &Params, batch: &Batch) -> Grad {
-    reduce(p, batch, true)
+    reduce(p, batch, true, &|| false).expect("never stopped")
+}
+
+/// [`loss_grad`], abandoned (`None`) when `stop` turns true: it is polled before each of the
+/// batch's tasks (at most 64), so a huge batch answers an interrupt within a task's time. A
+/// completed result is bit-identical to [`loss_grad`]'s.
+pub fn loss_grad_until(p: &Params, batch: &Batch, stop: &(dyn Fn() -> bool + Sync)) -> Option<Grad> {
+    reduce(p, batch, true, stop)
 }
 
 /// Loss only (forward pass) of `batch` at `p`.
 pub fn loss(p: &Params, batch: &Batch) -> f64 {
-    reduce(p, batch, false).loss
+    reduce(p, batch, false, &|| false).expect("never stopped").loss
 }
 
-fn reduce(p: &Params, batch: &Batch, backward: bool) -> Grad {
+fn reduce(p: &Params, batch: &Batch, backward: bool, stop: &(dyn Fn() -> bool + Sync)) -> Option<Grad> {
     let net = &p.net;
     let b = batch.len(net);
     let ts = task_size(b);
     let ntask = b.div_ceil(ts);
-    let partials: Vec<(f64, Vec<C64>)> = (0..ntask)
+    let partials: Vec<Option<(f64, Vec<C64>)>> = (0..ntask)
         .into_par_iter()
         .map(|t| {
+            if stop() {
+                return None;
+            }
             let lo = t * ts;
             let hi = (lo + ts).min(b);
-            with_work(net, |w| w.task(p, batch, lo, hi, backward))
+            Some(with_work(net, |w| w.task(p, batch, lo, hi, backward)))
         })
         .collect();
+    let partials: Vec<(f64, Vec<C64>)> = partials.into_iter().collect::<Option<_>>()?;
     let mut sum = 0.0;
     let mut g = vec![C64::default(); p.len()];
     for (l, gp) in &partials {
@@ -91,11 +102,11 @@ fn reduce(p: &Params, batch: &Batch, backward: bool) -> Grad {
         }
     }
     let denom = (b * net.bins()) as f64;
-    Grad {
+    Some(Grad {
         loss: sum / denom,
         m: [g[0], g[1], g[2], g[3]],
         tw: g[4..].to_vec(),
-    }
+    })
 }
 
 /// Per-sample gradients: for every sample of `batch`, the gradient of its own loss (as a batch
