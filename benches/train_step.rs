@@ -73,7 +73,7 @@ fn gpu(c: &mut Criterion) {
                         step: t as u32,
                         size: batch,
                     };
-                    model.adam_step(&bt, &adam, t).unwrap()
+                    model.adam_step(&bt, &adam.hyper(), t).unwrap()
                 })
             });
         }

@@ -181,7 +181,7 @@ pub fn run(cfg: &BenchConfig, mut each: impl FnMut(&Row)) -> Result<Vec<Row>> {
                             step: t,
                             size: b,
                         };
-                        m.adam_step(&batch, &adam, tt)
+                        m.adam_step(&batch, &adam.hyper(), tt)
                     })?;
                     record("gpu", m.gpu().name(), m.kernel().name(), prec.wgsl(), b, t);
                 }

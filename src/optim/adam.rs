@@ -17,7 +17,23 @@ pub struct Adam {
     pub eps: f64,
 }
 
+impl From<&Adam> for crate::backend::gpu::AdamHyper {
+    fn from(a: &Adam) -> Self {
+        crate::backend::gpu::AdamHyper {
+            lr: a.lr,
+            beta1: a.beta1,
+            beta2: a.beta2,
+            eps: a.eps,
+        }
+    }
+}
+
 impl Adam {
+    /// The hyper-parameters as the GPU's on-device update takes them.
+    pub fn hyper(&self) -> crate::backend::gpu::AdamHyper {
+        self.into()
+    }
+
     /// torch's defaults with the given learning rate: betas (0.9, 0.999), eps 1e-8.
     pub fn new(lr: f64) -> Self {
         Adam {

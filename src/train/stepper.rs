@@ -296,7 +296,7 @@ impl Backend for GpuBackend {
             size: self.batch,
         };
         let adam = Adam::new(self.schedule.lr(self.adam.lr, step, self.total));
-        self.model.adam_step(&b, &adam, self.t)
+        self.model.adam_step(&b, &adam.hyper(), self.t)
     }
     fn params(&mut self) -> Result<Params> {
         self.model.params()

@@ -330,7 +330,7 @@ fn adam_on_the_gpu_follows_the_cpu() {
     let mut st = AdamState::new(p.len());
     for t in 1..=20u64 {
         let lg = model
-            .adam_step(&GpuBatch::Host { x: &x, target: None }, &adam, t)
+            .adam_step(&GpuBatch::Host { x: &x, target: None }, &adam.hyper(), t)
             .unwrap();
         let gc = cpu::loss_grad(&p, &Batch::Given { x: &x, target: None });
         assert!((lg - gc.loss).abs() <= 1e-9 * gc.loss, "step {t}: {lg} vs {}", gc.loss);

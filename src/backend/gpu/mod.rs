@@ -10,4 +10,4 @@ pub mod gradcheck;
 pub mod model;
 
 pub use context::{Gpu, Precision};
-pub use model::{GpuBatch, GpuModel, Kernel, ModelOptions};
+pub use model::{AdamHyper, GpuBatch, GpuModel, Kernel, ModelOptions};

@@ -12,7 +12,6 @@ use crate::backend::cpu::Grad;
 use crate::error::{Error, Result};
 use crate::model::network::Network;
 use crate::model::params::{exact_twiddles, Params};
-use crate::optim::Adam;
 use num_complex::Complex64 as C64;
 use wgpu::util::DeviceExt;
 
@@ -124,6 +123,20 @@ impl std::str::FromStr for Kernel {
             Error::input(format!("--kernel '{s}': accepted: auto, {}", names.join(", ")))
         })
     }
+}
+
+/// Adam's hyper-parameters as the device's update reads them (the optimizer layer's
+/// `optim::Adam` converts into this; the backend does not depend on the optimizers).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamHyper {
+    /// Learning rate.
+    pub lr: f64,
+    /// beta1.
+    pub beta1: f64,
+    /// beta2.
+    pub beta2: f64,
+    /// eps.
+    pub eps: f64,
 }
 
 /// How to build a [`GpuModel`].
@@ -524,7 +537,7 @@ impl GpuModel {
 
     /// Accumulate loss and gradient of `batch` into the accumulator (cleared first), then
     /// (with `adam`) update the parameters.
-    fn accumulate(&self, batch: &GpuBatch, adam: Option<(&Adam, u64)>) -> Result<()> {
+    fn accumulate(&self, batch: &GpuBatch, adam: Option<(&AdamHyper, u64)>) -> Result<()> {
         let (n, k) = (self.net.n(), self.net.bins());
         let b = batch.len(n);
         let mut h = Hyper {
@@ -652,7 +665,7 @@ impl GpuModel {
     }
 
     /// One Adam step on `batch` (step count `t`, from 1); returns the loss before the update.
-    pub fn adam_step(&self, batch: &GpuBatch, adam: &Adam, t: u64) -> Result<f64> {
+    pub fn adam_step(&self, batch: &GpuBatch, adam: &AdamHyper, t: u64) -> Result<f64> {
         self.accumulate(batch, Some((adam, t)))?;
         let cb = 2 * self.prec.bytes() as u64;
         let np = 4 + self.net.n_twiddles() as u64;
