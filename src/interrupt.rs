@@ -39,10 +39,28 @@ pub fn exit_code() -> i32 {
     }
 }
 
+/// Ask the running loop to stop as a stop signal would (for hosts that own the signals
+/// themselves, such as the Python module, which sees Ctrl-C as KeyboardInterrupt).
+pub fn request() {
+    FLAG.get_or_init(|| Arc::new(AtomicBool::new(false)))
+        .store(true, Ordering::SeqCst);
+}
+
+/// Forget a stop request (before the next run of a long-lived host process).
+pub fn clear() {
+    if let Some(f) = FLAG.get() {
+        f.store(false, Ordering::SeqCst);
+    }
+    if let Some(w) = WHICH.get() {
+        w.store(0, Ordering::SeqCst);
+    }
+}
+
 /// Install the handlers (once; later calls do nothing). Returns false if the platform refused
 /// them, in which case a signal ends the process and the last periodic checkpoint remains.
 pub fn install() -> bool {
-    if FLAG.get().is_some() {
+    static INSTALLED: AtomicBool = AtomicBool::new(false);
+    if INSTALLED.swap(true, Ordering::SeqCst) {
         return true;
     }
     let flag = FLAG.get_or_init(|| Arc::new(AtomicBool::new(false)));

@@ -272,19 +272,20 @@ impl Params {
     /// Read `M` and `twiddles` from an open archive.
     pub fn from_npz(npz: &mut Npz) -> Result<Self> {
         let (_, m) = npz.read_c128("M", &[Some(2), Some(2)], 4)?;
-        let (shape, tw) = npz.read_c128("twiddles", &[None], 1 << 16)?;
-        let n = shape[0] + 1;
-        let net = Network::new(n).map_err(|_| {
+        let (_, tw) = npz.read_c128("twiddles", &[None], 1 << 16)?;
+        Self::from_parts([m[0], m[1], m[2], m[3]], tw)
+    }
+
+    /// Parameters from M (row-major) and the N-1 twiddles, checked: N from the twiddle count,
+    /// every value finite.
+    pub fn from_parts(m: [C64; 4], tw: Vec<C64>) -> Result<Self> {
+        let net = Network::new(tw.len() + 1).map_err(|_| {
             Error::input(format!(
                 "twiddles has {} entries: expected N-1 for a power of two N in 4..=65536 (511 for N = 512)",
-                shape[0]
+                tw.len()
             ))
         })?;
-        let p = Params {
-            net,
-            m: [m[0], m[1], m[2], m[3]],
-            tw,
-        };
+        let p = Params { net, m, tw };
         if !p.is_finite() {
             return Err(Error::input("parameters contain NaN or infinity"));
         }

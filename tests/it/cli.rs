@@ -1,7 +1,7 @@
 //! The binary's behaviour: its commands end to end, and one clear error line with a non-zero
 //! exit code (never a panic) for every kind of bad input.
 
-use crate::util::{bin, tmpdir};
+use crate::util::{assert_error, bin, tmpdir};
 use fftlearn::io::npy::{self, Npz, Out};
 use num_complex::Complex64 as C64;
 use std::path::Path;
@@ -9,19 +9,6 @@ use std::process::Output;
 
 fn run(args: &[&str]) -> Output {
     bin().args(args).output().unwrap()
-}
-
-/// Asserts a clean failure: non-zero exit (not a panic's 101), exactly one stderr line that
-/// starts with "error:" and names every `needles` entry.
-fn assert_error(out: &Output, code: i32, needles: &[&str]) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "want one error line, got: {err}");
-    assert!(lines[0].starts_with("error:"), "{err}");
-    for n in needles {
-        assert!(lines[0].contains(n), "error line lacks '{n}': {err}");
-    }
 }
 
 /// A raw .npy image with any header text.

@@ -122,12 +122,7 @@ fn kill_9_loses_only_the_steps_since_the_last_checkpoint() {
 }
 
 fn assert_input_error(o: &Output, needles: &[&str]) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
-    for n in needles {
-        assert!(err.contains(n), "lacks '{n}': {err}");
-    }
+    crate::util::assert_error(o, 2, needles)
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! non-finite results refused, and flags that would have no effect refused by name.
 
 use crate::resume::{full_run, same_files, start_and_signal};
-use crate::util::{bin, tmpdir};
+use crate::util::{assert_error as refused, bin, tmpdir};
 use fftlearn::io::npy::{self, Out};
 use fftlearn::train::checkpoint::Checkpoint;
 use std::io::{BufRead, BufReader};
@@ -13,18 +13,6 @@ use std::process::{Output, Stdio};
 
 fn run(args: &[&str], out: &Path) -> Output {
     bin().args(args).arg("--out").arg(out).output().unwrap()
-}
-
-/// One `error:` line naming every needle, and the exit code.
-fn refused(o: &Output, code: i32, needles: &[&str]) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(code), "{err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "want one error line: {err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
-    for n in needles {
-        assert!(lines[0].contains(n), "lacks '{n}': {err}");
-    }
 }
 
 fn ck_step(dir: &Path) -> u32 {

@@ -2,7 +2,7 @@
 //! the test data folder.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// The `fftlearn` binary built with these tests.
 pub fn bin() -> Command {
@@ -22,4 +22,17 @@ pub fn tmpdir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// Asserts a clean failure: exit `code` (never a panic's 101), exactly one stderr line that
+/// starts with "error:" and names every `needles` entry.
+pub fn assert_error(out: &Output, code: i32, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "want one error line, got: {err}");
+    assert!(lines[0].starts_with("error:"), "{err}");
+    for n in needles {
+        assert!(lines[0].contains(n), "error line lacks '{n}': {err}");
+    }
 }

@@ -318,3 +318,29 @@ impl Gpu {
         Ok(data)
     }
 }
+
+/// Mesa's Vulkan drivers print "error: XDG_RUNTIME_DIR is invalid or not set" on every start
+/// where it is missing (a fresh machine, a container, a batch job). It is noise for a compute
+/// program: point it at a private directory for this process. It sets an environment
+/// variable, so call it before the process starts other threads (the binary's `main`, the
+/// Python module's import).
+pub fn quiet_vulkan_runtime_dir() {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+        let ok = std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| std::path::Path::new(&d).is_dir());
+        if ok {
+            return;
+        }
+        // one private directory per user (the owner of /proc/self is this process's user)
+        let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+            return;
+        };
+        let d = std::env::temp_dir().join(format!("fftlearn-runtime-{uid}"));
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(&d);
+        if std::fs::symlink_metadata(&d).is_ok_and(|m| m.is_dir() && m.uid() == uid) {
+            // single-threaded here: nothing else reads the environment yet
+            std::env::set_var("XDG_RUNTIME_DIR", &d);
+        }
+    }
+}

@@ -1,0 +1,171 @@
+"""The Python module against numpy, the CLI and (when installed) torch. The CLI binary is
+target/release/fftlearn (FFTLEARN_BIN overrides it); `.ci/run` builds it first."""
+
+import os
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fftlearn
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("FFTLEARN_BIN", str(ROOT / "target" / "release" / "fftlearn"))
+
+
+def cli(*args, cwd=None):
+    env = dict(os.environ, XDG_RUNTIME_DIR=os.environ.get("XDG_RUNTIME_DIR", "/tmp"))
+    r = subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def test_forward_at_the_exact_init_is_numpys_rfft():
+    p = fftlearn.init("exact", n=512)
+    assert p["M"].shape == (2, 2) and p["twiddles"].shape == (511,)
+    assert p["M"].dtype == np.complex128
+    x = np.random.default_rng(0).standard_normal((8, 512))
+    y = fftlearn.forward(p, x)
+    assert y.shape == (8, 257) and y.dtype == np.complex128
+    # f64 through 9 stages: rounding of order 1e-15 relative, asserted at 1e-13 of the scale
+    assert np.abs(y - np.fft.rfft(x)).max() <= 1e-13 * np.abs(np.fft.rfft(x)).max()
+
+
+def test_grad_is_the_clis_bit_for_bit(tmp_path):
+    p_file = tmp_path / "p.npz"
+    cli("init", "--scheme", "random", "--n", "64", "--seed", "3", "--out", p_file)
+    x = np.random.default_rng(1).standard_normal((5, 64))
+    np.save(tmp_path / "x.npy", x)
+    cli("grad", "--params", p_file, "--input", tmp_path / "x.npy", "--out", tmp_path / "g.npz")
+    g_cli = np.load(tmp_path / "g.npz")
+    params = dict(np.load(p_file))
+    loss, g = fftlearn.grad(params, x)
+    assert loss == float(g_cli["loss"])
+    assert np.array_equal(g["M"], g_cli["M"]) and np.array_equal(g["twiddles"], g_cli["twiddles"])
+    # and with an explicit target
+    t = np.fft.rfft(x) * 0.5
+    np.save(tmp_path / "t.npy", t)
+    cli("grad", "--params", p_file, "--input", tmp_path / "x.npy", "--target", tmp_path / "t.npy",
+        "--out", tmp_path / "g2.npz")
+    loss2, g2 = fftlearn.grad(params, x, t)
+    assert loss2 == float(np.load(tmp_path / "g2.npz")["loss"])
+    assert np.array_equal(g2["twiddles"], np.load(tmp_path / "g2.npz")["twiddles"])
+
+
+def read_metrics(path):
+    rows = [line.split(",") for line in Path(path).read_text().splitlines()[1:]]
+    return {k: np.array([float(r[i]) for r in rows]) for i, k in
+            enumerate(["step", "loss", "eval_mse", "rel_op_err"])}
+
+
+def test_train_with_the_seed_defaults_gives_the_clis_metrics(tmp_path):
+    cli("train", "--device", "cpu", "--out", tmp_path / "cli")
+    lines = []
+    run = fftlearn.train(device="cpu", out=str(tmp_path / "py"), log=lines.append)
+    want = read_metrics(tmp_path / "cli" / "metrics.csv")
+    for k in ["loss", "eval_mse", "rel_op_err"]:
+        assert np.array_equal(run.metrics[k], want[k]), k
+    assert np.array_equal(run.metrics["step"], want["step"].astype(np.int64))
+    assert run.rel_op_err < 1e-12  # the seed's run learns the FFT
+    assert run.backend.startswith("cpu f64")
+    assert any(line.startswith("step     1 |") for line in lines)
+    # the final parameters are the CLI's bit for bit
+    cli_p = np.load(tmp_path / "cli" / "params.npz")
+    assert np.array_equal(run.params["twiddles"], cli_p["twiddles"])
+    # a directory holding a run is refused, as on the CLI
+    with pytest.raises(ValueError, match="holds a run"):
+        fftlearn.train(device="cpu", n=16, steps=2, out=str(tmp_path / "py"))
+
+
+def test_bad_inputs_raise_the_documented_exceptions():
+    p = fftlearn.init("exact", n=16)
+    with pytest.raises(TypeError, match="float64"):
+        fftlearn.forward(p, np.zeros((2, 16), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"expected \(B, 16\)"):
+        fftlearn.forward(p, np.zeros((2, 8)))
+    with pytest.raises(ValueError, match="NaN"):
+        fftlearn.forward(p, np.full((1, 16), np.nan))
+    with pytest.raises(ValueError, match="power of two"):
+        fftlearn.init("seed", n=12)
+    with pytest.raises(ValueError, match="accepted: seed, exact, random"):
+        fftlearn.init("zeros", n=16)
+    with pytest.raises(ValueError, match="missing array 'twiddles'"):
+        fftlearn.forward({"M": p["M"]}, np.zeros((1, 16)))
+    with pytest.raises(TypeError, match="complex128"):
+        fftlearn.forward({"M": p["M"].real, "twiddles": p["twiddles"]}, np.zeros((1, 16)))
+    with pytest.raises(ValueError, match="optimizer 'newton'"):
+        fftlearn.train(optimizer="newton", steps=1)
+    with pytest.raises(fftlearn.DivergedError, match="diverged at step"):
+        fftlearn.train(device="cpu", lr=1e3, steps=50)
+    assert issubclass(fftlearn.DivergedError, RuntimeError)
+
+
+def test_keyboard_interrupt_during_train_leaves_a_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt, match="interrupted at step"):
+            fftlearn.train(device="cpu", batch=256, steps=1_000_000, out=str(out))
+    finally:
+        timer.cancel()
+    ck = np.load(out / "checkpoint.npz")
+    step = int(ck["step"])
+    assert 0 < step < 1_000_000
+    # the checkpoint resumes on the CLI
+    r = cli("train", "--resume", out, "--steps", step + 5)
+    assert f"resumed at step {step}" in r.stdout
+    # and the next run is not interrupted by the old request
+    assert fftlearn.train(device="cpu", n=16, steps=3).rel_op_err >= 0
+
+
+def test_gpu_gradients_agree_with_the_f64_path():
+    if not fftlearn.devices():
+        pytest.skip("no GPU adapter (install Mesa lavapipe: apt-get install mesa-vulkan-drivers libvulkan1)")
+    r = fftlearn.gradcheck(init="random", n=64, batch=256)
+    assert r["passed"], r
+    assert r["loss_scaled"] <= 1e-5 and r["worst_scaled"] <= 1e-4
+    assert [g["name"] for g in r["groups"]][:2] == ["M", "stage1"]
+
+
+def test_hessian_and_snr_match_their_closed_forms():
+    h = fftlearn.hessian(init="exact", n=8)
+    nr = 2 * (8 + 3)
+    assert h["hessian"].shape == (nr, nr)
+    assert np.allclose(h["hessian"], h["hessian"].T, atol=1e-12)
+    # at the exact FFT (zero residual) the Hessian is the Gauss-Newton matrix
+    assert np.allclose(h["hessian"], h["gauss_newton"], atol=1e-12)
+    assert h["hessian_eigenvalues"][0] > -1e-12  # positive semi-definite at the optimum
+    s = fftlearn.snr(init="seed", n=16, batches=[16, 64], k=8, device="cpu")
+    assert len(s["group"]) == len(s["std"]) and set(s["batch"]) == {16, 64}
+    finite = np.isfinite(s["std_exact"])
+    assert finite.any()
+
+
+def test_grad_agrees_with_torch_autograd():
+    torch = pytest.importorskip("torch", reason="torch is not installed (CI need not install it)")
+    peer = ROOT.parent / "shared" / "peers" / "torch_vec.py"
+    if not peer.exists():
+        pytest.skip(f"{peer} is not here (it lives beside the repository, not in it)")
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("torch_vec", peer)
+    tv = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tv)
+    model = tv.Radix2RFFTVec(torch.complex128)
+    p = fftlearn.init("random", n=512, seed=5)
+    with torch.no_grad():
+        model.M.copy_(torch.from_numpy(p["M"]))
+        model.twiddle_factors.copy_(torch.from_numpy(p["twiddles"]))
+    x = np.random.default_rng(2).standard_normal((4, 512))
+    target = np.fft.rfft(x) * (1 + 0.1j)
+    loss = tv.loss_fn(model(torch.from_numpy(x)), torch.from_numpy(target))
+    loss.backward()
+    loss_f, g = fftlearn.grad(p, x, target)
+    assert abs(loss.item() - loss_f) <= 1e-10 * abs(loss_f)
+    # PyTorch's complex gradient is dL/dRe + i dL/dIm, fftlearn's convention
+    for ours, theirs in [(g["M"], model.M.grad), (g["twiddles"], model.twiddle_factors.grad)]:
+        theirs = theirs.numpy()
+        assert np.abs(ours - theirs).max() <= 1e-10 * np.abs(theirs).max()
