@@ -203,14 +203,40 @@ pub struct ClaimsArgs {
 
 /// `fftlearn sweep`.
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct SweepArgs {
+    /// Merge the shards of a sharded sweep.
+    #[command(subcommand)]
+    pub action: Option<SweepAction>,
     /// The grid: a TOML file (keys: n, batch, lr, init, optimizer, precision, schedule,
     /// momentum, data, seeds, steps | budget, threshold, eval_every, out).
     #[arg(long)]
-    pub config: PathBuf,
+    pub config: Option<PathBuf>,
     /// Output directory (overrides the config's `out`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Run shard I of N (0 <= I < N) of the grid's cells, balanced by estimated cost, into
+    /// OUT/shards/I-of-N.csv. Without it, a Slurm array task (SLURM_ARRAY_TASK_ID) or a
+    /// Kubernetes Indexed Job (JOB_COMPLETION_INDEX, with --shards) runs its shard.
+    #[arg(long)]
+    pub shard: Option<fftlearn::experiments::shard::Shard>,
+    /// The shard count for a Kubernetes Indexed Job (its `completions`).
+    #[arg(long)]
+    pub shards: Option<usize>,
+}
+
+/// `fftlearn sweep merge`.
+#[derive(Subcommand, Debug)]
+pub enum SweepAction {
+    /// Check that every shard in OUT/shards ran the config of OUT/sweep.toml and write
+    /// OUT/sweep.csv and the heat maps as an unsharded run does.
+    Merge {
+        /// The sweep's output directory.
+        out: PathBuf,
+        /// Merge what is there and list the missing cells (else missing cells are an error).
+        #[arg(long)]
+        partial: bool,
+    },
 }
 
 /// `fftlearn snr`.

@@ -63,14 +63,39 @@ pub fn run(cmd: Cmd) -> Result<()> {
         Cmd::Hessian(a) => crate::cli::measure::hessian_cmd(a),
         Cmd::Rsweep(a) => crate::cli::measure::rsweep_cmd(a),
         Cmd::Snr(a) => crate::cli::measure::snr_cmd(a),
-        Cmd::Sweep(a) => {
-            fftlearn::interrupt::install();
-            fftlearn::experiments::sweep::run(&a.config, a.out.as_deref(), &mut out::Stdout)
-        }
+        Cmd::Sweep(a) => sweep_cmd(a),
         Cmd::Bench(a) => bench_cmd(a),
         Cmd::Claims(a) => {
             fftlearn::experiments::claims::run(&a.out, (!a.no_readme).then_some(a.readme.as_path()), &mut out::Stdout)
         }
+    }
+}
+
+fn sweep_cmd(a: args::SweepArgs) -> Result<()> {
+    use fftlearn::experiments::{shard, sweep};
+    if let Some(args::SweepAction::Merge { out, partial }) = &a.action {
+        return shard::merge(out, *partial, &mut out::Stdout);
+    }
+    let config = a
+        .config
+        .as_deref()
+        .ok_or_else(|| Error::input("sweep: give --config GRID.toml (or `fftlearn sweep merge OUT`)"))?;
+    fftlearn::interrupt::install();
+    // an explicit --shard wins over the scheduler's environment
+    let from_env = shard::from_env(&|k| std::env::var(k).ok(), a.shards)?;
+    let chosen = match (a.shard, from_env) {
+        (Some(s), _) => Some((s, "--shard".to_string())),
+        (None, e) => e,
+    };
+    match chosen {
+        Some((s, source)) => {
+            say!("[sweep] shard {s} (from {source})");
+            shard::run(config, a.out.as_deref(), s, &mut out::Stdout)
+        }
+        None if a.shards.is_some() => Err(Error::input(
+            "--shards without a shard index: give --shard I/N, or run as a Kubernetes Indexed Job (JOB_COMPLETION_INDEX)",
+        )),
+        None => sweep::run(config, a.out.as_deref(), &mut out::Stdout),
     }
 }
 

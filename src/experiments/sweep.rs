@@ -464,7 +464,7 @@ fn precision_name(b: BackendKind) -> &'static str {
 }
 
 impl Cell {
-    fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         format!(
             "n = {}, batch = {}, lr = {:e}, init = {}, optimizer = {}, precision = {}, schedule = {}, momentum = {}, data = {}, seed = {}",
             self.n,
@@ -500,7 +500,7 @@ impl Cell {
         }
     }
 
-    fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         format!(
             "{},{},{:e},{},{},{},{},{:e},{},{},{}",
             self.n,
@@ -539,7 +539,7 @@ pub struct Outcome {
 }
 
 /// Samples one step of `cell` consumes (N for population data).
-fn samples_per_step(cell: &Cell) -> u64 {
+pub(crate) fn samples_per_step(cell: &Cell) -> u64 {
     if cell.data == DataMode::Population {
         cell.n as u64
     } else {
@@ -547,7 +547,7 @@ fn samples_per_step(cell: &Cell) -> u64 {
     }
 }
 
-fn run_cell(cell: &Cell, c: &SweepConfig, gpu: &mut Option<Gpu>) -> Result<Outcome> {
+pub(crate) fn run_cell(cell: &Cell, c: &SweepConfig, gpu: &mut Option<Gpu>) -> Result<Outcome> {
     let tc = cell.train_config(c);
     let net = tc.validate()?;
     let p = cell.init.params(&net, cell.seed)?;
@@ -603,7 +603,7 @@ fn run_cell(cell: &Cell, c: &SweepConfig, gpu: &mut Option<Gpu>) -> Result<Outco
     })
 }
 
-fn row(cell: &Cell, o: &Outcome) -> String {
+pub(crate) fn row(cell: &Cell, o: &Outcome) -> String {
     format!(
         "{},{},{},{},{:e},{:e},{},{:.3}",
         cell.key(),
@@ -618,15 +618,41 @@ fn row(cell: &Cell, o: &Outcome) -> String {
     )
 }
 
-/// Run (or resume) the sweep of the config file at `path`, writing `OUT/sweep.csv`, the
-/// config copy `OUT/sweep.toml`, and the heat maps. Prints one line per cell.
-pub fn run(path: &Path, out_override: Option<&Path>, log: &mut dyn Write) -> Result<()> {
+/// The config at `path` (with `out` overridden), and its text.
+pub(crate) fn load(path: &Path, out_override: Option<&Path>) -> Result<(SweepConfig, String)> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::input(format!("cannot read sweep config {}: {e}", path.display())))?;
     let mut c = SweepConfig::parse(&text, &path.display().to_string())?;
     if let Some(o) = out_override {
         c.out = o.to_path_buf();
     }
+    Ok((c, text))
+}
+
+/// The progress line of the `k`-th of `total` cells.
+pub(crate) fn progress(k: usize, total: usize, cell: &Cell, o: &Outcome) -> String {
+    format!(
+        "[sweep] cell {}/{}: N = {}, batch {}, lr {:e}, {} {}, init {}, seed {}: {}{} (rel err {:.2e}, {:.2} s)",
+        k + 1,
+        total,
+        cell.n,
+        cell.batch,
+        cell.lr,
+        cell.optimizer,
+        precision_name(cell.precision),
+        cell.init,
+        cell.seed,
+        o.status,
+        o.steps_to_success.map_or(String::new(), |s| format!(" at step {s}")),
+        o.final_rel_err,
+        o.wall_s
+    )
+}
+
+/// Run (or resume) the sweep of the config file at `path`, writing `OUT/sweep.csv`, the
+/// config copy `OUT/sweep.toml`, and the heat maps. Prints one line per cell.
+pub fn run(path: &Path, out_override: Option<&Path>, log: &mut dyn Write) -> Result<()> {
+    let (c, text) = load(path, out_override)?;
     // one sweep per directory at a time (a sweep shard holds its own directory)
     let lock = DirLock::acquire(&c.out, "--out")?;
     lock.remove_stale_temporaries();
@@ -685,23 +711,7 @@ pub fn run(path: &Path, out_override: Option<&Path>, log: &mut dyn Write) -> Res
             }
             Err(e) => return Err(e.context(format!("sweep cell {i} ({})", cell.label()))),
         };
-        writeln!(
-            log,
-            "[sweep] cell {}/{}: N = {}, batch {}, lr {:e}, {} {}, init {}, seed {}: {}{} (rel err {:.2e}, {:.2} s)",
-            i + 1,
-            cells.len(),
-            cell.n,
-            cell.batch,
-            cell.lr,
-            cell.optimizer,
-            precision_name(cell.precision),
-            cell.init,
-            cell.seed,
-            o.status,
-            o.steps_to_success.map_or(String::new(), |s| format!(" at step {s}")),
-            o.final_rel_err,
-            o.wall_s
-        )?;
+        writeln!(log, "{}", progress(i, cells.len(), cell, &o))?;
         rows.push(row(cell, &o));
         let mut csv = String::from(HEADER);
         csv.push('\n');
@@ -724,7 +734,7 @@ pub fn run(path: &Path, out_override: Option<&Path>, log: &mut dyn Write) -> Res
 }
 
 /// Heat maps over N x batch, one panel per optimizer: success rate and median steps to success.
-fn maps(c: &SweepConfig, cells: &[Cell], rows: &[String]) -> Result<()> {
+pub(crate) fn maps(c: &SweepConfig, cells: &[Cell], rows: &[String]) -> Result<()> {
     let mut rate = Vec::new();
     let mut med = Vec::new();
     for opt in &c.optimizer {

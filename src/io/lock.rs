@@ -21,9 +21,15 @@ pub struct DirLock {
 impl DirLock {
     /// Create `dir` if needed and lock it; `what` names the flag that chose it (`--out`).
     pub fn acquire(dir: &Path, what: &str) -> Result<DirLock> {
+        Self::acquire_named(dir, FILE, what)
+    }
+
+    /// [`DirLock::acquire`] with the lock file `name`: one of several writers that share a
+    /// directory, each owning its own files (the shards of a sweep).
+    pub fn acquire_named(dir: &Path, name: &str, what: &str) -> Result<DirLock> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::input(format!("{what} {}: cannot create the directory: {e}", dir.display())))?;
-        let path = dir.join(FILE);
+        let path = dir.join(name);
         let mut f = std::fs::OpenOptions::new()
             .read(true)
             .write(true)

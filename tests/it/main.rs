@@ -16,6 +16,7 @@ mod reference;
 mod resume;
 mod safety;
 mod seed_run;
+mod shard;
 mod snr;
 mod solvers;
 mod sweep;

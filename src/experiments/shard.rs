@@ -1,0 +1,420 @@
+//! A sweep cut into shards for a cluster's own scheduler (a Slurm array job, a Kubernetes
+//! Indexed Job): which cells shard I of N runs (balanced by estimated cost, deterministic),
+//! where it finds I and N (a flag, or the scheduler's environment), its resumable CSV
+//! `OUT/shards/I-of-N.csv` (each row carries its grid index and the config's hash), and the
+//! merge that checks every shard ran the same config and writes `sweep.csv` and the heat maps
+//! exactly as an unsharded run does.
+
+use super::sweep::{self, Cell, SweepConfig, HEADER};
+use crate::error::{Error, Result};
+use crate::io::lock::DirLock;
+use crate::io::npy;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Shard `index` of `count` (index from 0, as Slurm array indices and Kubernetes completion
+/// indices are).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, 0..count.
+    pub index: usize,
+    /// How many shards.
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || Error::input(format!("--shard '{s}': expected I/N with 0 <= I < N (e.g. 0/4)"));
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (usize, usize) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// The shard the scheduler's environment names, and in words where it came from:
+/// Slurm's `SLURM_ARRAY_TASK_ID` (less `SLURM_ARRAY_TASK_MIN`) of `SLURM_ARRAY_TASK_COUNT`,
+/// or Kubernetes' `JOB_COMPLETION_INDEX` of `count` (the `--shards` flag; the Job's
+/// `completions`). `None` when neither is set.
+pub fn from_env(env: &dyn Fn(&str) -> Option<String>, count: Option<usize>) -> Result<Option<(Shard, String)>> {
+    let num = |k: &str| -> Result<Option<usize>> {
+        match env(k) {
+            None => Ok(None),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| Error::input(format!("environment {k}={v}: not a whole number"))),
+        }
+    };
+    if let Some(id) = num("SLURM_ARRAY_TASK_ID")? {
+        let total = num("SLURM_ARRAY_TASK_COUNT")?.ok_or_else(|| {
+            Error::input("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not: give --shard I/N")
+        })?;
+        let min = num("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+        let index = id.checked_sub(min).filter(|&i| i < total).ok_or_else(|| {
+            Error::input(format!(
+                "SLURM_ARRAY_TASK_ID={id} is outside the array (min {min}, count {total}): submit --array=0-{}",
+                total.saturating_sub(1)
+            ))
+        })?;
+        let shard = Shard { index, count: total };
+        return Ok(Some((
+            shard,
+            format!("SLURM_ARRAY_TASK_ID={id}, SLURM_ARRAY_TASK_MIN={min}, SLURM_ARRAY_TASK_COUNT={total}"),
+        )));
+    }
+    if let Some(index) = num("JOB_COMPLETION_INDEX")? {
+        let count = count.ok_or_else(|| {
+            Error::input(
+                "JOB_COMPLETION_INDEX is set (a Kubernetes Indexed Job): give --shards N, the Job's completions",
+            )
+        })?;
+        if index >= count {
+            return Err(Error::input(format!(
+                "JOB_COMPLETION_INDEX={index} is not below --shards {count}"
+            )));
+        }
+        return Ok(Some((
+            Shard { index, count },
+            format!("JOB_COMPLETION_INDEX={index}, --shards {count}"),
+        )));
+    }
+    Ok(None)
+}
+
+/// A cell's estimated cost: samples it may consume times N log2 N (the work of one sample).
+pub fn cost(cell: &Cell) -> f64 {
+    let n = cell.n as f64;
+    cell.steps as f64 * sweep::samples_per_step(cell) as f64 * n * n.log2()
+}
+
+/// The shard of every cell: the costliest first, each to the shard with the least cost so far
+/// (ties: the lower cell index first, then the lower shard). A function of the grid and the
+/// count only.
+pub fn assign(cells: &[Cell], count: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..cells.len()).collect();
+    order.sort_by(|&a, &b| cost(&cells[b]).total_cmp(&cost(&cells[a])).then(a.cmp(&b)));
+    let mut load = vec![0.0f64; count.max(1)];
+    let mut of = vec![0; cells.len()];
+    for i in order {
+        let s = (0..load.len())
+            .min_by(|&x, &y| load[x].total_cmp(&load[y]).then(x.cmp(&y)))
+            .expect("at least one shard");
+        load[s] += cost(&cells[i]);
+        of[i] = s;
+    }
+    of
+}
+
+/// The config's fingerprint (SHA-256 of its canonical form, the output directory left out):
+/// equal for every shard of one grid, different as soon as any key differs.
+pub fn config_hash(c: &SweepConfig) -> String {
+    let mut c = c.clone();
+    c.out = PathBuf::new();
+    let digest = Sha256::digest(format!("{c:?}").as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The header of a shard's CSV: the grid index, the sweep's columns, the config hash.
+pub fn shard_header() -> String {
+    format!("cell,{HEADER},config")
+}
+
+fn shard_path(out: &Path, s: Shard) -> PathBuf {
+    out.join("shards").join(format!("{}-of-{}.csv", s.index, s.count))
+}
+
+/// Run (or resume) shard `s` of the config at `path`: its cells in grid order, each row
+/// written to `OUT/shards/I-of-N.csv` atomically as it finishes. Concurrent shards share
+/// `OUT`; each holds the lock of its own file.
+pub fn run(path: &Path, out_override: Option<&Path>, s: Shard, log: &mut dyn Write) -> Result<()> {
+    let (c, text) = sweep::load(path, out_override)?;
+    let dir = c.out.join("shards");
+    let _lock = DirLock::acquire_named(&dir, &format!(".{}-of-{}.lock", s.index, s.count), "--out")?;
+    // every shard writes the same copy; merge reads it
+    let copy = c.out.join("sweep.toml");
+    match std::fs::read_to_string(&copy) {
+        Ok(old) => {
+            let o = SweepConfig::parse(&old, &copy.display().to_string())?;
+            if let Some(k) = c.first_difference(&o) {
+                return Err(Error::input(format!(
+                    "{} holds a sweep of another config ({}: key '{k}' differs); use another --out",
+                    c.out.display(),
+                    copy.display()
+                )));
+            }
+        }
+        Err(_) => npy::write_text(&copy, &text)?,
+    }
+    let cells = c.cells();
+    let hash = config_hash(&c);
+    let mine: Vec<usize> = assign(&cells, s.count)
+        .into_iter()
+        .enumerate()
+        .filter(|&(_, sh)| sh == s.index)
+        .map(|(i, _)| i)
+        .collect();
+    let csv_path = shard_path(&c.out, s);
+    let mut rows: Vec<String> = Vec::new();
+    if let Ok(existing) = std::fs::read_to_string(&csv_path) {
+        let done = parse_shard(&csv_path, &existing, &hash, &cells)?;
+        for (k, (idx, _)) in done.iter().enumerate() {
+            if mine.get(k) != Some(idx) {
+                return Err(Error::input(format!(
+                    "{} line {}: cell {idx} is not this shard's next cell; use another --out",
+                    csv_path.display(),
+                    k + 2
+                )));
+            }
+        }
+        rows = done.into_iter().map(|(i, r)| format!("{i},{r},{hash}")).collect();
+        writeln!(
+            log,
+            "[sweep] shard {s}: resuming, {} of {} cells done",
+            rows.len(),
+            mine.len()
+        )?;
+    }
+    writeln!(
+        log,
+        "[sweep] shard {s}: {} of {} cells, estimated cost {:.3e} of {:.3e}",
+        mine.len(),
+        cells.len(),
+        mine.iter().map(|&i| cost(&cells[i])).sum::<f64>(),
+        cells.iter().map(cost).sum::<f64>()
+    )?;
+    let mut gpu = None;
+    for (k, &i) in mine.iter().enumerate().skip(rows.len()) {
+        let cell = &cells[i];
+        let o = match sweep::run_cell(cell, &c, &mut gpu) {
+            Ok(o) => o,
+            Err(e) if e.kind() == crate::error::Kind::Interrupted => {
+                return Err(Error::interrupted(format!(
+                    "sweep shard {s} interrupted in cell {i}: {} of its {} cells are in {}; rerun the same command to resume",
+                    rows.len(),
+                    mine.len(),
+                    csv_path.display()
+                )))
+            }
+            Err(e) => return Err(e.context(format!("sweep cell {i} ({})", cell.label()))),
+        };
+        writeln!(log, "{}", sweep::progress(k, mine.len(), cell, &o))?;
+        rows.push(format!("{i},{},{hash}", sweep::row(cell, &o)));
+        let mut csv = shard_header();
+        csv.push('\n');
+        for r in &rows {
+            csv.push_str(r);
+            csv.push('\n');
+        }
+        npy::write_text(&csv_path, &csv)?;
+    }
+    writeln!(log, "[sweep] shard {s}: done; wrote {}", csv_path.display())?;
+    Ok(())
+}
+
+/// The rows of a shard file: (grid index, the sweep row), each checked against the config.
+fn parse_shard(path: &Path, text: &str, hash: &str, cells: &[Cell]) -> Result<Vec<(usize, String)>> {
+    let mut lines = text.lines();
+    if lines.next() != Some(shard_header().as_str()) {
+        return Err(Error::input(format!(
+            "{}: not a sweep shard CSV (header differs)",
+            path.display()
+        )));
+    }
+    let mut out = Vec::new();
+    for (k, l) in lines.enumerate() {
+        let bad = |why: &str| Error::input(format!("{} line {}: {why}", path.display(), k + 2));
+        let (idx, rest) = l.split_once(',').ok_or_else(|| bad("not a shard row"))?;
+        let (row, h) = rest.rsplit_once(',').ok_or_else(|| bad("not a shard row"))?;
+        if h != hash {
+            return Err(Error::input(format!(
+                "{}: ran another config (hash {h}, this config's is {hash}); remove it or use another --out",
+                path.display()
+            )));
+        }
+        let idx: usize = idx.parse().map_err(|_| bad("bad cell index"))?;
+        let cell = cells.get(idx).ok_or_else(|| bad("cell index outside the grid"))?;
+        if !row.starts_with(&format!("{},", cell.key())) {
+            return Err(bad(&format!("does not match cell {idx} of the config")));
+        }
+        out.push((idx, row.to_string()));
+    }
+    Ok(out)
+}
+
+/// Merge the shards in `out`: every shard file must come from this config (its hash) and one
+/// shard count; writes `sweep.csv` (grid order, as an unsharded run writes it) and the heat
+/// maps. Missing cells are an error naming them by their grid coordinates, unless `partial`
+/// (then the CSV and maps hold what is there and the gaps are listed).
+pub fn merge(out: &Path, partial: bool, log: &mut dyn Write) -> Result<()> {
+    let copy = out.join("sweep.toml");
+    let text = std::fs::read_to_string(&copy).map_err(|e| {
+        Error::input(format!(
+            "cannot read {}: {e} (is {} a sweep's output directory?)",
+            copy.display(),
+            out.display()
+        ))
+    })?;
+    let mut c = SweepConfig::parse(&text, &copy.display().to_string())?;
+    c.out = out.to_path_buf();
+    let _lock = DirLock::acquire(out, "merge")?;
+    let cells = c.cells();
+    let hash = config_hash(&c);
+    let dir = out.join("shards");
+    let mut files: Vec<(Shard, PathBuf)> = Vec::new();
+    for e in std::fs::read_dir(&dir)
+        .map_err(|e| Error::input(format!("cannot read {}: {e} (no shards ran here)", dir.display())))?
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().to_string();
+        if let Some(stem) = name.strip_suffix(".csv") {
+            let s: Shard = stem
+                .replacen("-of-", "/", 1)
+                .parse()
+                .map_err(|_| Error::input(format!("{}: not a shard file name (I-of-N.csv)", e.path().display())))?;
+            files.push((s, e.path()));
+        }
+    }
+    files.sort_by_key(|(s, _)| (s.count, s.index));
+    let counts: std::collections::BTreeSet<usize> = files.iter().map(|(s, _)| s.count).collect();
+    if counts.len() > 1 {
+        return Err(Error::input(format!(
+            "{} holds shards of different counts ({:?}); keep one sharding",
+            dir.display(),
+            counts
+        )));
+    }
+    let mut got: BTreeMap<usize, String> = BTreeMap::new();
+    for (_, f) in &files {
+        let t = std::fs::read_to_string(f).map_err(|e| Error::input(format!("cannot read {}: {e}", f.display())))?;
+        for (i, r) in parse_shard(f, &t, &hash, &cells)? {
+            got.insert(i, r);
+        }
+    }
+    let missing: Vec<usize> = (0..cells.len()).filter(|i| !got.contains_key(i)).collect();
+    if !missing.is_empty() {
+        let names: Vec<String> = missing
+            .iter()
+            .take(5)
+            .map(|&i| format!("cell {i} ({})", cells[i].label()))
+            .collect();
+        let more = if missing.len() > 5 {
+            format!(" and {} more", missing.len() - 5)
+        } else {
+            String::new()
+        };
+        let what = format!(
+            "{} of {} cells missing: {}{more}",
+            missing.len(),
+            cells.len(),
+            names.join("; ")
+        );
+        if !partial {
+            return Err(Error::input(format!(
+                "{what}; rerun their shards (or merge with --partial to draw what is there)"
+            )));
+        }
+        writeln!(log, "[merge] --partial: {what}")?;
+    }
+    let (present, rows): (Vec<Cell>, Vec<String>) = got.iter().map(|(&i, r)| (cells[i].clone(), r.clone())).unzip();
+    let mut csv = format!("{HEADER}\n");
+    for r in &rows {
+        csv.push_str(r);
+        csv.push('\n');
+    }
+    let csv_path = out.join("sweep.csv");
+    npy::write_text(&csv_path, &csv)?;
+    sweep::maps(&c, &present, &rows)?;
+    writeln!(
+        log,
+        "[merge] {} shard files, {} of {} cells; wrote {}, {} and {}",
+        files.len(),
+        rows.len(),
+        cells.len(),
+        csv_path.display(),
+        out.join("success_rate.png").display(),
+        out.join("median_steps.png").display()
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn shards_parse_and_come_from_the_scheduler() {
+        assert_eq!("2/4".parse::<Shard>().unwrap(), Shard { index: 2, count: 4 });
+        for bad in ["4/4", "1/0", "x/2", "3"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+        let s = from_env(
+            &env(&[
+                ("SLURM_ARRAY_TASK_ID", "5"),
+                ("SLURM_ARRAY_TASK_MIN", "4"),
+                ("SLURM_ARRAY_TASK_COUNT", "3"),
+            ]),
+            None,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.0, Shard { index: 1, count: 3 });
+        assert!(s.1.contains("SLURM_ARRAY_TASK_ID=5"));
+        let k = from_env(&env(&[("JOB_COMPLETION_INDEX", "2")]), Some(4))
+            .unwrap()
+            .unwrap();
+        assert_eq!(k.0, Shard { index: 2, count: 4 });
+        assert!(from_env(&env(&[("JOB_COMPLETION_INDEX", "2")]), None).is_err());
+        assert!(from_env(&env(&[("SLURM_ARRAY_TASK_ID", "2")]), None).is_err());
+        assert!(from_env(&env(&[]), None).unwrap().is_none());
+    }
+
+    #[test]
+    fn assignment_balances_estimated_cost_and_covers_every_cell_once() {
+        let c = SweepConfig::parse(
+            "n = [8, 64, 512, 4096]\nbatch = [16, 256]\nseeds = 5\nsteps = 100\n",
+            "t",
+        )
+        .unwrap();
+        let cells = c.cells();
+        for count in [1, 2, 3, 7] {
+            let of = assign(&cells, count);
+            assert_eq!(of.len(), cells.len());
+            let mut load = vec![0.0; count];
+            for (i, &s) in of.iter().enumerate() {
+                load[s] += cost(&cells[i]);
+            }
+            let max_cell = cells.iter().map(cost).fold(0.0, f64::max);
+            let (lo, hi) = (
+                load.iter().copied().fold(f64::MAX, f64::min),
+                load.iter().copied().fold(0.0, f64::max),
+            );
+            // greedy largest-first: the spread is at most the largest cell
+            assert!(hi - lo <= max_cell, "{count} shards: loads {load:?}");
+            assert_eq!(of, assign(&cells, count), "deterministic");
+        }
+        assert_ne!(
+            config_hash(&c),
+            config_hash(&SweepConfig::parse("n = [8]\nsteps = 100\n", "t").unwrap())
+        );
+    }
+}
