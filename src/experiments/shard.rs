@@ -201,7 +201,8 @@ pub fn run(path: &Path, out_override: Option<&Path>, s: Shard, log: &mut dyn Wri
     let mut gpu = None;
     for (k, &i) in mine.iter().enumerate().skip(rows.len()) {
         let cell = &cells[i];
-        let o = match sweep::run_cell(cell, &c, &mut gpu) {
+        let ck = dir.join(format!("{}-of-{}.cell.npz", s.index, s.count));
+        let o = match sweep::run_cell(cell, &c, &mut gpu, &ck) {
             Ok(o) => o,
             Err(e) if e.kind() == crate::error::Kind::Interrupted => {
                 return Err(Error::interrupted(format!(

@@ -11,7 +11,9 @@ use crate::io::plot::{heatmaps, Heat};
 use crate::model::network::Network;
 use crate::model::params::Init;
 use crate::optim::{Optimizer, Schedule};
-use crate::train::{self, backend_for, BackendKind, DataMode, End, Span, TrainConfig, UntilThreshold};
+use crate::train::{
+    self, backend_for, BackendKind, Checkpoint, DataMode, End, Metric, Span, TrainConfig, UntilThreshold,
+};
 use serde::Deserialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -518,6 +520,10 @@ impl Cell {
     }
 }
 
+/// The running cell's checkpoint in an unsharded sweep's directory (a shard keeps
+/// `shards/I-of-N.cell.npz`).
+pub const CELL_CHECKPOINT: &str = "running-cell.npz";
+
 /// The CSV header.
 pub const HEADER: &str = "n,batch,lr,init,optimizer,precision,schedule,momentum,data,seed,steps,status,steps_to_success,samples_to_success,final_rel_err,final_loss,backend,wall_s";
 
@@ -547,7 +553,11 @@ pub(crate) fn samples_per_step(cell: &Cell) -> u64 {
     }
 }
 
-pub(crate) fn run_cell(cell: &Cell, c: &SweepConfig, gpu: &mut Option<Gpu>) -> Result<Outcome> {
+/// Run one cell. `ck` is where the cell keeps a checkpoint when a stop signal interrupts it
+/// (the step, parameters, optimizer state and the observer's last figures): a later call for
+/// the same cell resumes from it, so a preempted cell is not started over, and its row is the
+/// one an uninterrupted run writes (but for `wall_s`). The file is removed once the cell ends.
+pub(crate) fn run_cell(cell: &Cell, c: &SweepConfig, gpu: &mut Option<Gpu>, ck: &Path) -> Result<Outcome> {
     let tc = cell.train_config(c);
     let net = tc.validate()?;
     let p = cell.init.params(&net, cell.seed)?;
@@ -577,22 +587,59 @@ pub(crate) fn run_cell(cell: &Cell, c: &SweepConfig, gpu: &mut Option<Gpu>) -> R
         _ => backend.describe().replace(',', ";"),
     };
     let mut obs = UntilThreshold::new(every, c.threshold);
-    let span = Span {
+    let mut span = Span {
         start: 0,
         steps: cell.steps,
         max_loss_ratio: tc.max_loss_ratio,
         first_loss: None,
     };
+    // a checkpoint of this very cell (its config) resumes; any other is stale
+    if ck.exists() {
+        match Checkpoint::load(ck) {
+            Ok(k) if k.config == tc => {
+                backend.restore(&k.params, &k.opt)?;
+                if let Some(m) = k.metrics.last() {
+                    obs.loss = m.loss;
+                    obs.rel = m.rel_op_err;
+                }
+                obs.first_loss = Some(k.first_loss);
+                span.start = k.step;
+                span.first_loss = Some(k.first_loss);
+            }
+            _ => {
+                let _ = std::fs::remove_file(ck);
+            }
+        }
+    }
     let end = train::drive(span, backend.as_mut(), &mut obs)?;
     let (status, final_rel_err) = match end {
         End::Diverged { loss, .. } => {
             obs.loss = loss;
             ("diverged", f64::NAN)
         }
-        End::Interrupted(_) => return Err(Error::interrupted("interrupted")),
+        End::Interrupted(step) => {
+            if let (true, Some(first)) = (step > span.start, obs.first_loss) {
+                Checkpoint {
+                    config: tc.clone(),
+                    step,
+                    params: backend.params()?,
+                    opt: backend.state()?,
+                    first_loss: first,
+                    metrics: vec![Metric {
+                        step,
+                        loss: obs.loss,
+                        eval: f64::NAN,
+                        rel_op_err: obs.rel,
+                    }],
+                }
+                .save(ck)?;
+            }
+            return Err(Error::interrupted(format!("interrupted at step {step} of the cell")));
+        }
         End::Stopped(_) | End::Finished if obs.reached.is_some() => ("success", obs.rel),
         End::Stopped(_) | End::Finished => ("fail", obs.rel),
     };
+    let _ = std::fs::remove_file(ck);
     Ok(Outcome {
         status,
         steps_to_success: obs.reached,
@@ -699,7 +746,7 @@ pub fn run(path: &Path, out_override: Option<&Path>, log: &mut dyn Write) -> Res
     }
     let mut gpu = None;
     for (i, cell) in cells.iter().enumerate().skip(rows.len()) {
-        let o = match run_cell(cell, &c, &mut gpu) {
+        let o = match run_cell(cell, &c, &mut gpu, &c.out.join(CELL_CHECKPOINT)) {
             Ok(o) => o,
             Err(e) if e.kind() == crate::error::Kind::Interrupted => {
                 return Err(Error::interrupted(format!(

@@ -155,6 +155,8 @@ pub struct UntilThreshold {
     pub loss: f64,
     /// The step at which the threshold was reached.
     pub reached: Option<u32>,
+    /// The first step's loss (the divergence reference), once seen.
+    pub first_loss: Option<f64>,
 }
 
 impl UntilThreshold {
@@ -166,6 +168,7 @@ impl UntilThreshold {
             rel: f64::NAN,
             loss: f64::NAN,
             reached: None,
+            first_loss: None,
         }
     }
 }
@@ -173,6 +176,7 @@ impl UntilThreshold {
 impl Observer for UntilThreshold {
     fn after_step(&mut self, s: &StepInfo, backend: &mut dyn Backend) -> Result<Flow> {
         self.loss = s.loss;
+        self.first_loss = Some(s.first_loss);
         if s.step.is_multiple_of(self.every) || s.last {
             self.rel = cpu::rel_operator_error(&backend.params()?);
             if self.rel <= self.threshold {

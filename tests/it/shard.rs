@@ -146,3 +146,51 @@ fn a_stopped_shard_resumes_and_merge_checks_what_it_merges() {
         .unwrap();
     assert_error(&k, 2, &["JOB_COMPLETION_INDEX", "--shards"]);
 }
+
+#[test]
+fn a_preempted_cell_resumes_mid_cell_to_the_same_row() {
+    let d = tmpdir("midcell");
+    let cfg = d.join("grid.toml");
+    // one cell of several seconds, evaluated every 100 steps
+    std::fs::write(&cfg, "n = [512]\nbatch = [128]\nsteps = 2500\neval_every = 100\nthreshold = 1e-300\n").unwrap();
+    let c = cfg.to_str().unwrap();
+    let one = d.join("one");
+    assert!(sweep(&["--config", c, "--out", one.to_str().unwrap()]).status.success());
+    for shard in [None, Some("0/1")] {
+        let out = d.join(if shard.is_some() { "sharded" } else { "whole" });
+        let o = out.to_str().unwrap().to_string();
+        let mut args = vec!["sweep", "--config", c, "--out", &o];
+        if let Some(s) = shard {
+            args.extend(["--shard", s]);
+        }
+        let child = bin()
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let r = child.wait_with_output().unwrap();
+        assert_eq!(r.status.code(), Some(143), "{}", String::from_utf8_lossy(&r.stderr));
+        let ck = match shard {
+            Some(_) => out.join("shards/0-of-1.cell.npz"),
+            None => out.join("running-cell.npz"),
+        };
+        let k = fftlearn::train::checkpoint::Checkpoint::load(&ck).unwrap();
+        assert!(k.step > 0 && k.step < 2500, "checkpoint at step {}", k.step);
+        let r = bin().args(&args).output().unwrap();
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        assert!(!ck.exists(), "the cell checkpoint is removed once the cell ends");
+        if shard.is_some() {
+            assert!(sweep(&["merge", &o]).status.success());
+        }
+        assert_eq!(
+            without_wall(&out.join("sweep.csv")),
+            without_wall(&one.join("sweep.csv")),
+            "{shard:?}"
+        );
+    }
+}
