@@ -46,6 +46,8 @@ pub enum Flow {
     Continue,
     /// End the run here (e.g. a success threshold was reached).
     Stop,
+    /// End the run as interrupted (a stop signal arrived during the observer's own work).
+    Interrupt,
 }
 
 /// What the loop does after each step: log, evaluate, checkpoint, decide to stop.
@@ -131,8 +133,10 @@ pub fn drive(span: Span, backend: &mut dyn Backend, obs: &mut dyn Observer) -> R
             last,
             interrupted,
         };
-        if obs.after_step(&info, backend)? == Flow::Stop {
-            return Ok(End::Stopped(step));
+        match obs.after_step(&info, backend)? {
+            Flow::Continue => {}
+            Flow::Stop => return Ok(End::Stopped(step)),
+            Flow::Interrupt => return Ok(End::Interrupted(step)),
         }
         if interrupted && !last {
             return Ok(End::Interrupted(step));
@@ -317,6 +321,23 @@ fn divergence_advice(ck: Option<u32>, metrics: &[Metric], cfg: &TrainConfig) -> 
     }
 }
 
+/// The rows up to a pending one (a row whose exact evaluation an interrupt cut short: its
+/// relative operator error is NaN, a value no finished evaluation of finite parameters has).
+fn complete(metrics: &[Metric]) -> &[Metric] {
+    match metrics.last() {
+        Some(m) if m.rel_op_err.is_nan() => &metrics[..metrics.len() - 1],
+        _ => metrics,
+    }
+}
+
+/// The log lines of one metric row, as `train` prints them.
+fn row_lines(m: &Metric) -> String {
+    format!(
+        "step {:5} | loss {:.6e}\n[eval] mean MSE over 3 random examples: {:.6e} | rel op err {:.4e}",
+        m.step, m.loss, m.eval, m.rel_op_err
+    )
+}
+
 /// `train`'s observer: the seed's log lines, metrics rows, the progress bar, checkpoints.
 struct TrainLog<'a> {
     cfg: &'a TrainConfig,
@@ -342,21 +363,29 @@ impl Observer for TrainLog<'_> {
             let te = Instant::now();
             let p = backend.params()?;
             let eval = eval_random(&p, cfg.seed, step, 3);
-            let rel = cpu::rel_operator_error(&p);
-            let line = format!(
-                "step {step:5} | loss {:.6e}\n[eval] mean MSE over 3 random examples: {eval:.6e} | rel op err {rel:.4e}",
-                s.loss
-            );
-            match &self.bar {
-                Some(pb) => pb.println(line),
-                None => writeln!(self.log, "{line}")?,
-            }
-            self.metrics.push(Metric {
+            // the exact evaluation answers a stop signal (at large N it takes many seconds):
+            // the row is then checkpointed as pending and completed when the run resumes
+            let Some(rel) = cpu::rel_operator_error_until(&p, &crate::interrupt::requested) else {
+                self.metrics.push(Metric {
+                    step,
+                    loss: s.loss,
+                    eval,
+                    rel_op_err: f64::NAN,
+                });
+                self.checkpoint(step, s.first_loss, backend)?;
+                return Ok(Flow::Interrupt);
+            };
+            let m = Metric {
                 step,
                 loss: s.loss,
                 eval,
                 rel_op_err: rel,
-            });
+            };
+            match &self.bar {
+                Some(pb) => pb.println(row_lines(&m)),
+                None => writeln!(self.log, "{}", row_lines(&m))?,
+            }
+            self.metrics.push(m);
             self.eval_s += te.elapsed().as_secs_f64();
         }
         if let Some(pb) = &self.bar {
@@ -397,7 +426,7 @@ impl TrainLog<'_> {
         // the checkpoint first: metrics.csv never runs past it (a resume rewrites the csv
         // from the checkpoint's rows)
         ck.save(&checkpoint::path_in(&cfg.out))?;
-        npy::write_text(&self.csv_path(), &metrics::csv_of(&self.metrics))?;
+        npy::write_text(&self.csv_path(), &metrics::csv_of(complete(&self.metrics)))?;
         self.last_ck = Some(step);
         Ok(())
     }
@@ -428,6 +457,16 @@ pub fn run(
             // run: drop it, so a resumed run's metrics equal an uninterrupted run's
             let keep = |m: &Metric| m.step.is_multiple_of(cfg.print_every) || m.step == 1 || m.step == cfg.steps;
             ck.metrics.retain(keep);
+            // a row whose evaluation was interrupted: the restored parameters are the ones
+            // it evaluates, so completing it now gives the uninterrupted run's row
+            if let Some(m) = ck
+                .metrics
+                .last_mut()
+                .filter(|m| m.rel_op_err.is_nan() && m.step == ck.step)
+            {
+                m.rel_op_err = cpu::rel_operator_error(&backend.params()?);
+                writeln!(log, "{}", row_lines(m))?;
+            }
             // metrics.csv describes the checkpoint's step, whatever an interrupted write left
             npy::write_text(&cfg.out.join("metrics.csv"), &metrics::csv_of(&ck.metrics))?;
             (ck.step, ck.metrics, Some(ck.first_loss))

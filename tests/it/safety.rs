@@ -674,3 +674,55 @@ fn an_interrupt_within_a_huge_step_is_answered_at_once_and_resumes_exactly() {
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     same_files(&full, &part);
 }
+
+#[test]
+fn an_interrupt_within_an_exact_evaluation_is_answered_and_the_row_completed_on_resume() {
+    let d = tmpdir("evalstop");
+    // at N = 8192 each exact evaluation (every step here) takes most of a second
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "train",
+            "--device",
+            "cpu",
+            "--n",
+            "8192",
+            "--batch",
+            "1",
+            "--steps",
+            "3",
+            "--print-every",
+            "1",
+            "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([out.display().to_string()])
+        .collect()
+    };
+    let full = d.join("full");
+    assert!(bin().args(args(&full)).output().unwrap().status.success());
+    let part = d.join("part");
+    let mut child = bin()
+        .args(args(&part))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("[info]"), "{first}");
+    // step 1 (one sample) is instant: its evaluation is under way
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let t = std::time::Instant::now();
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    std::thread::spawn(move || for _ in lines {});
+    let o = child.wait_with_output().unwrap();
+    let waited = t.elapsed().as_secs_f64();
+    assert_eq!(o.status.code(), Some(130), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(waited < 0.5, "the interrupt waited {waited:.2} s");
+    let r = bin().args(["train", "--resume"]).arg(&part).output().unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    same_files(&full, &part);
+}

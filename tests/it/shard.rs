@@ -152,7 +152,11 @@ fn a_preempted_cell_resumes_mid_cell_to_the_same_row() {
     let d = tmpdir("midcell");
     let cfg = d.join("grid.toml");
     // one cell of several seconds, evaluated every 100 steps
-    std::fs::write(&cfg, "n = [512]\nbatch = [128]\nsteps = 2500\neval_every = 100\nthreshold = 1e-300\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "n = [512]\nbatch = [128]\nsteps = 2500\neval_every = 100\nthreshold = 1e-300\n",
+    )
+    .unwrap();
     let c = cfg.to_str().unwrap();
     let one = d.join("one");
     assert!(sweep(&["--config", c, "--out", one.to_str().unwrap()]).status.success());

@@ -161,3 +161,9 @@ pub fn operator(p: &Params) -> Vec<C64> {
 pub fn rel_operator_error(p: &Params) -> f64 {
     loss(p, &Batch::Identity).sqrt()
 }
+
+/// [`rel_operator_error`], abandoned (`None`) when `stop` turns true (polled before each of
+/// its at most 64 tasks); a completed result is bit-identical.
+pub fn rel_operator_error_until(p: &Params, stop: &(dyn Fn() -> bool + Sync)) -> Option<f64> {
+    reduce(p, &Batch::Identity, false, stop).map(|g| g.loss.sqrt())
+}
