@@ -80,7 +80,7 @@ fn backward_butterfly(st: u32, e: u32, q: u32, i: u32, j: u32, w: vec2<R>, s: u3
 // chunk (s < job.count) and invocation t (0..STRIDE) of its team, in uniform control flow
 // within the team.
 fn train_sample(s: u32, t: u32) {
-    let sample = job.base + s;
+    let sample = job.sample0 + job.base + s;
     // inputs
     if (job.from_host == 1u) {
         for (var i = t; i < N; i = i + STRIDE) {

@@ -78,6 +78,39 @@ pub fn open_model(c: &GpuChoice, p: &Params, allow_software: bool) -> Result<Gpu
     GpuModel::with_options(g, p, opts)
 }
 
+/// Models on several adapters for `--adapters`: `all` (every adapter wgpu finds) or names,
+/// each matched as `--adapter` matches (a name given twice opens the adapter twice: two
+/// devices, as a node's identical GPUs are).
+pub fn open_multi(c: &GpuChoice, names: &[String], p: &Params) -> Result<gpu::multi::MultiGpu> {
+    let adapters: Vec<wgpu::Adapter> = if names.len() == 1 && names[0] == "all" {
+        let all = context::adapters();
+        if all.is_empty() {
+            return Err(Error::runtime("--adapters all: no GPU adapter on Vulkan/Metal/DX12"));
+        }
+        all
+    } else {
+        names
+            .iter()
+            .map(|n| context::pick(Some(n), true))
+            .collect::<Result<_>>()?
+    };
+    let models = adapters
+        .iter()
+        .map(|a| {
+            let g = Gpu::open(a, c.precision == Precision::F64)?;
+            let opts = ModelOptions {
+                prec: c.precision,
+                kernel: c.kernel,
+                chunk: c.chunk,
+                int64: true,
+                fused_shape: None,
+            };
+            GpuModel::with_options(g, p, opts)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    gpu::multi::MultiGpu::new(models)
+}
+
 /// The `[device]` lines that say what a GPU model runs on.
 pub fn gpu_lines(m: &GpuModel) -> Vec<String> {
     let mut v = vec![format!(

@@ -364,6 +364,7 @@ pub fn snr_cmd(a: SnrArgs) -> Result<()> {
         .params
         .as_ref()
         .map_or(format!("init {}", a.init), |f| f.display().to_string());
+    crate::cli::no_adapters(&a.gpu)?;
     let chosen = be::choose(a.device.into(), &a.gpu.choice(), &p)?;
     for l in chosen.lines() {
         say!("{l}");

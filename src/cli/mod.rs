@@ -316,7 +316,7 @@ fn resume_config(a: &TrainArgs, dir: &Path, ck: &Checkpoint) -> Result<TrainConf
     for (id, conflict, cli, stored) in checks {
         if given(id) && conflict {
             return Err(Error::input(format!(
-                "--{} {cli} conflicts with the checkpoint's {id} = {stored} ({}); a resumed run keeps its config (may change: --steps, --checkpoint-every, --max-loss-ratio, --adapter)",
+                "--{} {cli} conflicts with the checkpoint's {id} = {stored} ({}); a resumed run keeps its config (may change: --steps, --checkpoint-every, --max-loss-ratio, --adapter, --adapters)",
                 id.replace('_', "-"),
                 checkpoint::path_in(dir).display()
             )));
@@ -379,7 +379,7 @@ fn resume_config(a: &TrainArgs, dir: &Path, ck: &Checkpoint) -> Result<TrainConf
 fn refuse_unused_train_flags(a: &TrainArgs, cfg: &TrainConfig) -> Result<()> {
     let on_cpu =
         !cfg.optimizer.on_gpu() || matches!(a.device, DeviceArg::Cpu) || (a.resume.is_some() && !cfg.backend.is_gpu());
-    let gpu_flags = args::given_of(&["precision", "kernel", "chunk", "adapter"]);
+    let gpu_flags = args::given_of(&["precision", "kernel", "chunk", "adapter", "adapters"]);
     if on_cpu && !gpu_flags.is_empty() {
         return Err(Error::input(format!(
             "{} set the GPU path, but this run is on the CPU f64 path ({}); drop them or use --device gpu",
@@ -481,23 +481,52 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             Precision::F32
         };
     }
-    let chosen = be::choose(device, &gpu, &p)?;
-    for l in chosen.lines().into_iter().filter(|l| !l.starts_with("[device] cpu")) {
-        say!("{l}");
-    }
-    let model = match chosen {
-        Chosen::Gpu(m) => Some(*m),
-        Chosen::Cpu(_) => None,
+    let mut backend = if !a.gpu.adapters.is_empty() {
+        if a.gpu.adapter.is_some() {
+            return Err(Error::input(
+                "--adapters and --adapter exclude each other: list every adapter in --adapters",
+            ));
+        }
+        if device == Device::Cpu {
+            return Err(Error::input("--adapters runs the GPU path: drop --device cpu"));
+        }
+        let multi = be::open_multi(&gpu, &a.gpu.adapters, &p)?;
+        for (i, n) in multi.names().iter().enumerate() {
+            say!("[device] adapter {i}: {n}");
+        }
+        say!("[device] each step: {}", multi.assignment(cfg.batch));
+        Box::new(train::HostBackend::multi(&cfg, p, multi)?)
+    } else {
+        let chosen = be::choose(device, &gpu, &p)?;
+        for l in chosen.lines().into_iter().filter(|l| !l.starts_with("[device] cpu")) {
+            say!("{l}");
+        }
+        let model = match chosen {
+            Chosen::Gpu(m) => Some(*m),
+            Chosen::Cpu(_) => None,
+        };
+        train::backend_for(&cfg, p, model)?
     };
-    let mut backend = train::backend_for(&cfg, p, model)?;
     cfg.backend = backend.kind();
     fftlearn::interrupt::install();
     train::run(&cfg, backend.as_mut(), resume, &lock, &mut out::Stdout)?;
     Ok(())
 }
 
+/// `--adapters` spreads `train`'s steps; the other commands refuse it rather than ignore it.
+pub(crate) fn no_adapters(a: &args::GpuArgs) -> Result<()> {
+    if a.adapters.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::input(
+            "--adapters applies to `train` only; use --adapter NAME to pick one adapter here",
+        ))
+    }
+}
+
 /// Open the GPU model: `allow_software` admits software adapters such as lavapipe.
 pub(crate) fn open_model(a: &args::GpuArgs, p: &Params, allow_software: bool) -> Result<gpu::GpuModel> {
+    no_adapters(a)?;
     let m = be::open_model(&a.choice(), p, allow_software)?;
     for l in be::gpu_lines(&m) {
         say!("{l}");

@@ -5,6 +5,7 @@
 
 use super::config::{BackendKind, DataMode, TrainConfig};
 use crate::backend::cpu::{self, Grad};
+use crate::backend::gpu::multi::MultiGpu;
 use crate::backend::gpu::{GpuBatch, GpuModel, Precision};
 use crate::error::{Error, Result};
 use crate::model::data::Batch;
@@ -73,12 +74,21 @@ fn to_population(mut g: Grad, n: usize) -> Grad {
     g
 }
 
-/// f64 master parameters on the host, the gradient from the CPU path or from a GPU model.
+/// Where a host stepper's gradient comes from.
+enum Source {
+    /// The exact f64 CPU path.
+    Cpu,
+    /// One GPU model.
+    Gpu(Box<GpuModel>),
+    /// Several adapters, a part of each batch each (`--adapters`).
+    Multi(MultiGpu),
+}
+
+/// f64 master parameters on the host, the gradient from the CPU path, a GPU model or several.
 pub struct HostBackend {
     p: Params,
     method: Method,
-    /// The GPU model that computes the gradient (`None`: the CPU path).
-    gpu: Option<GpuModel>,
+    source: Source,
     lr: f64,
     schedule: Schedule,
     total: u32,
@@ -103,7 +113,7 @@ impl HostBackend {
         Ok(HostBackend {
             method: Method::new(cfg.optimizer, p.len(), cfg.momentum)?,
             p,
-            gpu,
+            source: gpu.map_or(Source::Cpu, |m| Source::Gpu(Box::new(m))),
             lr: cfg.lr,
             schedule: cfg.schedule,
             total: cfg.steps,
@@ -112,6 +122,26 @@ impl HostBackend {
             population_data: cfg.data == DataMode::Population,
             pop: Population::default(),
         })
+    }
+
+    /// The backend for a (validated) config whose minibatches are split over several adapters
+    /// (`--adapters`): every gradient optimizer, updated on the host.
+    pub fn multi(cfg: &TrainConfig, p: Params, mut multi: MultiGpu) -> Result<Self> {
+        if cfg.data != DataMode::Minibatch {
+            return Err(Error::input(
+                "--adapters splits each step's minibatch over the adapters; with --data population use one adapter",
+            ));
+        }
+        multi.set_params(&p);
+        let mut b = HostBackend::new(cfg, p, None)?;
+        if !cfg.optimizer.on_gpu() {
+            return Err(Error::input(format!(
+                "optimizer '{}' runs on the CPU f64 path only",
+                cfg.optimizer
+            )));
+        }
+        b.source = Source::Multi(multi);
+        Ok(b)
     }
 
     /// Adam at a constant `lr` on Gaussian minibatches (the seed's setting) on the CPU path.
@@ -129,8 +159,23 @@ impl HostBackend {
 
 /// The loss and gradient of one step's data: the CPU path or the GPU model, minibatch or
 /// population.
-fn gradient(gpu: Option<&GpuModel>, p: &Params, pop: &mut Population, population: bool, batch: Batch) -> Result<Grad> {
+fn gradient(source: &Source, p: &Params, pop: &mut Population, population: bool, batch: Batch) -> Result<Grad> {
     let n = p.net.n();
+    let gpu = match source {
+        Source::Multi(m) => {
+            return match batch {
+                Batch::Gaussian {
+                    seed,
+                    stream,
+                    step,
+                    size,
+                } => m.loss_grad(seed, stream, step, size),
+                _ => Err(Error::runtime("a multi-adapter step takes Gaussian data")),
+            }
+        }
+        Source::Gpu(g) => Some(&**g),
+        Source::Cpu => None,
+    };
     Ok(match (gpu, population) {
         // a huge minibatch answers an interrupt mid-step: the step is abandoned before its
         // update, so the backend still holds the previous step's state
@@ -160,21 +205,32 @@ fn gradient(gpu: Option<&GpuModel>, p: &Params, pop: &mut Population, population
 
 impl Backend for HostBackend {
     fn describe(&self) -> String {
-        match &self.gpu {
-            None => format!("cpu f64 ({} threads)", rayon::current_num_threads()),
-            Some(m) => format!(
+        match &self.source {
+            Source::Cpu => format!("cpu f64 ({} threads)", rayon::current_num_threads()),
+            Source::Gpu(m) => format!(
                 "gpu {} {} (gradient on the device, {} update on the host in f64)",
                 m.precision().wgsl(),
                 m.gpu().name(),
                 self.method.optimizer()
             ),
+            Source::Multi(m) => format!(
+                "gpu {} on {} adapters [{}] (gradient parts on the devices, summed and {} update on the host in f64)",
+                m.precision().wgsl(),
+                m.len(),
+                m.names().join("; "),
+                self.method.optimizer()
+            ),
         }
     }
     fn kind(&self) -> BackendKind {
-        match self.gpu.as_ref().map(|m| m.precision()) {
-            None => BackendKind::CpuF64,
-            Some(Precision::F32) => BackendKind::GpuF32,
-            Some(Precision::F64) => BackendKind::GpuF64,
+        let prec = match &self.source {
+            Source::Cpu => return BackendKind::CpuF64,
+            Source::Gpu(m) => m.precision(),
+            Source::Multi(m) => m.precision(),
+        };
+        match prec {
+            Precision::F32 => BackendKind::GpuF32,
+            Precision::F64 => BackendKind::GpuF64,
         }
     }
     fn step(&mut self, step: u32) -> Result<f64> {
@@ -186,7 +242,7 @@ impl Backend for HostBackend {
         };
         let loss = match &mut self.method {
             Method::Grad(upd) => {
-                let g = gradient(self.gpu.as_ref(), &self.p, &mut self.pop, self.population_data, batch)?;
+                let g = gradient(&self.source, &self.p, &mut self.pop, self.population_data, batch)?;
                 if !g.loss.is_finite() {
                     return Ok(f64::NAN);
                 }
@@ -212,8 +268,10 @@ impl Backend for HostBackend {
                 lm.step(&mut self.p)?
             }
         };
-        if let Some(m) = &mut self.gpu {
-            m.set_params(&self.p);
+        match &mut self.source {
+            Source::Gpu(m) => m.set_params(&self.p),
+            Source::Multi(m) => m.set_params(&self.p),
+            Source::Cpu => {}
         }
         Ok(loss)
     }
@@ -229,8 +287,10 @@ impl Backend for HostBackend {
     fn restore(&mut self, p: &Params, s: &OptState) -> Result<()> {
         self.method.restore(s)?;
         self.p = p.clone();
-        if let Some(m) = &mut self.gpu {
-            m.set_params(p);
+        match &mut self.source {
+            Source::Gpu(m) => m.set_params(p),
+            Source::Multi(m) => m.set_params(p),
+            Source::Cpu => {}
         }
         Ok(())
     }

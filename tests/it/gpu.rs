@@ -420,3 +420,119 @@ fn snr_statistics_from_the_gpu_match_the_cpu_on_the_same_minibatches() {
         }
     }
 }
+
+#[test]
+fn a_step_over_several_adapters_gives_one_adapters_bits_on_every_kernel() {
+    use fftlearn::backend::gpu::multi::{parts, MultiGpu};
+    use fftlearn::train::{Backend, BackendKind, HostBackend, TrainConfig};
+    // the parts cover the batch in order, whatever its size
+    for b in [1usize, 7, 8, 20, 1000] {
+        let p = parts(b);
+        assert_eq!(p[0].0, 0);
+        assert_eq!(p.iter().map(|x| x.1).sum::<usize>(), b);
+        assert!(p.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0));
+    }
+    let net = Network::new(64).unwrap();
+    let p0 = Params::init(&net, &Scheme::Random, 3);
+    let cfg = TrainConfig {
+        n: 64,
+        steps: 6,
+        batch: 37,
+        backend: BackendKind::GpuF32,
+        ..TrainConfig::default()
+    };
+    for kernel in Kernel::ALL {
+        let mut finals = Vec::new();
+        for count in [1usize, 2, 3] {
+            let mut models = Vec::new();
+            for _ in 0..count {
+                let Some(g) = gpu(false) else { return };
+                models.push(model(g, &p0, Precision::F32, kernel));
+            }
+            let multi = MultiGpu::new(models).unwrap();
+            if count == 2 {
+                // the summed parts are the batch's gradient (the chain of trust: against f64)
+                let g = multi.loss_grad(cfg.seed, Stream::Data, 1, cfg.batch).unwrap();
+                let c = cpu::loss_grad(
+                    &p0,
+                    &Batch::Gaussian {
+                        seed: cfg.seed,
+                        stream: Stream::Data,
+                        step: 1,
+                        size: cfg.batch,
+                    },
+                );
+                assert!(
+                    (g.loss - c.loss).abs() <= 1e-5 * c.loss,
+                    "{kernel:?}: {} vs {}",
+                    g.loss,
+                    c.loss
+                );
+                let scale = c.flat().iter().map(|z| z.norm()).fold(0.0, f64::max);
+                let err = g
+                    .flat()
+                    .iter()
+                    .zip(c.flat())
+                    .map(|(a, b)| (a - b).norm())
+                    .fold(0.0, f64::max);
+                assert!(err <= 1e-4 * scale, "{kernel:?}: gradient error {err:e} of {scale:e}");
+            }
+            let mut b = HostBackend::multi(&cfg, p0.clone(), multi).unwrap();
+            for s in 1..=cfg.steps {
+                b.step(s).unwrap();
+            }
+            finals.push(b.params().unwrap());
+        }
+        assert_eq!(finals[0], finals[1], "{kernel:?}: 1 vs 2 adapters");
+        assert_eq!(finals[0], finals[2], "{kernel:?}: 1 vs 3 adapters");
+    }
+}
+
+#[test]
+fn train_adapters_prints_the_assignment_and_matches_one_adapter() {
+    let Some(g) = gpu(false) else { return };
+    // the adapter these tests run on, by a name fragment `--adapters` matches
+    let name = g.name().split_whitespace().next().unwrap().to_string();
+    let d = crate::util::tmpdir("adapters");
+    let run = |list: &str, out: &str| {
+        crate::util::bin()
+            .args([
+                "train",
+                "--device",
+                "gpu",
+                "--n",
+                "32",
+                "--steps",
+                "12",
+                "--batch",
+                "11",
+                "--adapters",
+                list,
+                "--out",
+            ])
+            .arg(d.join(out))
+            .output()
+            .unwrap()
+    };
+    let one = run(&name, "one");
+    assert!(one.status.success(), "{}", String::from_utf8_lossy(&one.stderr));
+    let two = run(&format!("{name},{name}"), "two");
+    assert!(two.status.success(), "{}", String::from_utf8_lossy(&two.stderr));
+    let out = String::from_utf8_lossy(&two.stdout);
+    assert!(
+        out.contains("[device] adapter 1:") && out.contains("part 1 (samples 1..2) -> adapter 1"),
+        "{out}"
+    );
+    for f in ["metrics.csv", "params.npz"] {
+        assert_eq!(
+            std::fs::read(d.join("one").join(f)).unwrap(),
+            std::fs::read(d.join("two").join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let o = crate::util::bin()
+        .args(["gradcheck", "--n", "8", "--adapters", &name])
+        .output()
+        .unwrap();
+    crate::util::assert_error(&o, 2, &["--adapters applies to `train` only"]);
+}

@@ -35,8 +35,9 @@ pub struct Job {
     pub spt: u32,
     /// Workgroups of the dispatch (fused: the partials' stride).
     pub groups: u32,
-    /// Padding to 16 bytes.
-    pub pad: u32,
+    /// Index of the batch's first sample in a larger batch split over adapters (added to the
+    /// Philox sample counter; 0 for a whole batch). Also pads the struct to 16 bytes.
+    pub sample0: u32,
 }
 
 impl Job {
@@ -53,7 +54,7 @@ impl Job {
         "last_chunk",
         "spt",
         "groups",
-        "pad",
+        "sample0",
     ];
 
     /// The WGSL declaration.
@@ -180,7 +181,7 @@ mod tests {
             last_chunk: 9,
             spt: 10,
             groups: 11,
-            pad: 12,
+            sample0: 12,
         };
         // every field at the position its name has in FIELDS
         let words: &[u32] = bytemuck::cast_slice(bytemuck::bytes_of(&j));

@@ -448,7 +448,7 @@ fn swz(a: u32) -> u32 {
             // one invocation per sample: value k is element k, straight from Philox
             for kb in 0..n / 4 {
                 self.line(format!(
-                    "            {{\n                let r = philox(vec4<u32>({kb}u, job.base + s, job.step, job.stream), key);\n                let z0 = box_muller(r.x, r.y);\n                let z1 = box_muller(r.z, r.w);\n                x{} = R(z0.x);\n                x{} = R(z0.y);\n                x{} = R(z1.x);\n                x{} = R(z1.y);\n            }}",
+                    "            {{\n                let r = philox(vec4<u32>({kb}u, job.sample0 + job.base + s, job.step, job.stream), key);\n                let z0 = box_muller(r.x, r.y);\n                let z1 = box_muller(r.z, r.w);\n                x{} = R(z0.x);\n                x{} = R(z0.y);\n                x{} = R(z1.x);\n                x{} = R(z1.y);\n            }}",
                     4 * kb,
                     4 * kb + 1,
                     4 * kb + 2,
@@ -458,7 +458,7 @@ fn swz(a: u32) -> u32 {
         } else {
             for j in 0..rr / 4 {
                 self.line(format!(
-                    "            {{\n                let kb = t + {}u;\n                let r = philox(vec4<u32>(kb, job.base + s, job.step, job.stream), key);\n                let z0 = box_muller(r.x, r.y);\n                let z1 = box_muller(r.z, r.w);\n                wre[toff + swz(4u * kb)] = R(z0.x);\n                wre[toff + swz(4u * kb + 1u)] = R(z0.y);\n                wre[toff + swz(4u * kb + 2u)] = R(z1.x);\n                wre[toff + swz(4u * kb + 3u)] = R(z1.y);\n            }}",
+                    "            {{\n                let kb = t + {}u;\n                let r = philox(vec4<u32>(kb, job.sample0 + job.base + s, job.step, job.stream), key);\n                let z0 = box_muller(r.x, r.y);\n                let z1 = box_muller(r.z, r.w);\n                wre[toff + swz(4u * kb)] = R(z0.x);\n                wre[toff + swz(4u * kb + 1u)] = R(z0.y);\n                wre[toff + swz(4u * kb + 2u)] = R(z1.x);\n                wre[toff + swz(4u * kb + 3u)] = R(z1.y);\n            }}",
                     j * p.ts
                 ));
             }

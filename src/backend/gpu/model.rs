@@ -40,6 +40,23 @@ pub enum GpuBatch<'a> {
         /// Samples.
         size: usize,
     },
+    /// Samples `first..first + size` of a Gaussian batch of `total` samples (one adapter's
+    /// part of a batch split over several): the loss and gradient are that part's
+    /// contribution to the whole batch's mean, so the parts' sums add up to the whole.
+    GaussianPart {
+        /// Seed.
+        seed: u64,
+        /// Stream.
+        stream: crate::model::rng::Stream,
+        /// Step.
+        step: u32,
+        /// The part's first sample in the whole batch.
+        first: usize,
+        /// Samples in the part.
+        size: usize,
+        /// Samples in the whole batch.
+        total: usize,
+    },
     /// From the host: inputs B x N and optional targets B x (N/2+1) (default: exact FFT on the device).
     Host {
         /// Inputs.
@@ -53,8 +70,16 @@ impl GpuBatch<'_> {
     /// Samples in the batch, for size N.
     pub fn len(&self, n: usize) -> usize {
         match self {
-            GpuBatch::Gaussian { size, .. } => *size,
+            GpuBatch::Gaussian { size, .. } | GpuBatch::GaussianPart { size, .. } => *size,
             GpuBatch::Host { x, .. } => x.len() / n,
+        }
+    }
+
+    /// The sample count the loss is a mean over (the whole batch's for a part).
+    pub fn mean_over(&self, n: usize) -> usize {
+        match self {
+            GpuBatch::GaussianPart { total, .. } => *total,
+            _ => self.len(n),
         }
     }
 }
@@ -541,7 +566,7 @@ impl GpuModel {
         let (n, k) = (self.net.n(), self.net.bins());
         let b = batch.len(n);
         let mut h = Hyper {
-            scale: 2.0 / (b as f64 * k as f64),
+            scale: 2.0 / (batch.mean_over(n) as f64 * k as f64),
             lr_bc1: 0.0,
             sqrt_bc2: 1.0,
             beta1: 0.9,
@@ -560,7 +585,7 @@ impl GpuModel {
         let per = match &self.shape {
             Shape::Chunked(c) => c.chunk,
             Shape::Fused(f) => match batch {
-                GpuBatch::Gaussian { .. } => f.chunk.unwrap_or(usize::MAX),
+                GpuBatch::Gaussian { .. } | GpuBatch::GaussianPart { .. } => f.chunk.unwrap_or(usize::MAX),
                 GpuBatch::Host { .. } => f.chunk.unwrap_or(f.host_chunk),
             },
         };
@@ -586,6 +611,19 @@ impl GpuModel {
                         job.seed_hi = (*seed >> 32) as u32;
                         job.step = *step;
                         job.stream = *stream as u32;
+                    }
+                    GpuBatch::GaussianPart {
+                        seed,
+                        stream,
+                        step,
+                        first,
+                        ..
+                    } => {
+                        job.seed_lo = *seed as u32;
+                        job.seed_hi = (*seed >> 32) as u32;
+                        job.step = *step;
+                        job.stream = *stream as u32;
+                        job.sample0 = *first as u32;
                     }
                     GpuBatch::Host { x, target } => {
                         job.from_host = 1;
@@ -654,7 +692,7 @@ impl GpuModel {
         let v = from_reals(self.prec, &bytes);
         // acc holds (total, open block) pairs; the last chunk flushed the block into the total
         let sum = |p: usize| C64::new(v[4 * p], v[4 * p + 1]);
-        let b = batch.len(self.net.n());
+        let b = batch.mean_over(self.net.n());
         let loss = sum(np).re / (b as f64 * self.net.bins() as f64);
         let g: Vec<C64> = (0..np).map(sum).collect();
         Ok(Grad {
@@ -670,7 +708,7 @@ impl GpuModel {
         let cb = 2 * self.prec.bytes() as u64;
         let np = 4 + self.net.n_twiddles() as u64;
         let bytes = self.gpu.read(&self.acc, 2 * np * cb, self.prec.bytes() as u64)?;
-        let b = batch.len(self.net.n());
+        let b = batch.mean_over(self.net.n());
         Ok(from_reals(self.prec, &bytes)[0] / (b as f64 * self.net.bins() as f64))
     }
 
