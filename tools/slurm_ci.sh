@@ -89,3 +89,5 @@ if ! diff <(strip "$work/one/sweep.csv") <(strip "$work/sharded/sweep.csv"); the
 fi
 cells=$(($(wc -l < "$work/one/sweep.csv") - 1))
 echo "slurm_ci: 4-shard array job + merge: $cells cells, identical to the one-process sweep but for wall_s; submit to merged in $(echo "$end - $start" | bc) s"
+# the daemons stop on exit (trap); the work folder is kept only when something failed
+trap 'cleanup; rm -rf "$work"' EXIT
