@@ -555,7 +555,8 @@ fn snr_py<'py>(
             let ex = (net.n() <= 1024).then(|| snr::exact(&p));
             let mut all = Vec::new();
             for (bi, &b) in batches.iter().enumerate() {
-                let grads = snr::minibatch_grads(&p, model.as_ref(), seed, (bi * k) as u32, k, b)?;
+                let on = model.as_ref().map_or(snr::On::Cpu, snr::On::Gpu);
+                let grads = snr::minibatch_grads(&p, on, seed, (bi * k) as u32, k, b)?;
                 all.extend(snr::rows(&net, b, &grads, &pop, ex.as_ref()));
             }
             Ok(all)

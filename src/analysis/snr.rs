@@ -12,6 +12,7 @@
 //! and variance 2 ||A_j||_F^2 / B.
 
 use crate::backend::cpu;
+use crate::backend::gpu::multi::MultiGpu;
 use crate::backend::gpu::{GpuBatch, GpuModel};
 use crate::error::{Error, Result};
 use crate::model::data::Batch;
@@ -326,22 +327,26 @@ pub fn reals(g: &[C64]) -> Vec<f64> {
     g.iter().flat_map(|z| [z.re, z.im]).collect()
 }
 
+/// Where [`minibatch_grads`] computes: the CPU f64 path, one GPU model, or several adapters.
+#[derive(Clone, Copy)]
+pub enum On<'a> {
+    /// The exact f64 CPU path.
+    Cpu,
+    /// One GPU model.
+    Gpu(&'a GpuModel),
+    /// Several adapters, each minibatch split into parts (`--adapters`).
+    Multi(&'a MultiGpu),
+}
+
 /// `k` independent minibatch gradients (as reals) at batch size `b`, from the Measure stream
-/// at steps `first_step..first_step + k`: on `gpu` when given, else on the CPU f64 path. A
+/// at steps `first_step..first_step + k`, computed `on` the CPU path or the GPU. A
 /// non-finite gradient is an error naming the minibatch.
-pub fn minibatch_grads(
-    p: &Params,
-    gpu: Option<&GpuModel>,
-    seed: u64,
-    first_step: u32,
-    k: usize,
-    b: usize,
-) -> Result<Vec<Vec<f64>>> {
+pub fn minibatch_grads(p: &Params, on: On, seed: u64, first_step: u32, k: usize, b: usize) -> Result<Vec<Vec<f64>>> {
     let mut grads = Vec::with_capacity(k);
     for i in 0..k {
         let step = first_step + i as u32;
-        let g = match gpu {
-            Some(m) => reals(
+        let g = match on {
+            On::Gpu(m) => reals(
                 &m.loss_grad(&GpuBatch::Gaussian {
                     seed,
                     stream: Stream::Measure,
@@ -350,12 +355,17 @@ pub fn minibatch_grads(
                 })?
                 .flat(),
             ),
-            None => cpu_minibatch(p, seed, step, b),
+            On::Multi(m) => reals(&m.loss_grad(seed, Stream::Measure, step, b)?.flat()),
+            On::Cpu => cpu_minibatch(p, seed, step, b),
         };
         if g.iter().any(|v| !v.is_finite()) {
             return Err(Error::runtime(format!(
                 "non-finite gradient at batch size {b}, minibatch {i}: the point overflows {}",
-                if gpu.is_some() { "the GPU's precision" } else { "f64" }
+                if matches!(on, On::Cpu) {
+                    "f64"
+                } else {
+                    "the GPU's precision"
+                }
             )));
         }
         grads.push(g);

@@ -326,9 +326,10 @@ pub struct GpuArgs {
     /// allows, up to 2048; fused the whole batch, host data in uploads of up to 65,536).
     #[arg(long)]
     pub chunk: Option<usize>,
-    /// Spread each step's minibatch over several adapters (`train`): `all`, or names as for
-    /// --adapter, comma-separated (a name twice opens that adapter twice). Parts are summed on
-    /// the host in a fixed order: the result does not depend on how many adapters ran it.
+    /// Spread each minibatch (train, snr) or the rows (gradcheck) over several adapters: `all`,
+    /// or names as for --adapter, comma-separated (a name twice opens that adapter twice).
+    /// Parts are summed on the host in a fixed order: the result does not depend on how many
+    /// adapters ran it.
     #[arg(long, value_delimiter = ',')]
     pub adapters: Vec<String>,
 }

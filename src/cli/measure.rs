@@ -364,14 +364,27 @@ pub fn snr_cmd(a: SnrArgs) -> Result<()> {
         .params
         .as_ref()
         .map_or(format!("init {}", a.init), |f| f.display().to_string());
-    crate::cli::no_adapters(&a.gpu)?;
-    let chosen = be::choose(a.device.into(), &a.gpu.choice(), &p)?;
-    for l in chosen.lines() {
-        say!("{l}");
-    }
-    let gpu = match chosen {
-        Chosen::Gpu(m) => Some(*m),
-        Chosen::Cpu(_) => None,
+    let (gpu, multi) = if a.gpu.adapters.is_empty() {
+        let chosen = be::choose(a.device.into(), &a.gpu.choice(), &p)?;
+        for l in chosen.lines() {
+            say!("{l}");
+        }
+        match chosen {
+            Chosen::Gpu(m) => (Some(*m), None),
+            Chosen::Cpu(_) => (None, None),
+        }
+    } else {
+        crate::cli::adapters_allowed(&a.gpu, a.device.into())?;
+        let m = be::open_multi(&a.gpu.choice(), &a.gpu.adapters, &p)?;
+        for (i, n) in m.names().iter().enumerate() {
+            say!("[device] adapter {i}: {n}");
+        }
+        (None, Some(m))
+    };
+    let on = match (&gpu, &multi) {
+        (Some(g), _) => snr::On::Gpu(g),
+        (_, Some(m)) => snr::On::Multi(m),
+        _ => snr::On::Cpu,
     };
     let t0 = Instant::now();
     let (pop_loss, pop) = hessian::population_grad(&p);
@@ -402,7 +415,10 @@ pub fn snr_cmd(a: SnrArgs) -> Result<()> {
     let mut all_rows = Vec::new();
     for (bi, &b) in a.batches.iter().enumerate() {
         let tb = Instant::now();
-        let grads = snr::minibatch_grads(&p, gpu.as_ref(), a.seed, (bi * a.k) as u32, a.k, b)?;
+        if let Some(m) = &multi {
+            say!("[device] B = {b}: {}", m.assignment(b));
+        }
+        let grads = snr::minibatch_grads(&p, on, a.seed, (bi * a.k) as u32, a.k, b)?;
         let rows = snr::rows(&net, b, &grads, &pop, ex.as_ref());
         let secs = tb.elapsed().as_secs_f64();
         say!(

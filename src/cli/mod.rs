@@ -482,14 +482,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         };
     }
     let mut backend = if !a.gpu.adapters.is_empty() {
-        if a.gpu.adapter.is_some() {
-            return Err(Error::input(
-                "--adapters and --adapter exclude each other: list every adapter in --adapters",
-            ));
-        }
-        if device == Device::Cpu {
-            return Err(Error::input("--adapters runs the GPU path: drop --device cpu"));
-        }
+        adapters_allowed(&a.gpu, device)?;
         let multi = be::open_multi(&gpu, &a.gpu.adapters, &p)?;
         for (i, n) in multi.names().iter().enumerate() {
             say!("[device] adapter {i}: {n}");
@@ -513,20 +506,21 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// `--adapters` spreads `train`'s steps; the other commands refuse it rather than ignore it.
-pub(crate) fn no_adapters(a: &args::GpuArgs) -> Result<()> {
-    if a.adapters.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::input(
-            "--adapters applies to `train` only; use --adapter NAME to pick one adapter here",
-        ))
+/// `--adapters` goes with the GPU path and without `--adapter`.
+pub(crate) fn adapters_allowed(a: &args::GpuArgs, device: Device) -> Result<()> {
+    if a.adapter.is_some() {
+        return Err(Error::input(
+            "--adapters and --adapter exclude each other: list every adapter in --adapters",
+        ));
     }
+    if device == Device::Cpu {
+        return Err(Error::input("--adapters runs the GPU path: drop --device cpu"));
+    }
+    Ok(())
 }
 
 /// Open the GPU model: `allow_software` admits software adapters such as lavapipe.
 pub(crate) fn open_model(a: &args::GpuArgs, p: &Params, allow_software: bool) -> Result<gpu::GpuModel> {
-    no_adapters(a)?;
     let m = be::open_model(&a.choice(), p, allow_software)?;
     for l in be::gpu_lines(&m) {
         say!("{l}");
@@ -558,13 +552,23 @@ fn gradcheck(a: GradcheckArgs) -> Result<()> {
         return Err(Error::input("--batch 0: the batch must be at least 1"));
     }
     let p = point(a.params.as_deref(), a.n, &a.init, a.seed)?;
-    let m = open_model(&a.gpu, &p, true)?;
-    let prec = m.precision();
+    let (prec, r) = if a.gpu.adapters.is_empty() {
+        let m = open_model(&a.gpu, &p, true)?;
+        (m.precision(), gpu::gradcheck::run(&m, &p, a.batch, a.seed)?)
+    } else {
+        adapters_allowed(&a.gpu, Device::Gpu)?;
+        let m = be::open_multi(&a.gpu.choice(), &a.gpu.adapters, &p)?;
+        for (i, n) in m.names().iter().enumerate() {
+            say!("[device] adapter {i}: {n}");
+        }
+        say!("[device] {}", m.assignment(a.batch));
+        let r = gpu::gradcheck::run_with(&|x, t| m.loss_grad_host(x, t), &p, a.batch, a.seed)?;
+        (m.precision(), r)
+    };
     let (tol_loss, tol_grad) = match prec {
         Precision::F32 => (1e-5, 1e-4),
         Precision::F64 => (1e-12, 1e-12),
     };
-    let r = gpu::gradcheck::run(&m, &p, a.batch, a.seed)?;
     say!(
         "gradcheck: N = {}, batch {}, precision {}, inputs and targets rounded to f32 on both paths",
         p.net.n(),

@@ -530,9 +530,45 @@ fn train_adapters_prints_the_assignment_and_matches_one_adapter() {
             "{f}"
         );
     }
-    let o = crate::util::bin()
-        .args(["gradcheck", "--n", "8", "--adapters", &name])
-        .output()
-        .unwrap();
-    crate::util::assert_error(&o, 2, &["--adapters applies to `train` only"]);
+    // gradcheck and snr over the same adapters: the same figures as one adapter
+    let gc = |list: &str| {
+        let o = crate::util::bin()
+            .args(["gradcheck", "--n", "32", "--batch", "50", "--adapters", list])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        out.lines()
+            .filter(|l| !l.starts_with("[device]"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let (g1, g2) = (gc(&name), gc(&format!("{name},{name}")));
+    assert!(g1.contains("PASS"), "{g1}");
+    assert_eq!(g1, g2);
+    for (list, out) in [(name.clone(), "snr1"), (format!("{name},{name}"), "snr2")] {
+        let o = crate::util::bin()
+            .args([
+                "snr",
+                "--n",
+                "16",
+                "--batches",
+                "8,20",
+                "--k",
+                "4",
+                "--device",
+                "gpu",
+                "--adapters",
+                &list,
+                "--out",
+            ])
+            .arg(d.join(out))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(
+        std::fs::read(d.join("snr1/snr.csv")).unwrap(),
+        std::fs::read(d.join("snr2/snr.csv")).unwrap()
+    );
 }

@@ -134,12 +134,23 @@ pub fn compare(p: &Params, cpu: &Grad, gpu: &Grad, zero: Option<&Grad>) -> Repor
 
 /// Run both paths on the same inputs and targets at the model's parameters `p`.
 pub fn run(model: &GpuModel, p: &Params, b: usize, seed: u64) -> Result<Report> {
-    let (x, t) = inputs(p.net.n(), b, seed);
     model.set_params(p);
-    let g_gpu = model.loss_grad(&GpuBatch::Host {
-        x: &x,
-        target: Some(&t),
-    })?;
+    run_with(
+        &|x, t| model.loss_grad(&GpuBatch::Host { x, target: Some(t) }),
+        p,
+        b,
+        seed,
+    )
+}
+
+/// A GPU gradient of host rows and targets (the parameters already on the device).
+pub type GpuGrad<'a> = dyn Fn(&[f64], &[C64]) -> Result<Grad> + 'a;
+
+/// [`run`] with any GPU gradient (`gpu(x, targets)`, parameters already `p`): one model, or
+/// several adapters' parts summed ([`super::multi::MultiGpu::loss_grad_host`]).
+pub fn run_with(gpu: &GpuGrad, p: &Params, b: usize, seed: u64) -> Result<Report> {
+    let (x, t) = inputs(p.net.n(), b, seed);
+    let g_gpu = gpu(&x, &t)?;
     let g_cpu = cpu::loss_grad(
         p,
         &Batch::Given {

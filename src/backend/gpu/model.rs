@@ -64,6 +64,16 @@ pub enum GpuBatch<'a> {
         /// Targets.
         target: Option<&'a [C64]>,
     },
+    /// Rows of a host batch of `total` samples (one adapter's part): the loss and gradient
+    /// are the part's contribution to the whole batch's mean.
+    HostPart {
+        /// The part's inputs.
+        x: &'a [f64],
+        /// The part's targets.
+        target: Option<&'a [C64]>,
+        /// Samples in the whole batch.
+        total: usize,
+    },
 }
 
 impl GpuBatch<'_> {
@@ -71,14 +81,14 @@ impl GpuBatch<'_> {
     pub fn len(&self, n: usize) -> usize {
         match self {
             GpuBatch::Gaussian { size, .. } | GpuBatch::GaussianPart { size, .. } => *size,
-            GpuBatch::Host { x, .. } => x.len() / n,
+            GpuBatch::Host { x, .. } | GpuBatch::HostPart { x, .. } => x.len() / n,
         }
     }
 
     /// The sample count the loss is a mean over (the whole batch's for a part).
     pub fn mean_over(&self, n: usize) -> usize {
         match self {
-            GpuBatch::GaussianPart { total, .. } => *total,
+            GpuBatch::GaussianPart { total, .. } | GpuBatch::HostPart { total, .. } => *total,
             _ => self.len(n),
         }
     }
@@ -586,7 +596,7 @@ impl GpuModel {
             Shape::Chunked(c) => c.chunk,
             Shape::Fused(f) => match batch {
                 GpuBatch::Gaussian { .. } | GpuBatch::GaussianPart { .. } => f.chunk.unwrap_or(usize::MAX),
-                GpuBatch::Host { .. } => f.chunk.unwrap_or(f.host_chunk),
+                GpuBatch::Host { .. } | GpuBatch::HostPart { .. } => f.chunk.unwrap_or(f.host_chunk),
             },
         };
         self.gpu.scoped("a training step", || {
@@ -625,7 +635,7 @@ impl GpuModel {
                         job.stream = *stream as u32;
                         job.sample0 = *first as u32;
                     }
-                    GpuBatch::Host { x, target } => {
+                    GpuBatch::Host { x, target } | GpuBatch::HostPart { x, target, .. } => {
                         job.from_host = 1;
                         let xs = &x[base * n..(base + count) * n];
                         self.gpu
@@ -700,6 +710,11 @@ impl GpuModel {
             m: [g[0], g[1], g[2], g[3]],
             tw: g[4..].to_vec(),
         })
+    }
+
+    /// The network this model runs.
+    pub fn net(&self) -> &Network {
+        &self.net
     }
 
     /// One Adam step on `batch` (step count `t`, from 1); returns the loss before the update.

@@ -11,6 +11,7 @@ use crate::backend::cpu::Grad;
 use crate::error::{Error, Result};
 use crate::model::params::Params;
 use crate::model::rng::Stream;
+use num_complex::Complex64 as C64;
 
 /// The most parts a batch is cut into.
 pub const PARTS: usize = 8;
@@ -76,9 +77,35 @@ impl MultiGpu {
         }
     }
 
+    /// The batch-mean loss and gradient of host rows `x` (B x N) with targets `t` (B x K),
+    /// cut into parts as a Gaussian batch is.
+    pub fn loss_grad_host(&self, x: &[f64], t: &[C64]) -> Result<Grad> {
+        let net = self.models[0].net().clone();
+        let (n, k) = (net.n(), net.bins());
+        let b = x.len() / n;
+        self.sum_parts(b, |first, size| GpuBatch::HostPart {
+            x: &x[first * n..(first + size) * n],
+            target: Some(&t[first * k..(first + size) * k]),
+            total: b,
+        })
+    }
+
     /// The batch-mean loss and gradient of the Gaussian batch (seed, stream, step, `b`
     /// samples): the adapters work on their parts at once, the host adds the parts in order.
     pub fn loss_grad(&self, seed: u64, stream: Stream, step: u32, b: usize) -> Result<Grad> {
+        self.sum_parts(b, |first, size| GpuBatch::GaussianPart {
+            seed,
+            stream,
+            step,
+            first,
+            size,
+            total: b,
+        })
+    }
+
+    /// Every part's contribution (`part(first, size)` names its data) computed on its
+    /// adapter, all adapters at once, then added on the host in part order.
+    fn sum_parts<'a>(&self, b: usize, part: impl Fn(usize, usize) -> GpuBatch<'a> + Sync) -> Result<Grad> {
         let parts = parts(b);
         let a = self.models.len();
         let mut results: Vec<Option<Result<Grad>>> = (0..parts.len()).map(|_| None).collect();
@@ -86,21 +113,12 @@ impl MultiGpu {
             let handles: Vec<_> = (0..a)
                 .map(|i| {
                     let m = &self.models[i];
+                    let part = &part;
                     let mine: Vec<(usize, (usize, usize))> =
                         parts.iter().copied().enumerate().filter(|(j, _)| j % a == i).collect();
                     sc.spawn(move || {
                         mine.into_iter()
-                            .map(|(j, (first, size))| {
-                                let batch = GpuBatch::GaussianPart {
-                                    seed,
-                                    stream,
-                                    step,
-                                    first,
-                                    size,
-                                    total: b,
-                                };
-                                (j, m.loss_grad(&batch))
-                            })
+                            .map(|(j, (first, size))| (j, m.loss_grad(&part(first, size))))
                             .collect::<Vec<_>>()
                     })
                 })
