@@ -99,6 +99,35 @@ fn params_dict<'py>(py: Python<'py>, p: &Params) -> PyResult<Bound<'py, PyDict>>
     Ok(d)
 }
 
+/// The GPU choice from `train`/`gradcheck`'s keyword arguments.
+fn gpu_choice(adapter: Option<String>, precision: &str, kernel: &str) -> PyResult<GpuChoice> {
+    Ok(GpuChoice {
+        adapter,
+        precision: match precision {
+            "f32" => Precision::F32,
+            "f64" => Precision::F64,
+            o => return Err(PyValueError::new_err(format!("precision '{o}': accepted: f32, f64"))),
+        },
+        kernel: match kernel {
+            "auto" => None,
+            k => Some(parse::<Kernel>("kernel", k)?),
+        },
+        chunk: None,
+    })
+}
+
+/// The point of `gradcheck`, `snr` and `hessian`: a parameters dict, else scheme `init` at N.
+fn point(params: Option<&Bound<'_, PyAny>>, init: &str, n: usize, seed: u64) -> PyResult<Params> {
+    match params {
+        Some(v) => params_of(v),
+        None => Ok(Params::init(
+            &Network::new(n).map_err(py_err)?,
+            &parse::<Scheme>("init", init)?,
+            seed,
+        )),
+    }
+}
+
 /// Inputs (B, N) float64 for parameters of size N, finite, at least one row.
 fn inputs(p: &Params, x: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
     let n = p.net.n();
@@ -314,19 +343,7 @@ fn train_py(
         schedule: parse::<Schedule>("schedule", schedule)?,
         data: parse::<DataMode>("data", data)?,
     };
-    let gpu = GpuChoice {
-        adapter,
-        precision: match precision {
-            "f32" => Precision::F32,
-            "f64" => Precision::F64,
-            o => return Err(PyValueError::new_err(format!("precision '{o}': accepted: f32, f64"))),
-        },
-        kernel: match kernel {
-            "auto" => None,
-            k => Some(parse::<Kernel>("kernel", k)?),
-        },
-        chunk: None,
-    };
+    let gpu = gpu_choice(adapter, precision, kernel)?;
     let start = if overwrite { Start::Overwrite } else { Start::Fresh };
     let (tx, rx) = mpsc::channel();
     fl::interrupt::clear();
@@ -459,23 +476,8 @@ fn gradcheck<'py>(
     if batch == 0 {
         return Err(PyValueError::new_err("batch 0: the batch must be at least 1"));
     }
-    let p = match params {
-        Some(v) => params_of(v)?,
-        None => Params::init(&Network::new(n).map_err(py_err)?, &parse::<Scheme>("init", init)?, seed),
-    };
-    let choice = GpuChoice {
-        adapter,
-        precision: match precision {
-            "f32" => Precision::F32,
-            "f64" => Precision::F64,
-            o => return Err(PyValueError::new_err(format!("precision '{o}': accepted: f32, f64"))),
-        },
-        kernel: match kernel {
-            "auto" => None,
-            k => Some(parse::<Kernel>("kernel", k)?),
-        },
-        chunk: None,
-    };
+    let p = point(params, init, n, seed)?;
+    let choice = gpu_choice(adapter, precision, kernel)?;
     let (r, name, prec) = py
         .detach(|| -> fl::Result<_> {
             let m = be::open_model(&choice, &p, true)?;
@@ -538,10 +540,7 @@ fn snr_py<'py>(
             "batches {batches:?}: each in 1..=2^32, at least one"
         )));
     }
-    let p = match params {
-        Some(v) => params_of(v)?,
-        None => Params::init(&Network::new(n).map_err(py_err)?, &parse::<Scheme>("init", init)?, seed),
-    };
+    let p = point(params, init, n, seed)?;
     let device: Device = parse("device", device)?;
     let rows = py
         .detach(|| -> fl::Result<Vec<snr::Row>> {
@@ -593,10 +592,7 @@ fn hessian_py<'py>(
     n: usize,
     seed: u64,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let p = match params {
-        Some(v) => params_of(v)?,
-        None => Params::init(&Network::new(n).map_err(py_err)?, &parse::<Scheme>("init", init)?, seed),
-    };
+    let p = point(params, init, n, seed)?;
     if p.net.n() > 2048 {
         return Err(PyValueError::new_err(format!(
             "N = {}: the dense matrices are offered up to N = 2048 (the CLI's `hessian --method lanczos` covers larger N)",

@@ -67,7 +67,12 @@ pub struct GpuChoice {
 /// (an explicit adapter name always does).
 pub fn open_model(c: &GpuChoice, p: &Params, allow_software: bool) -> Result<GpuModel> {
     let adapter = context::pick(c.adapter.as_deref(), allow_software || c.adapter.is_some())?;
-    let g = Gpu::open(&adapter, c.precision == Precision::F64)?;
+    open_on(&adapter, c, p)
+}
+
+/// The model for `p` on `adapter`, as `c` asks (its `adapter` name aside).
+fn open_on(adapter: &wgpu::Adapter, c: &GpuChoice, p: &Params) -> Result<GpuModel> {
+    let g = Gpu::open(adapter, c.precision == Precision::F64)?;
     let opts = ModelOptions {
         prec: c.precision,
         kernel: c.kernel,
@@ -94,20 +99,7 @@ pub fn open_multi(c: &GpuChoice, names: &[String], p: &Params) -> Result<gpu::mu
             .map(|n| context::pick(Some(n), true))
             .collect::<Result<_>>()?
     };
-    let models = adapters
-        .iter()
-        .map(|a| {
-            let g = Gpu::open(a, c.precision == Precision::F64)?;
-            let opts = ModelOptions {
-                prec: c.precision,
-                kernel: c.kernel,
-                chunk: c.chunk,
-                int64: true,
-                fused_shape: None,
-            };
-            GpuModel::with_options(g, p, opts)
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let models = adapters.iter().map(|a| open_on(a, c, p)).collect::<Result<Vec<_>>>()?;
     gpu::multi::MultiGpu::new(models)
 }
 

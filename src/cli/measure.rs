@@ -374,11 +374,7 @@ pub fn snr_cmd(a: SnrArgs) -> Result<()> {
             Chosen::Cpu(_) => (None, None),
         }
     } else {
-        crate::cli::adapters_allowed(&a.gpu, a.device.into())?;
-        let m = be::open_multi(&a.gpu.choice(), &a.gpu.adapters, &p)?;
-        for (i, n) in m.names().iter().enumerate() {
-            say!("[device] adapter {i}: {n}");
-        }
+        let m = crate::cli::open_adapters(&a.gpu, &a.gpu.choice(), a.device.into(), &p)?;
         (None, Some(m))
     };
     let on = match (&gpu, &multi) {

@@ -482,11 +482,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         };
     }
     let mut backend = if !a.gpu.adapters.is_empty() {
-        adapters_allowed(&a.gpu, device)?;
-        let multi = be::open_multi(&gpu, &a.gpu.adapters, &p)?;
-        for (i, n) in multi.names().iter().enumerate() {
-            say!("[device] adapter {i}: {n}");
-        }
+        let multi = open_adapters(&a.gpu, &gpu, device, &p)?;
         say!("[device] each step: {}", multi.assignment(cfg.batch));
         Box::new(train::HostBackend::multi(&cfg, p, multi)?)
     } else {
@@ -506,8 +502,14 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// `--adapters` goes with the GPU path and without `--adapter`.
-pub(crate) fn adapters_allowed(a: &args::GpuArgs, device: Device) -> Result<()> {
+/// The models of `--adapters` (with the GPU path, without `--adapter`), each adapter's line
+/// printed.
+pub(crate) fn open_adapters(
+    a: &args::GpuArgs,
+    choice: &be::GpuChoice,
+    device: Device,
+    p: &Params,
+) -> Result<gpu::multi::MultiGpu> {
     if a.adapter.is_some() {
         return Err(Error::input(
             "--adapters and --adapter exclude each other: list every adapter in --adapters",
@@ -516,7 +518,11 @@ pub(crate) fn adapters_allowed(a: &args::GpuArgs, device: Device) -> Result<()> 
     if device == Device::Cpu {
         return Err(Error::input("--adapters runs the GPU path: drop --device cpu"));
     }
-    Ok(())
+    let m = be::open_multi(choice, &a.adapters, p)?;
+    for (i, n) in m.names().iter().enumerate() {
+        say!("[device] adapter {i}: {n}");
+    }
+    Ok(m)
 }
 
 /// Open the GPU model: `allow_software` admits software adapters such as lavapipe.
@@ -556,11 +562,7 @@ fn gradcheck(a: GradcheckArgs) -> Result<()> {
         let m = open_model(&a.gpu, &p, true)?;
         (m.precision(), gpu::gradcheck::run(&m, &p, a.batch, a.seed)?)
     } else {
-        adapters_allowed(&a.gpu, Device::Gpu)?;
-        let m = be::open_multi(&a.gpu.choice(), &a.gpu.adapters, &p)?;
-        for (i, n) in m.names().iter().enumerate() {
-            say!("[device] adapter {i}: {n}");
-        }
+        let m = open_adapters(&a.gpu, &a.gpu.choice(), Device::Gpu, &p)?;
         say!("[device] {}", m.assignment(a.batch));
         let r = gpu::gradcheck::run_with(&|x, t| m.loss_grad_host(x, t), &p, a.batch, a.seed)?;
         (m.precision(), r)
