@@ -5,6 +5,7 @@
 #                   the repo's target-cpu=native could fault on another CPU), stripped
 #   torch_vec.py, cpuguard.py   the peers (../shared/peers does not travel)
 #   deb/*.deb       the Vulkan loader (libvulkan1), unpacked there only if it is missing
+#   device_check.sh, device_sweeps.sh and experiments/*.toml (what the second one runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KIT=${1:-.device/kit}
@@ -14,7 +15,9 @@ RUSTFLAGS="-C target-cpu=x86-64-v3" cargo build --release --target-dir target/po
 cp target/portable/release/fftlearn "$KIT/fftlearn"
 strip "$KIT/fftlearn"
 cp "$PEERS/torch_vec.py" "$PEERS/cpuguard.py" "$KIT/"
-cp tools/device_check.sh "$KIT/"
+cp tools/device_check.sh tools/device_sweeps.sh "$KIT/"
+mkdir -p "$KIT/experiments"
+cp experiments/*.toml "$KIT/experiments/"
 if ! ls "$KIT"/deb/libvulkan1_*.deb >/dev/null 2>&1; then
     mkdir -p /tmp/amd64/partial
     o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'

@@ -1,5 +1,7 @@
 //! Measurements of the loss landscape that return structs and print nothing: gradient
-//! signal-to-noise per group ([`snr`]) and the twiddle-modulus scan ([`rsweep`]).
+//! signal-to-noise per group ([`snr`]), the twiddle-modulus scan ([`rsweep`]) and the anatomy
+//! of a point, stalls included ([`anatomy`]).
 
+pub mod anatomy;
 pub mod rsweep;
 pub mod snr;

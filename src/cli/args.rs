@@ -53,6 +53,54 @@ pub enum Cmd {
     /// Measure every claim of the seed document afresh and print a Markdown table of verdicts;
     /// writes it to --out and into the README's claims section.
     Claims(ClaimsArgs),
+    /// The anatomy of a point (a stalled run's params.npz, say): error per bin and per subtree,
+    /// twiddle deviation per stage, population gradient, extreme Hessian eigenvalues (saddle or
+    /// minimum), and whether Adam escapes from perturbations of given sizes; CSV and PNG.
+    Inspect(InspectArgs),
+}
+
+/// `fftlearn inspect`.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// The point.
+    #[command(flatten)]
+    pub point: PointArgs,
+    /// A training checkpoint (Adam, constant lr, minibatches) instead of --params: its
+    /// parameters are the point, and the escape runs continue its data stream with its batch,
+    /// lr and seed, once with its Adam state ("kept": the run itself, continued) and once with
+    /// a fresh state ("fresh"); the --escape kicks keep its state.
+    #[arg(long, conflicts_with_all = ["params", "init", "n", "seed", "batch", "lr", "data_seed"])]
+    pub checkpoint: Option<PathBuf>,
+    /// Output directory: bins.csv, twiddles.csv, stages.csv, escape.csv, anatomy.png.
+    #[arg(long, default_value = "runs/inspect")]
+    pub out: PathBuf,
+    /// Most Lanczos steps on the exact Hessian (4 population gradients each); 0 skips the
+    /// curvature (and the escape along its most negative direction).
+    #[arg(long, default_value_t = 40)]
+    pub lanczos: usize,
+    /// Perturbation sizes (Euclidean, over the real parameters), comma-separated: Adam is run
+    /// from the point moved by each along the most negative curvature direction and along a
+    /// random one, and from the point itself.
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub escape: Vec<f64>,
+    /// Most Adam steps per escape run.
+    #[arg(long, default_value_t = 3000)]
+    pub escape_steps: u32,
+    /// Batch of the escape runs.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Learning rate of the escape runs.
+    #[arg(long, default_value_t = 1e-2)]
+    pub lr: f64,
+    /// Data seed of the escape runs (and of the random direction).
+    #[arg(long, default_value_t = 0)]
+    pub data_seed: u64,
+    /// Steps between exact evaluations in the escape runs.
+    #[arg(long, default_value_t = 250)]
+    pub eval_every: u32,
+    /// An escape run succeeds at this relative operator error.
+    #[arg(long, default_value_t = 1e-6)]
+    pub threshold: f64,
 }
 
 /// Which devices `bench` measures.
@@ -107,7 +155,7 @@ pub struct PointArgs {
     /// Parameters .npz (overrides --init and --n).
     #[arg(long)]
     pub params: Option<PathBuf>,
-    /// Init scheme when no --params: seed | exact | random | modulus:R.
+    /// Init scheme when no --params: seed | exact | random | modulus:R | odd-off:R.
     #[arg(long, default_value = "exact")]
     pub init: Scheme,
     /// Transform size N (without --params).
@@ -209,7 +257,7 @@ pub struct SweepArgs {
     #[command(subcommand)]
     pub action: Option<SweepAction>,
     /// The grid: a TOML file (keys: n, batch, lr, init, optimizer, precision, schedule,
-    /// momentum, data, seeds, steps | budget, threshold, eval_every, out).
+    /// momentum, data, seeds, steps | budget, threshold, eval_every, out, save_params).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Output directory (overrides the config's `out`).
@@ -223,6 +271,11 @@ pub struct SweepArgs {
     /// The shard count for a Kubernetes Indexed Job (its `completions`).
     #[arg(long)]
     pub shards: Option<usize>,
+    /// Keep cells' final parameters as OUT/params/CELL.npz: failed (failed or diverged cells),
+    /// all, or none (overrides the config's `save_params`). Reopen one with `fftlearn inspect
+    /// --params`, `hessian --init`, `snr --init` or `train --init`.
+    #[arg(long, value_name = "none|failed|all")]
+    pub save_params: Option<fftlearn::experiments::sweep::SaveParams>,
 }
 
 /// `fftlearn sweep merge`.
@@ -245,7 +298,7 @@ pub struct SnrArgs {
     /// Parameters .npz (overrides --init and --n).
     #[arg(long)]
     pub params: Option<PathBuf>,
-    /// Init scheme when no --params: seed | exact | random | modulus:R.
+    /// Init scheme when no --params: seed | exact | random | modulus:R | odd-off:R.
     #[arg(long, default_value = "seed")]
     pub init: Scheme,
     /// Transform size N (without --params).
@@ -364,7 +417,7 @@ pub struct GradcheckArgs {
     /// Parameters .npz (overrides --init).
     #[arg(long)]
     pub params: Option<PathBuf>,
-    /// Init scheme when no --params: seed | exact | random | modulus:R.
+    /// Init scheme when no --params: seed | exact | random | modulus:R | odd-off:R.
     #[arg(long, default_value = "random")]
     pub init: Scheme,
     /// Samples.

@@ -3,6 +3,7 @@
 //! in [`measure`]).
 
 pub mod args;
+pub mod inspect;
 pub mod measure;
 pub mod out;
 
@@ -65,6 +66,7 @@ pub fn run(cmd: Cmd) -> Result<()> {
         Cmd::Snr(a) => crate::cli::measure::snr_cmd(a),
         Cmd::Sweep(a) => sweep_cmd(a),
         Cmd::Bench(a) => bench_cmd(a),
+        Cmd::Inspect(a) => crate::cli::inspect::inspect_cmd(a),
         Cmd::Claims(a) => {
             fftlearn::experiments::claims::run(&a.out, (!a.no_readme).then_some(a.readme.as_path()), &mut out::Stdout)
         }
@@ -80,6 +82,10 @@ fn sweep_cmd(a: args::SweepArgs) -> Result<()> {
         .config
         .as_deref()
         .ok_or_else(|| Error::input("sweep: give --config GRID.toml (or `fftlearn sweep merge OUT`)"))?;
+    let ov = sweep::Overrides {
+        out: a.out.clone(),
+        save_params: a.save_params,
+    };
     fftlearn::interrupt::install();
     // an explicit --shard wins over the scheduler's environment
     let from_env = shard::from_env(&|k| std::env::var(k).ok(), a.shards)?;
@@ -90,12 +96,12 @@ fn sweep_cmd(a: args::SweepArgs) -> Result<()> {
     match chosen {
         Some((s, source)) => {
             say!("[sweep] shard {s} (from {source})");
-            shard::run(config, a.out.as_deref(), s, &mut out::Stdout)
+            shard::run(config, &ov, s, &mut out::Stdout)
         }
         None if a.shards.is_some() => Err(Error::input(
             "--shards without a shard index: give --shard I/N, or run as a Kubernetes Indexed Job (JOB_COMPLETION_INDEX)",
         )),
-        None => sweep::run(config, a.out.as_deref(), &mut out::Stdout),
+        None => sweep::run(config, &ov, &mut out::Stdout),
     }
 }
 

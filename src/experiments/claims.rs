@@ -293,7 +293,82 @@ pub fn measure(log: &mut dyn Write) -> Result<Vec<Claim>> {
         command: "`cargo bench --bench als`".into(),
         verdict: "fails",
     });
+
+    // 10. plateaus: the random-init stall at 0.707, rebuilt by hand at N = 512
+    let t = Instant::now();
+    let st = stall_check()?;
+    step("the stall, rebuilt by hand", &t0)?;
+    let steps = |s: Option<u32>| s.map_or("never".to_string(), |s| s.to_string());
+    rows.push(Claim {
+        claim: "gradient methods encounter plateaus (training stalls)".into(),
+        measured: format!(
+            "Adam's stall from random inits (relative error 0.707 at N >= 8192) rebuilt at N = 512: the even half exact, the odd half switched off (M row 1 = 0, odd twiddles at random phases; `--init odd-off:0`); error, gradient there, and Adam's steps to leave it (<= 1e-2) and to 1e-6 (lr 1e-2, batch 64), with fresh moments and with moments remembering the gradients of a random init (v_hat = g^2, step {REMEMBER_T})"
+        ),
+        figure: format!(
+            "error {:.6} (sqrt(128/257) = {:.6}); max gradient off M row 1: {:.1e}; fresh Adam: {} / {} steps; remembering Adam: {} / {} steps ({:.1} s)",
+            st.rel,
+            st.predicted,
+            st.max_grad_off,
+            steps(st.fresh.0),
+            steps(st.fresh.1),
+            steps(st.remembered.0),
+            steps(st.remembered.1),
+            t.elapsed().as_secs_f64()
+        ),
+        command: "`fftlearn inspect --init odd-off:0 --seed 1 --escape 0` (fresh); `fftlearn inspect --checkpoint CK` on a real stall (README, Where it fails)".into(),
+        verdict: "partly",
+    });
     Ok(rows)
+}
+
+/// The Adam state's step in the stall check's remembering run.
+const REMEMBER_T: u64 = 1500;
+
+/// What [`stall_check`] measured.
+struct StallCheck {
+    rel: f64,
+    predicted: f64,
+    max_grad_off: f64,
+    /// (steps to <= 1e-2, steps to <= 1e-6) with fresh moments.
+    fresh: (Option<u32>, Option<u32>),
+    /// The same with moments remembering a random init's gradients.
+    remembered: (Option<u32>, Option<u32>),
+}
+
+/// The hand-built stall at N = 512 (`odd-off:0`, seed 1): its error and gradient, and Adam from
+/// it with fresh moments and with moments that remember the gradients at a random init.
+fn stall_check() -> Result<StallCheck> {
+    use crate::analysis::anatomy::{self, EscapeRun};
+    let net = Network::seed();
+    let p = Params::init(&net, &Scheme::OddOff(0.0, 1.0), 1);
+    let rel = anatomy::rel_error(&anatomy::bins(&p));
+    let g = anatomy::grad_norms(&p);
+    let max_grad_off = g
+        .grad
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| !(4..8).contains(j))
+        .map(|(_, v)| v.abs())
+        .fold(0.0, f64::max);
+    let run = EscapeRun {
+        start_step: 0,
+        steps: 12000,
+        batch: 64,
+        lr: 1e-2,
+        seed: 1,
+        every: 50,
+        threshold: 1e-6,
+    };
+    let (_, l1, r1) = anatomy::adam_from(&p, None, &run)?;
+    let (_, g_early) = hessian::population_grad(&Params::init(&net, &Scheme::Random, 1));
+    let (_, l2, r2) = anatomy::adam_from(&p, Some(&anatomy::remembered_state(&g_early, REMEMBER_T)), &run)?;
+    Ok(StallCheck {
+        rel,
+        predicted: anatomy::odd_off_error(&net),
+        max_grad_off,
+        fresh: (l1, r1),
+        remembered: (l2, r2),
+    })
 }
 
 /// The Markdown table.

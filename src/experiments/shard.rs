@@ -126,6 +126,7 @@ pub fn assign(cells: &[Cell], count: usize) -> Vec<usize> {
 pub fn config_hash(c: &SweepConfig) -> String {
     let mut c = c.clone();
     c.out = PathBuf::new();
+    c.save_params = Default::default();
     let digest = Sha256::digest(format!("{c:?}").as_bytes());
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
@@ -142,8 +143,8 @@ fn shard_path(out: &Path, s: Shard) -> PathBuf {
 /// Run (or resume) shard `s` of the config at `path`: its cells in grid order, each row
 /// written to `OUT/shards/I-of-N.csv` atomically as it finishes. Concurrent shards share
 /// `OUT`; each holds the lock of its own file.
-pub fn run(path: &Path, out_override: Option<&Path>, s: Shard, log: &mut dyn Write) -> Result<()> {
-    let (c, text) = sweep::load(path, out_override)?;
+pub fn run(path: &Path, ov: &sweep::Overrides, s: Shard, log: &mut dyn Write) -> Result<()> {
+    let (c, text) = sweep::load(path, ov)?;
     let dir = c.out.join("shards");
     let _lock = DirLock::acquire_named(&dir, &format!(".{}-of-{}.lock", s.index, s.count), "--out")?;
     // every shard writes the same copy; merge reads it

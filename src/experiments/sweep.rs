@@ -24,7 +24,7 @@ use toml::Spanned;
 pub const MAX_CELLS: usize = 100_000;
 
 /// The keys a sweep config accepts, with what each takes.
-pub const KEYS: [(&str, &str); 15] = [
+pub const KEYS: [(&str, &str); 16] = [
     ("n", "array of powers of two, 4..=65536 (required)"),
     ("batch", "array of batch sizes >= 1 (default [16])"),
     ("lr", "array of learning rates > 0 (default [0.01])"),
@@ -61,6 +61,10 @@ pub const KEYS: [(&str, &str); 15] = [
     ),
     ("eval_every", "steps between exact evaluations (default steps / 20)"),
     ("out", "output directory (default \"runs/sweep\")"),
+    (
+        "save_params",
+        "\"none\", \"failed\" or \"all\": keep those cells' final parameters as OUT/params/CELL.npz (default \"none\")",
+    ),
 ];
 
 /// A parsed, checked sweep config.
@@ -96,6 +100,45 @@ pub struct SweepConfig {
     pub eval_every: u32,
     /// Output directory.
     pub out: PathBuf,
+    /// Which cells keep their final parameters (`OUT/params/CELL.npz`); no effect on results.
+    pub save_params: SaveParams,
+}
+
+/// Which cells of a sweep keep their final parameters, to be reopened with `inspect`,
+/// `hessian`, `snr` or `train --init FILE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SaveParams {
+    /// None (the default).
+    #[default]
+    None,
+    /// Cells that failed or diverged (diverged cells only when their parameters are finite).
+    Failed,
+    /// Every cell.
+    All,
+}
+
+impl std::str::FromStr for SaveParams {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "none" => Ok(SaveParams::None),
+            "failed" => Ok(SaveParams::Failed),
+            "all" => Ok(SaveParams::All),
+            _ => Err(Error::input(format!(
+                "save_params '{s}' is not accepted (accepted: none, failed, all)"
+            ))),
+        }
+    }
+}
+
+impl SaveParams {
+    fn wants(self, status: &str) -> bool {
+        match self {
+            SaveParams::None => false,
+            SaveParams::Failed => status != "success",
+            SaveParams::All => true,
+        }
+    }
 }
 
 /// The document as serde reads it: every key spanned, so errors can name its line; unknown
@@ -118,6 +161,7 @@ struct Raw {
     threshold: Option<Spanned<toml::Value>>,
     eval_every: Option<Spanned<toml::Value>>,
     out: Option<Spanned<toml::Value>>,
+    save_params: Option<Spanned<toml::Value>>,
 }
 
 /// 1-based line of a byte offset.
@@ -233,6 +277,7 @@ impl SweepConfig {
             threshold: 1e-6,
             eval_every: 0,
             out: PathBuf::from("runs/sweep"),
+            save_params: SaveParams::None,
         };
         fn key<'a>(text: &str, what: &str, name: &'a str, v: &'a Option<Spanned<toml::Value>>) -> Option<Key<'a>> {
             v.as_ref().map(|v| Key {
@@ -316,6 +361,17 @@ impl SweepConfig {
                 .remove(0),
             );
         }
+        if let Some(k) = key("save_params", &raw.save_params) {
+            k.scalar()?;
+            c.save_params = k
+                .each(|x| {
+                    x.as_str()
+                        .ok_or_else(|| format!("expected a \"string\", got a {}", x.type_str()))?
+                        .parse::<SaveParams>()
+                        .map_err(|e| e.to_string())
+                })?
+                .remove(0);
+        }
         if c.n.is_empty() {
             return Err(Error::input("sweep config: key 'n' is required (an array of sizes)"));
         }
@@ -361,7 +417,7 @@ impl SweepConfig {
         .product()
     }
 
-    /// The first key whose value differs from `other`'s (`out` aside), if any.
+    /// The first key whose value differs from `other`'s (`out` and `save_params` aside), if any.
     pub fn first_difference(&self, other: &SweepConfig) -> Option<&'static str> {
         let f = |a: bool, k: &'static str| (!a).then_some(k);
         f(self.n == other.n, "n")
@@ -502,6 +558,33 @@ impl Cell {
         }
     }
 
+    /// The file name (without `.npz`) of this cell's saved parameters: its coordinates, with
+    /// anything but letters, digits, '.', '-' and '_' written as '_'.
+    pub fn file_stem(&self) -> String {
+        let raw = format!(
+            "n{}_b{}_lr{:e}_{}_{}_{}_{}_m{:e}_{}_s{}",
+            self.n,
+            self.batch,
+            self.lr,
+            self.init,
+            self.optimizer,
+            precision_name(self.precision),
+            self.schedule,
+            self.momentum,
+            self.data,
+            self.seed
+        );
+        raw.chars()
+            .map(|ch| {
+                if ch.is_ascii_alphanumeric() || "._-".contains(ch) {
+                    ch
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    }
+
     pub(crate) fn key(&self) -> String {
         format!(
             "{},{},{:e},{},{},{},{},{:e},{},{},{}",
@@ -639,6 +722,14 @@ pub(crate) fn run_cell(cell: &Cell, c: &SweepConfig, gpu: &mut Option<Gpu>, ck: 
         End::Stopped(_) | End::Finished if obs.reached.is_some() => ("success", obs.rel),
         End::Stopped(_) | End::Finished => ("fail", obs.rel),
     };
+    if c.save_params.wants(status) {
+        let p = backend.params()?;
+        if p.is_finite() {
+            let dir = c.out.join("params");
+            std::fs::create_dir_all(&dir).map_err(|e| Error::input(format!("cannot create {}: {e}", dir.display())))?;
+            p.save(&dir.join(format!("{}.npz", cell.file_stem())))?;
+        }
+    }
     let _ = std::fs::remove_file(ck);
     Ok(Outcome {
         status,
@@ -665,13 +756,25 @@ pub(crate) fn row(cell: &Cell, o: &Outcome) -> String {
     )
 }
 
-/// The config at `path` (with `out` overridden), and its text.
-pub(crate) fn load(path: &Path, out_override: Option<&Path>) -> Result<(SweepConfig, String)> {
+/// What the command line overrides in a sweep config.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--out`.
+    pub out: Option<PathBuf>,
+    /// `--save-params`.
+    pub save_params: Option<SaveParams>,
+}
+
+/// The config at `path` (with the command line's overrides), and its text.
+pub(crate) fn load(path: &Path, ov: &Overrides) -> Result<(SweepConfig, String)> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::input(format!("cannot read sweep config {}: {e}", path.display())))?;
     let mut c = SweepConfig::parse(&text, &path.display().to_string())?;
-    if let Some(o) = out_override {
-        c.out = o.to_path_buf();
+    if let Some(o) = &ov.out {
+        c.out = o.clone();
+    }
+    if let Some(sp) = ov.save_params {
+        c.save_params = sp;
     }
     Ok((c, text))
 }
@@ -698,8 +801,8 @@ pub(crate) fn progress(k: usize, total: usize, cell: &Cell, o: &Outcome) -> Stri
 
 /// Run (or resume) the sweep of the config file at `path`, writing `OUT/sweep.csv`, the
 /// config copy `OUT/sweep.toml`, and the heat maps. Prints one line per cell.
-pub fn run(path: &Path, out_override: Option<&Path>, log: &mut dyn Write) -> Result<()> {
-    let (c, text) = load(path, out_override)?;
+pub fn run(path: &Path, ov: &Overrides, log: &mut dyn Write) -> Result<()> {
+    let (c, text) = load(path, ov)?;
     // one sweep per directory at a time (a sweep shard holds its own directory)
     let lock = DirLock::acquire(&c.out, "--out")?;
     lock.remove_stale_temporaries();

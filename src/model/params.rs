@@ -76,6 +76,13 @@ pub enum Scheme {
     Random,
     /// Random phases with every |w| = R, M as in `Random`.
     Modulus(f64),
+    /// The hand-built stall (`odd-off:R` or `odd-off:R:r`): the exact FFT on the even half (M
+    /// row 0 and every twiddle (s, i) with i even), the odd half switched off: M row 1 =
+    /// R (1, -1) and the odd twiddles at random phases with modulus r (default 1). The two
+    /// halves are independent problems (the loss is their sum), so the even bins are exact and,
+    /// at R = 0, the odd bins are exactly 0: relative operator error sqrt((N/4) / (N/2 + 1)) ->
+    /// 1/sqrt(2).
+    OddOff(f64, f64),
 }
 
 impl std::str::FromStr for Scheme {
@@ -96,9 +103,20 @@ impl std::str::FromStr for Scheme {
                         )));
                     }
                     Ok(Scheme::Modulus(v))
+                } else if let Some(rest) = s.strip_prefix("odd-off:") {
+                    let (a, b) = rest.split_once(':').unwrap_or((rest, "1"));
+                    let num = |what: &str, t: &str| -> Result<f64> {
+                        match t.parse::<f64>() {
+                            Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+                            _ => Err(Error::input(format!(
+                                "init scheme '{s}': {what} '{t}' must be a finite number >= 0 (odd-off:R or odd-off:R:r)"
+                            ))),
+                        }
+                    };
+                    Ok(Scheme::OddOff(num("R", a)?, num("r", b)?))
                 } else {
                     Err(Error::input(format!(
-                        "unknown init scheme '{s}' (accepted: seed, exact, random, modulus:R)"
+                        "unknown init scheme '{s}' (accepted: seed, exact, random, modulus:R, odd-off:R[:r])"
                     )))
                 }
             }
@@ -113,6 +131,8 @@ impl std::fmt::Display for Scheme {
             Scheme::Exact => write!(f, "exact"),
             Scheme::Random => write!(f, "random"),
             Scheme::Modulus(r) => write!(f, "modulus:{r}"),
+            Scheme::OddOff(big, r) if *r == 1.0 => write!(f, "odd-off:{big}"),
+            Scheme::OddOff(big, r) => write!(f, "odd-off:{big}:{r}"),
         }
     }
 }
@@ -201,6 +221,23 @@ impl Params {
             },
             Scheme::Random => Self::random(net, 1.0, seed),
             Scheme::Modulus(r) => Self::random(net, *r, seed),
+            Scheme::OddOff(big, r) => {
+                let random = Self::random(net, *r, seed);
+                let mut tw = exact_twiddles(net);
+                for st in net.stages() {
+                    for i in (1..st.e).step_by(2) {
+                        tw[st.offset + i] = random.tw[st.offset + i];
+                    }
+                }
+                let mut m = EXACT_M;
+                m[2] = C64::new(*big, 0.0);
+                m[3] = C64::new(-*big, 0.0);
+                Params {
+                    net: net.clone(),
+                    m,
+                    tw,
+                }
+            }
         }
     }
 

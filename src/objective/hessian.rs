@@ -312,9 +312,26 @@ pub fn lanczos(
     max_iter: usize,
     seed: u64,
 ) -> Result<(Vec<f64>, usize)> {
+    let l = lanczos_vectors(op, mask, max_iter, seed)?;
+    Ok((l.ritz, l.steps))
+}
+
+/// What [`lanczos_vectors`] found.
+#[derive(Clone, Debug)]
+pub struct Lanczos {
+    /// Ritz values, ascending.
+    pub ritz: Vec<f64>,
+    /// Steps taken.
+    pub steps: usize,
+    /// The unit Ritz vector of the smallest Ritz value.
+    pub lowest_vector: Vec<f64>,
+}
+
+/// [`lanczos`], also returning the Ritz vector of the smallest Ritz value.
+pub fn lanczos_vectors(op: impl Fn(&[f64]) -> Vec<f64>, mask: &[bool], max_iter: usize, seed: u64) -> Result<Lanczos> {
     let dim = mask.len();
     let kept = mask.iter().filter(|&&m| m).count();
-    let max_iter = max_iter.min(kept);
+    let max_iter = max_iter.min(kept).max(1);
     let mut q0 = vec![0.0; dim];
     crate::model::rng::normals(seed, crate::model::rng::Stream::Measure, u32::MAX, 0, &mut q0);
     let proj = |v: &mut [f64]| {
@@ -331,7 +348,18 @@ pub fn lanczos(
     let mut qs: Vec<Vec<f64>> = vec![q0];
     let (mut alpha, mut beta): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
     let mut last: Option<(f64, f64)> = None;
-    let mut ritz = Vec::new();
+    let tridiagonal = |alpha: &[f64], beta: &[f64]| {
+        let m = alpha.len();
+        let mut t = vec![0.0; m * m];
+        for i in 0..m {
+            t[i * m + i] = alpha[i];
+            if i + 1 < m {
+                t[i * m + i + 1] = beta[i];
+                t[(i + 1) * m + i] = beta[i];
+            }
+        }
+        t
+    };
     for it in 0..max_iter {
         let q = &qs[it];
         let mut w = op(q);
@@ -357,28 +385,36 @@ pub fn lanczos(
         }
         let b = dot(&w, &w).sqrt();
         let m = alpha.len();
-        if (m % 10 == 0) || b <= 1e-12 * a.abs().max(1e-300) || m == max_iter {
-            let mut t = vec![0.0; m * m];
-            for i in 0..m {
-                t[i * m + i] = alpha[i];
-                if i + 1 < m {
-                    t[i * m + i + 1] = beta[i];
-                    t[(i + 1) * m + i] = beta[i];
-                }
-            }
-            ritz = eigenvalues(m, &t)?;
+        let breakdown = b <= 1e-12 * a.abs().max(1e-300);
+        if (m % 10 == 0) || breakdown || m == max_iter {
+            let ritz = eigenvalues(m, &tridiagonal(&alpha, &beta))?;
             let ext = (ritz[0], ritz[m - 1]);
-            let done = b <= 1e-12 * a.abs().max(1e-300)
+            let done = breakdown
+                || m == max_iter
                 || last.is_some_and(|(lo, hi): (f64, f64)| {
                     ((ext.0 - lo) / ext.0).abs() < 1e-10 && ((ext.1 - hi) / ext.1).abs() < 1e-10
                 });
             last = Some(ext);
             if done {
-                return Ok((ritz, m));
+                let (_, vecs) = eigen(m, &tridiagonal(&alpha, &beta))?;
+                let y = &vecs[0];
+                let mut v = vec![0.0; dim];
+                for (qj, c) in qs.iter().zip(y) {
+                    for (x, q) in v.iter_mut().zip(qj) {
+                        *x += c * q;
+                    }
+                }
+                let nv = dot(&v, &v).sqrt();
+                v.iter_mut().for_each(|x| *x /= nv);
+                return Ok(Lanczos {
+                    ritz,
+                    steps: m,
+                    lowest_vector: v,
+                });
             }
         }
         beta.push(b);
         qs.push(w.iter().map(|x| x / b).collect());
     }
-    Ok((ritz, alpha.len()))
+    unreachable!("the loop returns at m == max_iter")
 }

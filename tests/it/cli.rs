@@ -468,13 +468,15 @@ fn claims_writes_its_table_into_the_readme_section() {
         .lines()
         .filter(|l| l.starts_with("| ") && !l.starts_with("| #"))
         .collect();
-    assert_eq!(rows.len(), 9, "{table}");
+    assert_eq!(rows.len(), 10, "{table}");
     for r in &rows {
         assert!(
             r.ends_with("| **holds** |") || r.ends_with("| **fails** |") || r.ends_with("| **partly** |"),
             "{r}"
         );
     }
+    // the stall row measures the hand-built point: its error is sqrt(128/257) = 0.705730
+    assert!(table.contains("error 0.705730 (sqrt(128/257) = 0.705730)"), "{table}");
     // the seed's own run is measured, not assumed: its row carries the measured error
     let at = table.find("relative operator error ").expect("seed-run figure") + "relative operator error ".len();
     let fig: f64 = table[at..].split_whitespace().next().unwrap().parse().unwrap();

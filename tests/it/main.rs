@@ -5,6 +5,7 @@
 //! every optimizer (`conformance`), determinism, resume, the measurements, the CLI, and the
 //! hostile-file corpus and fuzzer.
 
+mod anatomy;
 mod cli;
 mod conformance;
 mod determinism;
