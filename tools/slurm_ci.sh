@@ -17,10 +17,19 @@ work=$(mktemp -d /tmp/fftlearn-slurm.XXXXXX)
 chmod 755 "$work"
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  local all=("${pids[@]}")
   # munged and slurmctld write their own pid files
   for f in "$work/munged.pid" "$work/slurmctld.pid" "$work/slurmd.pid"; do
-    [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+    [ -f "$f" ] && all+=("$(cat "$f")")
+  done
+  for p in "${all[@]}"; do kill "$p" 2>/dev/null || true; done
+  # wait (up to 15 s) until they have exited: a stopping slurmctld still writes its state
+  # files, which would race the removal of the work folder
+  for _ in $(seq 150); do
+    local alive=0
+    for p in "${all[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
   done
 }
 trap cleanup EXIT
@@ -90,4 +99,4 @@ fi
 cells=$(($(wc -l < "$work/one/sweep.csv") - 1))
 echo "slurm_ci: 4-shard array job + merge: $cells cells, identical to the one-process sweep but for wall_s; submit to merged in $(echo "$end - $start" | bc) s"
 # the daemons stop on exit (trap); the work folder is kept only when something failed
-trap 'cleanup; rm -rf "$work"' EXIT
+trap 'cleanup; rm -rf "$work" 2>/dev/null || { sleep 1; rm -rf "$work"; } || true' EXIT
