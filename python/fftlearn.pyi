@@ -38,7 +38,7 @@ class Run:
     """The run directory (checkpoint.npz, metrics.csv, params.npz)."""
 
 def init(scheme: str = "seed", n: int = 512, seed: int = 0) -> Params:
-    """Parameters from an init scheme: ``seed`` (all ones), ``exact``, ``random``, ``modulus:R``."""
+    """Parameters from an init scheme: ``seed`` (all ones), ``exact``, ``random``, ``modulus:R``, ``odd-off:R[:r]`` (the hand-built stall)."""
 
 def forward(params: Params, x: npt.NDArray[np.float64]) -> npt.NDArray[np.complex128]:
     """The model's outputs (B, N/2+1) for inputs ``x`` float64 (B, N)."""

@@ -147,7 +147,7 @@ fn inputs(p: &Params, x: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
 }
 
 /// `init(scheme="seed", n=512, seed=0)`: parameters from an init scheme (seed, exact, random,
-/// modulus:R).
+/// modulus:R, odd-off:R[:r]).
 #[pyfunction]
 #[pyo3(signature = (scheme = "seed", n = 512, seed = 0))]
 fn init<'py>(py: Python<'py>, scheme: &str, n: usize, seed: u64) -> PyResult<Bound<'py, PyDict>> {
