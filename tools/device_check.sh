@@ -55,25 +55,9 @@ step() {
 say "device_check on $(hostname) $(date -u +%FT%TZ); kit $KIT"
 { uname -a; nproc; grep -m1 'model name' /proc/cpuinfo; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv 2>&1; } >>"$LOG" 2>&1
 
-# the Vulkan loader: use the system's, else unpack the carried .debs (libvulkan1 and the glvnd
-# libraries NVIDIA's ICD loads); the NVIDIA ICD file where the default search misses it
-unpack() {
-    say "unpacking the carried loader libraries"
-    for f in "$KIT"/deb/*.deb; do dpkg -x "$f" /; done
-    ldconfig
-}
-hardware() { "$FL" devices 2>>"$LOG" | grep -q '(hardware)'; }
-ldconfig -p | grep -q 'libvulkan.so.1 ' || unpack
-if ! hardware; then
-    for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json; do
-        if [ -e "$icd" ]; then
-            say "no hardware adapter with the default ICDs: VK_DRIVER_FILES=$icd"
-            export VK_DRIVER_FILES=$icd
-            break
-        fi
-    done
-fi
-hardware || { unpack; hardware || say "WARNING: no hardware adapter found; GPU rows will be software or fail"; }
+# the Vulkan loader and a hardware adapter (tools/device_vulkan.sh)
+. "$(dirname "$0")/device_vulkan.sh"
+find_hardware_adapter || say "WARNING: no hardware adapter found; GPU rows will be software or fail"
 step devices 60 "$OUT/devices.txt" "$FL" devices
 
 # 1. speed: every kernel, f32 then f64, and the peer on the same card in the same run

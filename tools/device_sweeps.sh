@@ -31,23 +31,9 @@ say() { echo "[$(($(date +%s) - T0)) s] $*" | tee -a "$LOG"; }
 
 say "device_sweeps on $(hostname) $(date -u +%FT%TZ); $(nproc) cores; kit $KIT"
 { grep -m1 'model name' /proc/cpuinfo; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1; } >>"$LOG" 2>&1
-hardware() { "$FL" devices 2>>"$LOG" | grep -q '(hardware)'; }
-unpack() {
-    say "unpacking the carried loader libraries"
-    for f in "$KIT"/deb/*.deb; do dpkg -x "$f" /; done
-    ldconfig
-}
-ldconfig -p | grep -q 'libvulkan.so.1 ' || unpack
-if ! hardware; then
-    for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json; do
-        if [ -e "$icd" ]; then
-            say "no hardware adapter with the default ICDs: VK_DRIVER_FILES=$icd"
-            export VK_DRIVER_FILES=$icd
-            break
-        fi
-    done
-fi
-hardware || say "WARNING: no hardware adapter found; the f32 jobs run on whatever adapter wgpu finds"
+# the Vulkan loader and a hardware adapter (tools/device_vulkan.sh)
+. "$(dirname "$0")/device_vulkan.sh"
+find_hardware_adapter || say "WARNING: no hardware adapter found; the f32 jobs run on whatever adapter wgpu finds"
 "$FL" devices >"$OUT/devices.txt" 2>&1
 
 # job NAME THREADS CONFIG [SHARD]: one sweep process in the background, its log into the log

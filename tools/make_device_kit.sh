@@ -5,7 +5,7 @@
 #                   the repo's target-cpu=native could fault on another CPU), stripped
 #   torch_vec.py, cpuguard.py   the peers (../shared/peers does not travel)
 #   deb/*.deb       the Vulkan loader (libvulkan1), unpacked there only if it is missing
-#   device_check.sh, device_sweeps.sh and experiments/*.toml (what the second one runs)
+#   device_check.sh, device_sweeps.sh (both source device_vulkan.sh) and experiments/*.toml (what the second one runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KIT=${1:-.device/kit}
@@ -15,7 +15,7 @@ RUSTFLAGS="-C target-cpu=x86-64-v3" cargo build --release --target-dir target/po
 cp target/portable/release/fftlearn "$KIT/fftlearn"
 strip "$KIT/fftlearn"
 cp "$PEERS/torch_vec.py" "$PEERS/cpuguard.py" "$KIT/"
-cp tools/device_check.sh tools/device_sweeps.sh "$KIT/"
+cp tools/device_check.sh tools/device_sweeps.sh tools/device_vulkan.sh "$KIT/"
 mkdir -p "$KIT/experiments"
 cp experiments/*.toml "$KIT/experiments/"
 if ! ls "$KIT"/deb/libvulkan1_*.deb >/dev/null 2>&1; then

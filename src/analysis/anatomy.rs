@@ -14,6 +14,7 @@
 //!
 //! Everything here is f64 on the CPU path and returns structs; the CLI prints them.
 
+use crate::analysis::snr::median;
 use crate::backend::cpu;
 use crate::error::Result;
 use crate::model::network::Network;
@@ -178,15 +179,6 @@ pub fn twiddle_deviation(p: &Params) -> Vec<(usize, u32, usize, C64, C64)> {
         .collect()
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    match v.len() {
-        0 => f64::NAN,
-        l if l % 2 == 1 => v[l / 2],
-        l => 0.5 * (v[l / 2 - 1] + v[l / 2]),
-    }
-}
-
 /// Per stage and half: how many twiddles are canonical, their deviation, moduli and phases.
 pub fn stages(p: &Params) -> Vec<StageHalf> {
     let dev = twiddle_deviation(p);
@@ -223,6 +215,9 @@ pub fn stages(p: &Params) -> Vec<StageHalf> {
 pub fn m_deviation(p: &Params) -> [f64; 4] {
     [0, 1, 2, 3].map(|i| (p.m[i] - EXACT_M[i]).norm())
 }
+
+/// The names of the halves, by index (0: the even bins, 1: the odd bins).
+pub const HALVES: [&str; 2] = ["even", "odd"];
 
 /// The half (0 even, 1 odd) a real parameter belongs to; `None` for the unused twiddle.
 pub fn half_of(net: &Network, j: usize) -> Option<usize> {
@@ -275,15 +270,7 @@ pub fn grad_norms(p: &Params) -> GradNorms {
 /// difference of the analytic population gradient, step `h` along v (error O(h^4): the
 /// gradient is a polynomial along any line).
 pub fn hessian_vector(p: &Params, v: &[f64], h: f64) -> Vec<f64> {
-    let at = |t: f64| {
-        let mut q = p.clone();
-        let mut f = q.flat();
-        for (c, z) in f.iter_mut().enumerate() {
-            *z += C64::new(v[2 * c], v[2 * c + 1]) * t;
-        }
-        q.set_flat(&f);
-        hessian::population_grad(&q).1
-    };
+    let at = |t: f64| hessian::population_grad(&perturbed(p, v, t)).1;
     let (g1, g_1, g2, g_2) = (at(h), at(-h), at(2.0 * h), at(-2.0 * h));
     (0..v.len())
         .map(|j| (8.0 * (g1[j] - g_1[j]) - (g2[j] - g_2[j])) / (12.0 * h))

@@ -158,7 +158,7 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
         say!(
             "  s = {:2} {}: {:5}/{:<5} max {:.3e} mean {:.3e} | |w| {:.3}/{:.3}/{:.3} | phase {:.3e}",
             s.stage,
-            if s.half == 0 { "even" } else { "odd " },
+            format!("{:4}", anatomy::HALVES[s.half]),
             s.exact,
             s.count,
             s.max_dev,
@@ -171,7 +171,7 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
         csv.push_str(&format!(
             "{},{},{},{},{:e},{:e},{:e},{:e},{:e},{:e}\n",
             s.stage,
-            if s.half == 0 { "even" } else { "odd" },
+            anatomy::HALVES[s.half],
             s.count,
             s.exact,
             s.max_dev,
@@ -262,14 +262,14 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
                     } else {
                         format!("s = {:2} ", r.group)
                     },
-                    if r.half == 0 { "even" } else { "odd " },
+                    format!("{:4}", anatomy::HALVES[r.half]),
                     r.rms,
                     r.step
                 );
                 csv.push_str(&format!(
                     "{},{},{:e},{:e}\n",
                     r.group,
-                    if r.half == 0 { "even" } else { "odd" },
+                    anatomy::HALVES[r.half],
                     r.rms,
                     r.step
                 ));
@@ -308,7 +308,12 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
         );
         for (dir, eps, start, state) in starts {
             let t0 = Instant::now();
-            let start_rel = anatomy::rel_error(&anatomy::bins(&start));
+            // the unperturbed starts are the point itself, whose error is known
+            let start_rel = if eps == 0.0 {
+                rel
+            } else {
+                anatomy::rel_error(&anatomy::bins(&start))
+            };
             let (final_rel, left, reached) = anatomy::adam_from(&start, state, &run)?;
             say!(
                 "  {dir:6} eps {eps:9.3e}: start {start_rel:.4e} -> <= {:.0e} {}, <= {:.0e} {} (final {final_rel:.3e}) [{:.1} s]",

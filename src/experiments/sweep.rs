@@ -558,23 +558,29 @@ impl Cell {
         }
     }
 
+    /// The cell's coordinates as its CSV and file names write them: n, batch, lr, init,
+    /// optimizer, precision, schedule, momentum, data, seed.
+    fn coords(&self) -> [String; 10] {
+        [
+            self.n.to_string(),
+            self.batch.to_string(),
+            format!("{:e}", self.lr),
+            self.init.to_string(),
+            self.optimizer.to_string(),
+            precision_name(self.precision).to_string(),
+            self.schedule.to_string(),
+            format!("{:e}", self.momentum),
+            self.data.to_string(),
+            self.seed.to_string(),
+        ]
+    }
+
     /// The file name (without `.npz`) of this cell's saved parameters: its coordinates, with
     /// anything but letters, digits, '.', '-' and '_' written as '_'.
     pub fn file_stem(&self) -> String {
-        let raw = format!(
-            "n{}_b{}_lr{:e}_{}_{}_{}_{}_m{:e}_{}_s{}",
-            self.n,
-            self.batch,
-            self.lr,
-            self.init,
-            self.optimizer,
-            precision_name(self.precision),
-            self.schedule,
-            self.momentum,
-            self.data,
-            self.seed
-        );
-        raw.chars()
+        let [n, b, lr, init, opt, prec, sched, m, data, seed] = self.coords();
+        format!("n{n}_b{b}_lr{lr}_{init}_{opt}_{prec}_{sched}_m{m}_{data}_s{seed}")
+            .chars()
             .map(|ch| {
                 if ch.is_ascii_alphanumeric() || "._-".contains(ch) {
                     ch
@@ -586,20 +592,7 @@ impl Cell {
     }
 
     pub(crate) fn key(&self) -> String {
-        format!(
-            "{},{},{:e},{},{},{},{},{:e},{},{},{}",
-            self.n,
-            self.batch,
-            self.lr,
-            self.init,
-            self.optimizer,
-            precision_name(self.precision),
-            self.schedule,
-            self.momentum,
-            self.data,
-            self.seed,
-            self.steps
-        )
+        format!("{},{}", self.coords().join(","), self.steps)
     }
 }
 

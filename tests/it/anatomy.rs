@@ -3,6 +3,7 @@
 //! deviation is exact on a point built with known errors; the exact Hessian-vector product
 //! matches the dense Hessian; sweeps keep the parameters of the cells asked for.
 
+use crate::sweep::sweep;
 use crate::util::{assert_error, bin, tmpdir};
 use fftlearn::analysis::anatomy;
 use fftlearn::model::network::Network;
@@ -237,13 +238,7 @@ fn sweeps_keep_the_parameters_asked_for() {
     )
     .unwrap();
     let out = d.join("a");
-    let o = bin()
-        .args(["sweep", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = sweep(&cfg, &out);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let names: Vec<String> = std::fs::read_dir(out.join("params"))
         .unwrap()
@@ -272,12 +267,6 @@ fn sweeps_keep_the_parameters_asked_for() {
     assert!(o.status.success());
     assert_eq!(std::fs::read_dir(out.join("params")).unwrap().count(), 2);
     std::fs::write(&cfg, "n = [8]\nsteps = 3\nsave_params = \"some\"\n").unwrap();
-    let o = bin()
-        .args(["sweep", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = sweep(&cfg, &out);
     assert_error(&o, 2, &["save_params", "'some'", "none, failed, all"]);
 }

@@ -25,7 +25,8 @@ fn without_wall(csv: &str) -> String {
         .join("\n")
 }
 
-fn sweep(cfg: &Path, out: &Path) -> Output {
+/// `fftlearn sweep --config CFG --out OUT`.
+pub(crate) fn sweep(cfg: &Path, out: &Path) -> Output {
     bin()
         .args(["sweep", "--config"])
         .arg(cfg)
