@@ -147,6 +147,11 @@ pub struct BenchArgs {
     /// CSV output (one row per configuration).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Cells per step, comma-separated: 1 is one lone model (what a cell-by-cell sweep runs);
+    /// more is a pack (GPU: the fused kernel, one command buffer per step for every cell; CPU:
+    /// one task per cell). Rows give cell-steps/s.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub cells: Vec<usize>,
 }
 
 /// Where the parameter point comes from.
@@ -276,6 +281,11 @@ pub struct SweepArgs {
     /// --params`, `hessian --init`, `snr --init` or `train --init`.
     #[arg(long, value_name = "none|failed|all")]
     pub save_params: Option<fftlearn::experiments::sweep::SaveParams>,
+    /// on: train cells of one N together, many per step (GPU: one command buffer per step;
+    /// CPU: one task per cell); off: one cell at a time. Every row and saved parameter file is
+    /// the same either way (but wall_s).
+    #[arg(long, value_name = "on|off", default_value = "on")]
+    pub pack: fftlearn::experiments::packs::PackMode,
 }
 
 /// `fftlearn sweep merge`.

@@ -85,6 +85,7 @@ fn sweep_cmd(a: args::SweepArgs) -> Result<()> {
     let ov = sweep::Overrides {
         out: a.out.clone(),
         save_params: a.save_params,
+        pack: a.pack,
     };
     fftlearn::interrupt::install();
     // an explicit --shard wins over the scheduler's environment
@@ -665,28 +666,33 @@ fn bench_cmd(a: crate::cli::args::BenchArgs) -> Result<()> {
         precisions: a.precision.iter().map(|&p| p.into()).collect(),
         adapter: a.adapter.clone(),
         chunk: a.chunk,
+        cells: a.cells.clone(),
     };
     say!("bench: N = {}, machine: {}", a.n, bench::machine());
     say!(
-        "{:<4} {:<6} {:<4} {:>9} {:>6} {:>12} {:>14}  adapter",
+        "{:<4} {:<6} {:<4} {:>9} {:>6} {:>6} {:>12} {:>14} {:>14}  adapter",
         "dev",
         "kernel",
         "prec",
         "batch",
+        "cells",
         "steps",
         "median s",
-        "samples/s"
+        "samples/s",
+        "cell-steps/s"
     );
     let rows = bench::run(&cfg, |r| {
         say!(
-            "{:<4} {:<6} {:<4} {:>9} {:>6} {:>12.4e} {:>14.1}  {}",
+            "{:<4} {:<6} {:<4} {:>9} {:>6} {:>6} {:>12.4e} {:>14.1} {:>14.1}  {}",
             r.device,
             r.kernel,
             r.precision,
             r.batch,
+            r.cells,
             r.steps,
             r.median_s,
             r.samples_per_s(),
+            r.cell_steps_per_s(),
             r.adapter
         );
     })?;

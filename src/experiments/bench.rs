@@ -3,7 +3,10 @@
 //! target, the forward, the loss, the backward, the reduction and the update, ended by the
 //! loss read back to the host (the step's one synchronisation). Each row is one kernel x
 //! precision x batch on one device, timed over repeated steps after a warm-up step (which
-//! compiles the shaders); it names the adapter and the machine. Returns rows; prints nothing.
+//! compiles the shaders); it names the adapter and the machine. With several cells (`--cells`),
+//! a step is one step of every cell of a pack (src/train/pack.rs: on the GPU one command
+//! buffer for all of them, on the CPU one task per cell), and a row gives cell-steps/s beside
+//! samples/s; one cell is the lone model a cell-by-cell sweep runs. Returns rows; prints nothing.
 
 use crate::backend::gpu::{context, Gpu, GpuBatch, GpuModel, Kernel, ModelOptions, Precision};
 use crate::error::{Error, Result};
@@ -11,7 +14,8 @@ use crate::model::network::Network;
 use crate::model::params::{Params, Scheme};
 use crate::model::rng::Stream;
 use crate::optim::Adam;
-use crate::train::{Backend, HostBackend};
+use crate::train::pack::{CpuPack, GpuAdamPack, PackBackend};
+use crate::train::{Backend, HostBackend, TrainConfig};
 use std::time::{Duration, Instant};
 
 /// What to measure.
@@ -35,7 +39,12 @@ pub struct BenchConfig {
     pub adapter: Option<String>,
     /// Samples per dispatch (None: each shape's default).
     pub chunk: Option<usize>,
+    /// Cells per step (1: one lone model; more: a pack, on the fused kernel on the GPU).
+    pub cells: Vec<usize>,
 }
+
+/// The most cells `bench --cells` takes (a pack's rows are one dispatch dimension).
+pub const MAX_CELLS: usize = 65_535;
 
 /// One measured configuration.
 #[derive(Clone, Debug)]
@@ -50,8 +59,10 @@ pub struct Row {
     pub precision: String,
     /// N.
     pub n: usize,
-    /// Samples per step.
+    /// Samples per step, per cell.
     pub batch: usize,
+    /// Cells per step.
+    pub cells: usize,
     /// Timed steps.
     pub steps: usize,
     /// Median seconds per step.
@@ -63,28 +74,34 @@ pub struct Row {
 }
 
 impl Row {
-    /// Samples per second at the median step.
+    /// Samples per second at the median step (every cell's).
     pub fn samples_per_s(&self) -> f64 {
-        self.batch as f64 / self.median_s
+        (self.cells * self.batch) as f64 / self.median_s
+    }
+    /// Cell-steps per second at the median step.
+    pub fn cell_steps_per_s(&self) -> f64 {
+        self.cells as f64 / self.median_s
     }
     /// The CSV header.
     pub const HEADER: &'static str =
-        "device,adapter,kernel,precision,n,batch,steps,median_s,best_s,samples_per_s,samples_per_s_best,machine";
+        "device,adapter,kernel,precision,n,batch,cells,steps,median_s,best_s,samples_per_s,samples_per_s_best,cell_steps_per_s,machine";
     /// One CSV line (text fields quoted).
     pub fn csv(&self) -> String {
         format!(
-            "{},\"{}\",{},{},{},{},{},{:.6e},{:.6e},{:.1},{:.1},\"{}\"",
+            "{},\"{}\",{},{},{},{},{},{},{:.6e},{:.6e},{:.1},{:.1},{:.1},\"{}\"",
             self.device,
             self.adapter.replace('"', "'"),
             self.kernel,
             self.precision,
             self.n,
             self.batch,
+            self.cells,
             self.steps,
             self.median_s,
             self.best_s,
             self.samples_per_s(),
-            self.batch as f64 / self.best_s,
+            (self.cells * self.batch) as f64 / self.best_s,
+            self.cell_steps_per_s(),
             self.machine.replace('"', "'")
         )
     }
@@ -124,43 +141,82 @@ fn time_steps(min_steps: usize, min_time: f64, mut step: impl FnMut(u32) -> Resu
     Ok((times.len(), times[times.len() / 2], times[0]))
 }
 
+/// The configs of `cells` cells of Adam at lr 1e-3 on minibatches of `batch`, data seeds
+/// 42, 43, ... (their own streams), at `n`.
+fn cell_configs(n: usize, batch: usize, cells: usize, backend: crate::train::BackendKind) -> Vec<TrainConfig> {
+    (0..cells)
+        .map(|c| TrainConfig {
+            n,
+            lr: 1e-3,
+            batch,
+            seed: 42 + c as u64,
+            backend,
+            ..TrainConfig::default()
+        })
+        .collect()
+}
+
 /// Run every configuration; `each` sees every row as it is measured.
 pub fn run(cfg: &BenchConfig, mut each: impl FnMut(&Row)) -> Result<Vec<Row>> {
+    if let Some(&c) = cfg.cells.iter().find(|&&c| c == 0 || c > MAX_CELLS) {
+        return Err(Error::input(format!("--cells {c}: each count must be 1..={MAX_CELLS}")));
+    }
+    if cfg.cells.iter().any(|&c| c > 1) {
+        if let Some(k) = cfg.kernels.iter().flatten().find(|&&k| k != Kernel::Fused) {
+            return Err(Error::input(format!(
+                "--cells above 1 runs packs, on the fused kernel; --kernel {} runs one cell (use --kernel fused or auto)",
+                k.name()
+            )));
+        }
+    }
     let net = Network::new(cfg.n)?;
     let p = Params::init(&net, &Scheme::Seed, 0);
     let machine = machine();
     let mut rows = Vec::new();
-    let mut record =
-        |device: &str, adapter: String, kernel: &str, precision: &str, batch: usize, t: (usize, f64, f64)| {
-            let r = Row {
-                device: device.into(),
-                adapter,
-                kernel: kernel.into(),
-                precision: precision.into(),
-                n: cfg.n,
-                batch,
-                steps: t.0,
-                median_s: t.1,
-                best_s: t.2,
-                machine: machine.clone(),
-            };
-            each(&r);
-            rows.push(r);
+    let mut record = |device: &str,
+                      adapter: String,
+                      kernel: &str,
+                      precision: &str,
+                      batch: usize,
+                      cells: usize,
+                      t: (usize, f64, f64)| {
+        let r = Row {
+            device: device.into(),
+            adapter,
+            kernel: kernel.into(),
+            precision: precision.into(),
+            n: cfg.n,
+            batch,
+            cells,
+            steps: t.0,
+            median_s: t.1,
+            best_s: t.2,
+            machine: machine.clone(),
         };
+        each(&r);
+        rows.push(r);
+    };
     let seed = 42;
     if cfg.cpu {
         let threads = rayon::current_num_threads();
-        for &b in &cfg.batches {
-            let mut be = HostBackend::cpu_adam(p.clone(), 1e-3, b, seed);
-            let t = time_steps(cfg.min_steps, cfg.min_time, |t| be.step(t))?;
-            record("cpu", format!("cpu f64 ({threads} threads)"), "-", "f64", b, t);
+        for &cells in &cfg.cells {
+            for &b in &cfg.batches {
+                let t = if cells == 1 {
+                    let mut be = HostBackend::cpu_adam(p.clone(), 1e-3, b, seed);
+                    time_steps(cfg.min_steps, cfg.min_time, |t| be.step(t))?
+                } else {
+                    let configs = cell_configs(cfg.n, b, cells, crate::train::BackendKind::CpuF64);
+                    let mut pack = CpuPack::new(configs.into_iter().map(|c| (c, p.clone())).collect())?;
+                    time_pack(cfg, &mut pack)?
+                };
+                record("cpu", format!("cpu f64 ({threads} threads)"), "-", "f64", b, cells, t);
+            }
         }
     }
     if !cfg.kernels.is_empty() {
         let adapter = context::pick(cfg.adapter.as_deref(), true)?;
         for &prec in &cfg.precisions {
             for &kernel in &cfg.kernels {
-                let g = Gpu::open(&adapter, prec == Precision::F64)?;
                 let opts = ModelOptions {
                     prec,
                     kernel,
@@ -168,25 +224,56 @@ pub fn run(cfg: &BenchConfig, mut each: impl FnMut(&Row)) -> Result<Vec<Row>> {
                     int64: true,
                     fused_shape: None,
                 };
-                let m = GpuModel::with_options(g, &p, opts)?;
-                for &b in &cfg.batches {
-                    m.set_params(&p);
-                    let adam = Adam::new(1e-3);
-                    let mut tt = 0u64;
-                    let t = time_steps(cfg.min_steps, cfg.min_time, |t| {
-                        tt += 1;
-                        let batch = GpuBatch::Gaussian {
-                            seed,
-                            stream: Stream::Data,
-                            step: t,
-                            size: b,
-                        };
-                        m.adam_step(&batch, &adam.hyper(), tt)
-                    })?;
-                    record("gpu", m.gpu().name(), m.kernel().name(), prec.wgsl(), b, t);
+                for &cells in &cfg.cells {
+                    if cells > 1 {
+                        for &b in &cfg.batches {
+                            let g = Gpu::open(&adapter, prec == Precision::F64)?;
+                            let m = GpuModel::pack(g, &vec![p.clone(); cells], opts, b)?;
+                            let (name, kname) = (m.gpu().name(), m.kernel().name());
+                            let backend = match prec {
+                                Precision::F32 => crate::train::BackendKind::GpuF32,
+                                Precision::F64 => crate::train::BackendKind::GpuF64,
+                            };
+                            let mut pack = GpuAdamPack::new(m, &cell_configs(cfg.n, b, cells, backend))?;
+                            let t = time_pack(cfg, &mut pack)?;
+                            record("gpu", name, kname, prec.wgsl(), b, cells, t);
+                        }
+                        continue;
+                    }
+                    let g = Gpu::open(&adapter, prec == Precision::F64)?;
+                    let m = GpuModel::with_options(g, &p, opts)?;
+                    for &b in &cfg.batches {
+                        m.set_params(&p);
+                        let adam = Adam::new(1e-3);
+                        let mut tt = 0u64;
+                        let t = time_steps(cfg.min_steps, cfg.min_time, |t| {
+                            tt += 1;
+                            let batch = GpuBatch::Gaussian {
+                                seed,
+                                stream: Stream::Data,
+                                step: t,
+                                size: b,
+                            };
+                            m.adam_step(&batch, &adam.hyper(), tt)
+                        })?;
+                        record("gpu", m.gpu().name(), m.kernel().name(), prec.wgsl(), b, 1, t);
+                    }
                 }
             }
         }
     }
     Ok(rows)
+}
+
+/// Time steps of every cell of `pack` (the step's loss: the first cell's).
+fn time_pack(cfg: &BenchConfig, pack: &mut dyn PackBackend) -> Result<(usize, f64, f64)> {
+    let cells = pack.len();
+    time_steps(cfg.min_steps, cfg.min_time, |t| {
+        let rows: Vec<(usize, u32)> = (0..cells).map(|c| (c, t)).collect();
+        let l = pack.step(&rows)?;
+        l.first()
+            .copied()
+            .flatten()
+            .ok_or_else(|| Error::interrupted("bench interrupted"))
+    })
 }

@@ -1,7 +1,8 @@
 //! Whole experiments built from training runs and measurements: the learnability grid
-//! ([`sweep`], cut into cluster shards and merged by [`shard`]), the seed document's claims ([`claims`]) and step throughput ([`mod@bench`]).
+//! ([`sweep`], its cells run in [`packs`], cut into cluster shards and merged by [`shard`]), the seed document's claims ([`claims`]) and step throughput ([`mod@bench`]).
 
 pub mod bench;
 pub mod claims;
+pub mod packs;
 pub mod shard;
 pub mod sweep;

@@ -183,7 +183,7 @@ pub fn run(path: &Path, ov: &sweep::Overrides, s: Shard, log: &mut dyn Write) ->
                 )));
             }
         }
-        rows = done.into_iter().map(|(i, r)| format!("{i},{r},{hash}")).collect();
+        rows = done.into_iter().map(|(_, r)| r).collect();
         writeln!(
             log,
             "[sweep] shard {s}: resuming, {} of {} cells done",
@@ -199,31 +199,27 @@ pub fn run(path: &Path, ov: &sweep::Overrides, s: Shard, log: &mut dyn Write) ->
         mine.iter().map(|&i| cost(&cells[i])).sum::<f64>(),
         cells.iter().map(cost).sum::<f64>()
     )?;
-    let mut gpu = None;
-    for (k, &i) in mine.iter().enumerate().skip(rows.len()) {
-        let cell = &cells[i];
-        let ck = dir.join(format!("{}-of-{}.cell.npz", s.index, s.count));
-        let o = match sweep::run_cell(cell, &c, &mut gpu, &ck) {
-            Ok(o) => o,
-            Err(e) if e.kind() == crate::error::Kind::Interrupted => {
-                return Err(Error::interrupted(format!(
-                    "sweep shard {s} interrupted in cell {i}: {} of its {} cells are in {}; rerun the same command to resume",
-                    rows.len(),
-                    mine.len(),
-                    csv_path.display()
-                )))
-            }
-            Err(e) => return Err(e.context(format!("sweep cell {i} ({})", cell.label()))),
-        };
-        writeln!(log, "{}", sweep::progress(k, mine.len(), cell, &o))?;
-        rows.push(format!("{i},{},{hash}", sweep::row(cell, &o)));
+    let mut write = |rows: &[String]| {
         let mut csv = shard_header();
         csv.push('\n');
-        for r in &rows {
-            csv.push_str(r);
-            csv.push('\n');
+        for (r, i) in rows.iter().zip(&mine) {
+            csv.push_str(&format!("{i},{r},{hash}\n"));
         }
-        npy::write_text(&csv_path, &csv)?;
+        npy::write_text(&csv_path, &csv)
+    };
+    let running = dir.join(format!("{}-of-{}.running", s.index, s.count));
+    match super::packs::run(&c, &cells, &mine, &mut rows, &running, ov.pack, log, &mut write) {
+        Ok(()) => {}
+        Err(e) if e.kind() == crate::error::Kind::Interrupted => {
+            return Err(Error::interrupted(format!(
+                "sweep shard {s} interrupted: {} of its {} cells are in {}, the running ones checkpointed in {}; rerun the same command to resume",
+                rows.len(),
+                mine.len(),
+                csv_path.display(),
+                running.display()
+            )))
+        }
+        Err(e) => return Err(e),
     }
     writeln!(log, "[sweep] shard {s}: done; wrote {}", csv_path.display())?;
     Ok(())

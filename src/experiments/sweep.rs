@@ -132,7 +132,7 @@ impl std::str::FromStr for SaveParams {
 }
 
 impl SaveParams {
-    fn wants(self, status: &str) -> bool {
+    pub(crate) fn wants(self, status: &str) -> bool {
         match self {
             SaveParams::None => false,
             SaveParams::Failed => status != "success",
@@ -513,7 +513,7 @@ pub struct Cell {
 }
 
 /// The sweep name of a backend: f64 (the CPU path) or f32 (the GPU path).
-fn precision_name(b: BackendKind) -> &'static str {
+pub(crate) fn precision_name(b: BackendKind) -> &'static str {
     match b {
         BackendKind::CpuF64 => "f64",
         BackendKind::GpuF32 => "f32",
@@ -538,7 +538,7 @@ impl Cell {
         )
     }
 
-    fn train_config(&self, c: &SweepConfig) -> TrainConfig {
+    pub(crate) fn train_config(&self, c: &SweepConfig) -> TrainConfig {
         TrainConfig {
             n: self.n,
             steps: self.steps,
@@ -596,9 +596,9 @@ impl Cell {
     }
 }
 
-/// The running cell's checkpoint in an unsharded sweep's directory (a shard keeps
-/// `shards/I-of-N.cell.npz`).
-pub const CELL_CHECKPOINT: &str = "running-cell.npz";
+/// The running state of an unsharded sweep (checkpoints of interrupted cells, rows finished
+/// ahead of the CSV; src/experiments/packs.rs); a shard keeps `shards/I-of-N.running`.
+pub const RUNNING: &str = "running";
 
 /// The CSV header.
 pub const HEADER: &str = "n,batch,lr,init,optimizer,precision,schedule,momentum,data,seed,steps,status,steps_to_success,samples_to_success,final_rel_err,final_loss,backend,wall_s";
@@ -749,13 +749,15 @@ pub(crate) fn row(cell: &Cell, o: &Outcome) -> String {
     )
 }
 
-/// What the command line overrides in a sweep config.
+/// What the command line overrides in a sweep config, and how the cells run.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
     /// `--out`.
     pub out: Option<PathBuf>,
     /// `--save-params`.
     pub save_params: Option<SaveParams>,
+    /// `--pack`: cells in packs (default) or one by one; no effect on any result.
+    pub pack: super::packs::PackMode,
 }
 
 /// The config at `path` (with the command line's overrides), and its text.
@@ -840,29 +842,29 @@ pub fn run(path: &Path, ov: &Overrides, log: &mut dyn Write) -> Result<()> {
     } else {
         npy::write_text(&copy, &text)?;
     }
-    let mut gpu = None;
-    for (i, cell) in cells.iter().enumerate().skip(rows.len()) {
-        let o = match run_cell(cell, &c, &mut gpu, &c.out.join(CELL_CHECKPOINT)) {
-            Ok(o) => o,
-            Err(e) if e.kind() == crate::error::Kind::Interrupted => {
-                return Err(Error::interrupted(format!(
-                    "sweep interrupted in cell {i} of {}: {} cells are in {}; rerun the same command to resume",
-                    cells.len(),
-                    rows.len(),
-                    csv_path.display()
-                )))
-            }
-            Err(e) => return Err(e.context(format!("sweep cell {i} ({})", cell.label()))),
-        };
-        writeln!(log, "{}", progress(i, cells.len(), cell, &o))?;
-        rows.push(row(cell, &o));
+    let order: Vec<usize> = (0..cells.len()).collect();
+    let mut write = |rows: &[String]| {
         let mut csv = String::from(HEADER);
         csv.push('\n');
-        for r in &rows {
+        for r in rows {
             csv.push_str(r);
             csv.push('\n');
         }
-        npy::write_text(&csv_path, &csv)?;
+        npy::write_text(&csv_path, &csv)
+    };
+    let running = c.out.join(RUNNING);
+    match super::packs::run(&c, &cells, &order, &mut rows, &running, ov.pack, log, &mut write) {
+        Ok(()) => {}
+        Err(e) if e.kind() == crate::error::Kind::Interrupted => {
+            return Err(Error::interrupted(format!(
+                "sweep interrupted: {} of {} cells are in {}, the running ones checkpointed in {}; rerun the same command to resume",
+                rows.len(),
+                cells.len(),
+                csv_path.display(),
+                running.display()
+            )))
+        }
+        Err(e) => return Err(e),
     }
     maps(&c, &cells, &rows)?;
     writeln!(

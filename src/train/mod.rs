@@ -1,11 +1,12 @@
 //! Training: the typed run config ([`config`]), metrics rows ([`metrics`]), checkpoints
 //! ([`checkpoint`]), the steppers ([`stepper`]) and the one step loop ([`drive`]) that `train`,
-//! `sweep` and `claims` all run; [`run`] is `train`'s use of it (log, metrics.csv,
+//! `sweep` and `claims` all run, and its form for many cells in lockstep ([`pack`]); [`run`] is `train`'s use of it (log, metrics.csv,
 //! checkpoints, params.npz).
 
 pub mod checkpoint;
 pub mod config;
 pub mod metrics;
+pub mod pack;
 pub mod stepper;
 
 pub use checkpoint::Checkpoint;
@@ -110,18 +111,7 @@ pub fn drive(span: Span, backend: &mut dyn Backend, obs: &mut dyn Observer) -> R
             Err(e) => return Err(e),
         };
         let first = *first_loss.get_or_insert(loss);
-        let finite = backend.params_finite();
-        if !loss.is_finite() || loss > span.max_loss_ratio * first || !finite {
-            let why = if !loss.is_finite() {
-                format!("loss is {loss}")
-            } else if !finite {
-                "a parameter is not finite after the update".to_string()
-            } else {
-                format!(
-                    "loss {loss:.3e} exceeds {:e} x the step-1 loss {first:.3e} (--max-loss-ratio)",
-                    span.max_loss_ratio
-                )
-            };
+        if let Some(why) = divergence(loss, first, backend.params_finite(), span.max_loss_ratio) {
             return Ok(End::Diverged { step, loss, why });
         }
         let last = step == span.steps;
@@ -143,6 +133,22 @@ pub fn drive(span: Span, backend: &mut dyn Backend, obs: &mut dyn Observer) -> R
         }
     }
     Ok(End::Finished)
+}
+
+/// Why a step's `loss` (the first step's: `first`) is divergence, if it is: not finite, a
+/// parameter not finite after the update, or a loss above `ratio` x the first.
+pub(crate) fn divergence(loss: f64, first: f64, finite: bool, ratio: f64) -> Option<String> {
+    if !loss.is_finite() {
+        Some(format!("loss is {loss}"))
+    } else if !finite {
+        Some("a parameter is not finite after the update".to_string())
+    } else if loss > ratio * first {
+        Some(format!(
+            "loss {loss:.3e} exceeds {ratio:e} x the step-1 loss {first:.3e} (--max-loss-ratio)"
+        ))
+    } else {
+        None
+    }
 }
 
 /// An observer that evaluates the relative operator error every `every` steps (and at the
@@ -177,16 +183,30 @@ impl UntilThreshold {
     }
 }
 
-impl Observer for UntilThreshold {
-    fn after_step(&mut self, s: &StepInfo, backend: &mut dyn Backend) -> Result<Flow> {
+impl UntilThreshold {
+    /// Record step `s`; whether an evaluation is due after it (every `every` steps and at the
+    /// last).
+    pub fn record(&mut self, s: &StepInfo) -> bool {
         self.loss = s.loss;
         self.first_loss = Some(s.first_loss);
-        if s.step.is_multiple_of(self.every) || s.last {
-            self.rel = cpu::rel_operator_error(&backend.params()?);
-            if self.rel <= self.threshold {
-                self.reached = Some(s.step);
-                return Ok(Flow::Stop);
-            }
+        s.step.is_multiple_of(self.every) || s.last
+    }
+
+    /// The evaluation after step `step` gave `rel`: stop at the threshold.
+    pub fn judge(&mut self, step: u32, rel: f64) -> Flow {
+        self.rel = rel;
+        if rel <= self.threshold {
+            self.reached = Some(step);
+            return Flow::Stop;
+        }
+        Flow::Continue
+    }
+}
+
+impl Observer for UntilThreshold {
+    fn after_step(&mut self, s: &StepInfo, backend: &mut dyn Backend) -> Result<Flow> {
+        if self.record(s) {
+            return Ok(self.judge(s.step, cpu::rel_operator_error(&backend.params()?)));
         }
         Ok(Flow::Continue)
     }

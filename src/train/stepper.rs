@@ -65,7 +65,7 @@ impl Population {
 
 /// The identity batch's loss and gradient scaled to the population loss E_x (1/K) |(W - F) x|^2
 /// (N times the identity batch's).
-fn to_population(mut g: Grad, n: usize) -> Grad {
+pub(crate) fn to_population(mut g: Grad, n: usize) -> Grad {
     let n = n as f64;
     g.loss *= n;
     for z in g.m.iter_mut().chain(g.tw.iter_mut()) {
@@ -142,6 +142,29 @@ impl HostBackend {
         }
         b.source = Source::Multi(multi);
         Ok(b)
+    }
+
+    /// The update of step `step` from its loss and gradient `g` (a gradient optimizer; a
+    /// finite loss): what [`Backend::step`] does after taking the gradient. A GPU pack takes
+    /// every cell's gradient in one step and updates each cell's host state with this.
+    pub fn update(&mut self, step: u32, g: &Grad) -> Result<f64> {
+        let Method::Grad(upd) = &mut self.method else {
+            return Err(Error::runtime(format!(
+                "optimizer '{}' takes no gradient step",
+                self.method.optimizer()
+            )));
+        };
+        let diag = upd
+            .needs_curvature()
+            .then(|| gn_diagonal(&self.p, self.pop.get(&self.p.net)));
+        let lr = self.schedule.lr(self.lr, step, self.total);
+        upd.apply(&mut self.p, g, lr, diag.as_deref());
+        Ok(g.loss)
+    }
+
+    /// The parameters, without a copy.
+    pub fn params_ref(&self) -> &Params {
+        &self.p
     }
 
     /// Adam at a constant `lr` on Gaussian minibatches (the seed's setting) on the CPU path.
@@ -241,17 +264,12 @@ impl Backend for HostBackend {
             size: self.batch,
         };
         let loss = match &mut self.method {
-            Method::Grad(upd) => {
+            Method::Grad(_) => {
                 let g = gradient(&self.source, &self.p, &mut self.pop, self.population_data, batch)?;
                 if !g.loss.is_finite() {
                     return Ok(f64::NAN);
                 }
-                let diag = upd
-                    .needs_curvature()
-                    .then(|| gn_diagonal(&self.p, self.pop.get(&self.p.net)));
-                let lr = self.schedule.lr(self.lr, step, self.total);
-                upd.apply(&mut self.p, &g, lr, diag.as_deref());
-                g.loss
+                self.update(step, &g)?
             }
             Method::Als { step: t } => {
                 *t += 1;
@@ -296,7 +314,7 @@ impl Backend for HostBackend {
     }
 }
 
-fn adam_state(s: &OptState, len: usize) -> Result<AdamState> {
+pub(crate) fn adam_state(s: &OptState, len: usize) -> Result<AdamState> {
     let get = |name: &str| {
         s.slot(name)
             .filter(|v| v.len() == len)

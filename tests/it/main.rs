@@ -13,6 +13,7 @@ mod fuzz_loader;
 mod gpu;
 mod hostile;
 mod measure;
+mod packs;
 mod reference;
 mod resume;
 mod safety;

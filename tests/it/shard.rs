@@ -180,14 +180,18 @@ fn a_preempted_cell_resumes_mid_cell_to_the_same_row() {
         let r = child.wait_with_output().unwrap();
         assert_eq!(r.status.code(), Some(143), "{}", String::from_utf8_lossy(&r.stderr));
         let ck = match shard {
-            Some(_) => out.join("shards/0-of-1.cell.npz"),
-            None => out.join("running-cell.npz"),
+            Some(_) => out.join("shards/0-of-1.running/0.npz"),
+            None => out.join("running/0.npz"),
         };
         let k = fftlearn::train::checkpoint::Checkpoint::load(&ck).unwrap();
         assert!(k.step > 0 && k.step < 2500, "checkpoint at step {}", k.step);
         let r = bin().args(&args).output().unwrap();
         assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
         assert!(!ck.exists(), "the cell checkpoint is removed once the cell ends");
+        assert!(
+            !ck.parent().unwrap().exists(),
+            "and the running state once the sweep ends"
+        );
         if shard.is_some() {
             assert!(sweep(&["merge", &o]).status.success());
         }

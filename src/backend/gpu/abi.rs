@@ -68,8 +68,28 @@ impl Job {
     }
 }
 
+/// One cell's row of a step's cell table (a storage buffer of `vec4<u32>`, one row per cell
+/// the step runs): `slot` is where the cell's parameters, moments and accumulators live
+/// (`params[slot * NP ..]`, `moments[slot * 2 NP ..]`, `acc[slot * 2 NP1 ..]`); `seed` and
+/// `step` are its Philox key and counter word 2 (the fused kernel; lane/group read the job's).
+/// Row y's hyper-parameters are `hyper[y * HYL ..]`, its partials `partial[(y NP1 + j) groups + g]`
+/// and its loss `losses[y]`. A single model is a table of one row at slot 0.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Default, Debug, PartialEq, Eq)]
+pub struct CellRow {
+    /// Storage slot of the cell's state.
+    pub slot: u32,
+    /// Data seed, low 32 bits.
+    pub seed_lo: u32,
+    /// Data seed, high 32 bits.
+    pub seed_hi: u32,
+    /// Training step (Philox counter word 2).
+    pub step: u32,
+}
+
 /// The hyper-parameters of a step, uploaded as an array of reals whose indices are emitted as
-/// WGSL constants (`HY_SCALE`, ...).
+/// WGSL constants (`HY_SCALE`, ...): one array of [`Hyper::LEN`] reals per cell of the step
+/// (`HYL` in WGSL), in the order of the step's cell table.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Hyper {
     /// Loss-gradient scale 2 / (B K).
@@ -139,17 +159,18 @@ const MULHILO_INT64: &str = "fn mulhilo(a: u32, b: u32) -> vec2<u32> {
 }
 ";
 
-/// The WGSL source of one module: constants, `Job`, hyper indices, `mulhilo`, common.wgsl,
-/// then `body`. `chunk` is the per-chunk sample stride of the lane/group layouts.
+/// The WGSL source of one module: constants (`NP1` = NP + 1 accumulators per cell, `HYL`
+/// hyper reals per cell), `Job`, hyper indices, `mulhilo`, common.wgsl, then `body`. `chunk` is the per-chunk sample stride of the lane/group layouts.
 pub fn source(net: &Network, prec: Precision, chunk: usize, int64: bool, body: &str) -> String {
     format!(
-        "alias R = {};\nconst N: u32 = {}u;\nconst H: u32 = {}u;\nconst K: u32 = {}u;\nconst LOG2: u32 = {}u;\nconst NP: u32 = {}u;\nconst C: u32 = {}u;\n{}{}{}\n{COMMON}\n{body}",
+        "alias R = {};\nconst N: u32 = {}u;\nconst H: u32 = {}u;\nconst K: u32 = {}u;\nconst LOG2: u32 = {}u;\nconst NP: u32 = {}u;\nconst NP1: u32 = NP + 1u;\nconst HYL: u32 = {}u;\nconst C: u32 = {}u;\n{}{}{}\n{COMMON}\n{body}",
         prec.wgsl(),
         net.n(),
         net.half(),
         net.bins(),
         net.log2(),
         4 + net.n_twiddles(),
+        Hyper::LEN,
         chunk,
         Job::wgsl(),
         Hyper::wgsl(),

@@ -46,14 +46,17 @@ pub const MIN_SAMPLES_PER_TEAM: u32 = 32;
 pub const HARDWARE_SHAPE: (u32, u32) = (3, 64);
 /// See [`HARDWARE_SHAPE`].
 pub const CPU_SHAPE: (u32, u32) = (5, 8);
-/// `combine`: one workgroup per parameter (and the loss) sums the partials of every workgroup
-/// with a fixed tree and adds the result to the step accumulator (both strategies).
+/// `combine`: one workgroup per parameter (and the loss) and cell sums the partials of the
+/// cell's workgroups with a fixed tree and adds the result to the cell's step accumulator;
+/// the loss also goes to `losses[y]`, so a step reads every cell's loss in one copy.
 const COMBINE: &str = "@compute @workgroup_size(CWG)
 fn combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) u: u32) {
     let j = wid.x;
+    let y = wid.y;
+    let a = cells[y].x * 2u * NP1 + 2u * j;
     var s = vec2<R>(0.0, 0.0);
     for (var g = u; g < job.groups; g = g + CWG) {
-        s = s + partial[j * job.groups + g];
+        s = s + partial[(y * NP1 + j) * job.groups + g];
     }
     wre[u] = s.x;
     wim[u] = s.y;
@@ -66,11 +69,45 @@ fn combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
         workgroupBarrier();
     }
     if (u == 0u) {
-        acc[2u * j] = acc[2u * j] + vec2<R>(wre[0], wim[0]);
-        acc[2u * j + 1u] = vec2<R>(0.0, 0.0);
+        // a step's first dispatch starts the accumulator (no clear of the whole buffer)
+        let total = select(acc[a], vec2<R>(0.0, 0.0), job.base == 0u) + vec2<R>(wre[0], wim[0]);
+        acc[a] = total;
+        acc[a + 1u] = vec2<R>(0.0, 0.0);
+        if (j == NP) {
+            losses[y] = total.x;
+        }
     }
 }
 ";
+
+/// `combine_small`: where a dispatch has at most [`SMALL_COMBINE`] workgroups per cell (small
+/// batches, the common case of a learnability map), one invocation per parameter (and the
+/// loss) and cell adds the cell's partials in workgroup order: no barrier and no workgroup per
+/// parameter, which on CPU-type adapters costs more than the sums. The choice depends on the
+/// batch alone, so a cell takes the same one alone and in a pack.
+const COMBINE_SMALL: &str = "@compute @workgroup_size(64)
+fn combine_small(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let j = gid.x;
+    if (j >= NP1) {
+        return;
+    }
+    let y = gid.y;
+    let a = cells[y].x * 2u * NP1 + 2u * j;
+    var s = vec2<R>(0.0, 0.0);
+    for (var g = 0u; g < job.groups; g = g + 1u) {
+        s = s + partial[(y * NP1 + j) * job.groups + g];
+    }
+    let total = select(acc[a], vec2<R>(0.0, 0.0), job.base == 0u) + s;
+    acc[a] = total;
+    acc[a + 1u] = vec2<R>(0.0, 0.0);
+    if (j == NP) {
+        losses[y] = total.x;
+    }
+}
+";
+
+/// Most workgroups per cell whose partials `combine_small` sums (above it, `combine`'s tree).
+pub const SMALL_COMBINE: u32 = 16;
 
 /// Invocations of a `combine` workgroup (a power of two) on hardware GPUs and on CPU-type
 /// adapters, where each of them costs a coroutine switch per barrier of the tree.
@@ -383,6 +420,8 @@ impl Gen<'_> {
 @group(0) @binding(6) var<storage, read> hyper: array<R>;
 @group(0) @binding(7) var<storage, read> gather: array<u32>;
 @group(0) @binding(8) var<storage, read_write> acc: array<vec2<R>>;
+@group(0) @binding(9) var<storage, read> cells: array<vec4<u32>>;
+@group(0) @binding(10) var<storage, read_write> losses: array<R>;
 var<workgroup> wre: array<R, WGM>;
 var<workgroup> wim: array<R, WGM>;
 
@@ -400,7 +439,9 @@ fn swz(a: u32) -> u32 {
         );
         self.line("@compute @workgroup_size(WG)\nfn train_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {");
         self.line("    let tm = lid / TS;\n    let t = lid % TS;\n    let toff = tm * (WGM / TEAMS);\n    let team_base = (wid.x * TEAMS + tm) * job.spt;");
-        self.line("    let scale = hyper[HY_SCALE];\n    let m0 = params[0];\n    let m1 = params[1];\n    let m2 = params[2];\n    let m3 = params[3];");
+        // the cell: row wid.y of the step's cell table (src/backend/gpu/abi.rs, CellRow)
+        self.line("    let cell = cells[wid.y];\n    let pb = cell.x * NP;\n    let pout = wid.y * NP1;");
+        self.line("    let scale = hyper[wid.y * HYL + HY_SCALE];\n    let m0 = params[pb];\n    let m1 = params[pb + 1u];\n    let m2 = params[pb + 2u];\n    let m3 = params[pb + 3u];");
         let np = p.passes.len();
         for (pi, pass) in p.passes.iter().enumerate() {
             let lo = pass.lo;
@@ -432,7 +473,7 @@ fn swz(a: u32) -> u32 {
             }
         }
         self.line("    var lossacc = R(0.0);");
-        self.line("    let key = vec2<u32>(job.seed_lo, job.seed_hi);");
+        self.line("    let key = vec2<u32>(cell.y, cell.z);");
         self.line("    for (var it = 0u; it < job.spt; it = it + 1u) {");
         self.line("        let s = team_base + it;\n        let valid = s < job.count;\n        let sc = select(R(0.0), scale, valid);\n        let sx = min(s, job.count - 1u);");
         // inputs
@@ -448,7 +489,7 @@ fn swz(a: u32) -> u32 {
             // one invocation per sample: value k is element k, straight from Philox
             for kb in 0..n / 4 {
                 self.line(format!(
-                    "            {{\n                let r = philox(vec4<u32>({kb}u, job.sample0 + job.base + s, job.step, job.stream), key);\n                let z0 = box_muller(r.x, r.y);\n                let z1 = box_muller(r.z, r.w);\n                x{} = R(z0.x);\n                x{} = R(z0.y);\n                x{} = R(z1.x);\n                x{} = R(z1.y);\n            }}",
+                    "            {{\n                let r = philox(vec4<u32>({kb}u, job.sample0 + job.base + s, cell.w, job.stream), key);\n                let z0 = box_muller(r.x, r.y);\n                let z1 = box_muller(r.z, r.w);\n                x{} = R(z0.x);\n                x{} = R(z0.y);\n                x{} = R(z1.x);\n                x{} = R(z1.y);\n            }}",
                     4 * kb,
                     4 * kb + 1,
                     4 * kb + 2,
@@ -458,7 +499,7 @@ fn swz(a: u32) -> u32 {
         } else {
             for j in 0..rr / 4 {
                 self.line(format!(
-                    "            {{\n                let kb = t + {}u;\n                let r = philox(vec4<u32>(kb, job.sample0 + job.base + s, job.step, job.stream), key);\n                let z0 = box_muller(r.x, r.y);\n                let z1 = box_muller(r.z, r.w);\n                wre[toff + swz(4u * kb)] = R(z0.x);\n                wre[toff + swz(4u * kb + 1u)] = R(z0.y);\n                wre[toff + swz(4u * kb + 2u)] = R(z1.x);\n                wre[toff + swz(4u * kb + 3u)] = R(z1.y);\n            }}",
+                    "            {{\n                let kb = t + {}u;\n                let r = philox(vec4<u32>(kb, job.sample0 + job.base + s, cell.w, job.stream), key);\n                let z0 = box_muller(r.x, r.y);\n                let z1 = box_muller(r.z, r.w);\n                wre[toff + swz(4u * kb)] = R(z0.x);\n                wre[toff + swz(4u * kb + 1u)] = R(z0.y);\n                wre[toff + swz(4u * kb + 2u)] = R(z1.x);\n                wre[toff + swz(4u * kb + 3u)] = R(z1.y);\n            }}",
                     j * p.ts
                 ));
             }
@@ -535,13 +576,14 @@ fn swz(a: u32) -> u32 {
             sr = sr + wre[pos];
             si = si + wim[pos];
         }}
-        partial[j * job.groups + wid.x] = vec2<R>(sr, si);
+        partial[(pout + j) * job.groups + wid.x] = vec2<R>(sr, si);
     }}",
                 ri + 1
             ));
         }
         self.line("}");
         self.line(COMBINE);
+        self.line(COMBINE_SMALL);
     }
 
     /// Exchange values held in pass `from`'s layout into pass `to`'s layout.
@@ -574,7 +616,7 @@ fn swz(a: u32) -> u32 {
         let p = self.plan;
         let c = rev((k << p.passes[pi].lo) >> (p.l - s), s);
         match src {
-            Src::Learned => format!("params[{}u + (tb{pi}_{s} | {c}u)]", 4 + (1u32 << s) - 2),
+            Src::Learned => format!("params[pb + {}u + (tb{pi}_{s} | {c}u)]", 4 + (1u32 << s) - 2),
             Src::Exact => format!("exact[{}u + (tb{pi}_{s} | {c}u)]", (1u32 << s) - 2),
         }
     }

@@ -5,10 +5,10 @@
 //! every sample through global memory, chunked, reduced by shaders/reduce.wgsl) and `fused`
 //! (src/gpu/fused.rs: each sample on chip, one partial per workgroup, one submit per step).
 
-use super::abi::{self, Hyper, Job};
+use super::abi::{self, CellRow, Hyper, Job};
 use super::context::{Gpu, Precision};
 use super::fused::{self, Plan};
-use crate::backend::cpu::Grad;
+use super::pack::CellStep;
 use crate::error::{Error, Result};
 use crate::model::network::Network;
 use crate::model::params::{exact_twiddles, Params};
@@ -205,7 +205,7 @@ impl ModelOptions {
 }
 
 /// The lane/group machinery: per-chunk activations and per-sample gradients in global memory.
-struct Chunked {
+pub(super) struct Chunked {
     chunk: usize,
     train: wgpu::ComputePipeline,
     train_bg: wgpu::BindGroup,
@@ -216,56 +216,68 @@ struct Chunked {
     _keep: Vec<wgpu::Buffer>,
 }
 
-/// The fused machinery: one partial per workgroup, combined by a fixed tree.
-struct FusedRun {
-    plan: Plan,
+/// The fused machinery: one partial per workgroup and cell, combined by a fixed tree.
+pub(super) struct FusedRun {
+    pub(super) plan: Plan,
     train: wgpu::ComputePipeline,
     train_bg: wgpu::BindGroup,
     combine: wgpu::ComputePipeline,
+    combine_small: wgpu::ComputePipeline,
     combine_bg: wgpu::BindGroup,
+    combine_small_bg: wgpu::BindGroup,
     xin: wgpu::Buffer,
     tin: wgpu::Buffer,
-    max_groups: u32,
-    host_chunk: usize,
-    chunk: Option<usize>,
+    pub(super) max_groups: u32,
+    /// Workgroups per cell the partials buffer holds (`max_groups` for a single model).
+    pub(super) cell_groups: u32,
+    pub(super) host_chunk: usize,
+    pub(super) chunk: Option<usize>,
     _keep: Vec<wgpu::Buffer>,
 }
 
-enum Shape {
+pub(super) enum Shape {
     Chunked(Chunked),
     Fused(FusedRun),
 }
 
-/// The model's buffers and pipelines on one device.
+/// The model's buffers and pipelines on one device: `cap` cells (1 for a single model, more
+/// for a pack, src/backend/gpu/pack.rs), each with its parameters, Adam moments and step
+/// accumulator at its slot; one kernel body serves both.
 pub struct GpuModel {
-    gpu: Gpu,
-    net: Network,
-    prec: Precision,
+    pub(super) gpu: Gpu,
+    pub(super) net: Network,
+    pub(super) prec: Precision,
     kernel: Kernel,
     note: Option<String>,
     int64: bool,
     job: wgpu::Buffer,
-    params: wgpu::Buffer,
+    pub(super) params: wgpu::Buffer,
     hyper: wgpu::Buffer,
-    acc: wgpu::Buffer,
-    moments: wgpu::Buffer,
+    pub(super) acc: wgpu::Buffer,
+    pub(super) moments: wgpu::Buffer,
+    /// The step's cell table (abi::CellRow per row).
+    table: wgpu::Buffer,
+    /// Each row's loss total (fused).
+    pub(super) losses: wgpu::Buffer,
+    /// Cells the buffers hold.
+    pub(super) cap: usize,
     adam: wgpu::ComputePipeline,
     adam_bg: wgpu::BindGroup,
-    shape: Shape,
+    pub(super) shape: Shape,
 }
 
-fn reals(prec: Precision, v: impl Iterator<Item = f64>) -> Vec<u8> {
+pub(super) fn reals(prec: Precision, v: impl Iterator<Item = f64>) -> Vec<u8> {
     match prec {
         Precision::F32 => v.flat_map(|x| (x as f32).to_le_bytes()).collect(),
         Precision::F64 => v.flat_map(|x| x.to_le_bytes()).collect(),
     }
 }
 
-fn complexes(prec: Precision, v: &[C64]) -> Vec<u8> {
+pub(super) fn complexes(prec: Precision, v: &[C64]) -> Vec<u8> {
     reals(prec, v.iter().flat_map(|z| [z.re, z.im]))
 }
 
-fn from_reals(prec: Precision, b: &[u8]) -> Vec<f64> {
+pub(super) fn from_reals(prec: Precision, b: &[u8]) -> Vec<f64> {
     match prec {
         Precision::F32 => b
             .chunks_exact(4)
@@ -388,6 +400,8 @@ struct Shared<'a> {
     exact: &'a wgpu::Buffer,
     hyper: &'a wgpu::Buffer,
     acc: &'a wgpu::Buffer,
+    table: &'a wgpu::Buffer,
+    losses: &'a wgpu::Buffer,
 }
 
 impl GpuModel {
@@ -398,8 +412,25 @@ impl GpuModel {
 
     /// Upload `p` and build the pipelines with explicit options.
     pub fn with_options(gpu: Gpu, p: &Params, opts: ModelOptions) -> Result<Self> {
+        Self::build(gpu, std::slice::from_ref(p), opts, None)
+    }
+
+    /// The model for cells `ps` (one N) at slots 0.., with `opts`; `pack_batch`: a pack of
+    /// steps of that many samples (fused only; its partials sized for it), else one cell.
+    pub(super) fn build(gpu: Gpu, ps: &[Params], opts: ModelOptions, pack_batch: Option<usize>) -> Result<Self> {
         let prec = opts.prec;
-        let net = p.net.clone();
+        let net = ps
+            .first()
+            .ok_or_else(|| Error::input("a pack needs at least one cell"))?
+            .net
+            .clone();
+        if let Some(q) = ps.iter().find(|q| q.net != net) {
+            return Err(Error::input(format!(
+                "a pack holds cells of one N: N = {} beside N = {}",
+                q.net.n(),
+                net.n()
+            )));
+        }
         let plan = fused_plan(
             &gpu.info,
             &gpu.limits,
@@ -422,11 +453,19 @@ impl GpuModel {
             Some(k) => (k, None),
             None => Kernel::auto(&gpu.info, &plan),
         };
+        if pack_batch.is_some() && kernel != Kernel::Fused {
+            return Err(Error::input(format!(
+                "a pack runs on the fused kernel; {} runs one cell per model",
+                kernel.name()
+            )));
+        }
+        let cap = ps.len();
+        let flat: Vec<C64> = ps.iter().flat_map(|q| q.flat()).collect();
         let int64 = opts.int64 && gpu.features.contains(wgpu::Features::SHADER_INT64);
         let np = 4 + net.n_twiddles();
         let cb = 2 * prec.bytes() as u64;
         let dev = &gpu.device;
-        let (job, params, exact, hyper, acc, moments) = gpu.scoped("buffer allocation", || {
+        let (job, params, exact, hyper, acc, moments, table, losses) = gpu.scoped("buffer allocation", || {
             let job = dev.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("job"),
                 size: std::mem::size_of::<Job>() as u64,
@@ -435,11 +474,13 @@ impl GpuModel {
             });
             (
                 job,
-                buffer_init(dev, "params", &complexes(prec, &p.flat())),
+                buffer_init(dev, "params", &complexes(prec, &flat)),
                 buffer_init(dev, "exact", &complexes(prec, &exact_twiddles(&net))),
-                buffer(dev, "hyper", (Hyper::LEN * prec.bytes()) as u64),
-                buffer(dev, "acc", 2 * (np as u64 + 1) * cb),
-                buffer(dev, "moments", 2 * np as u64 * cb),
+                buffer(dev, "hyper", (cap * Hyper::LEN * prec.bytes()) as u64),
+                buffer(dev, "acc", cap as u64 * 2 * (np as u64 + 1) * cb),
+                buffer(dev, "moments", cap as u64 * 2 * np as u64 * cb),
+                buffer(dev, "cells", (cap * std::mem::size_of::<CellRow>()) as u64),
+                buffer(dev, "losses", (cap * prec.bytes()) as u64),
             )
         })?;
         let sh = Shared {
@@ -448,6 +489,8 @@ impl GpuModel {
             exact: &exact,
             hyper: &hyper,
             acc: &acc,
+            table: &table,
+            losses: &losses,
         };
         let shape = match kernel {
             Kernel::Lane | Kernel::Group => {
@@ -455,7 +498,7 @@ impl GpuModel {
             }
             Kernel::Fused => {
                 let plan = plan.map_err(Error::runtime)?;
-                Shape::Fused(build_fused(&gpu, &net, prec, plan, opts.chunk, &sh)?)
+                Shape::Fused(build_fused(&gpu, &net, prec, plan, opts.chunk, &sh, cap, pack_batch)?)
             }
         };
         let (adam, adam_bg) = gpu.scoped("shader compilation (adam)", || {
@@ -464,7 +507,11 @@ impl GpuModel {
                 source: wgpu::ShaderSource::Wgsl(abi::source(&net, prec, 1, int64, REDUCE).into()),
             });
             let adam = pipeline(dev, &m, "adam", true);
-            let bg = bind(dev, &adam, &[(2, &acc), (3, &params), (4, &moments), (5, &hyper)]);
+            let bg = bind(
+                dev,
+                &adam,
+                &[(2, &acc), (3, &params), (4, &moments), (5, &hyper), (6, &table)],
+            );
             (adam, bg)
         })?;
         Ok(GpuModel {
@@ -479,6 +526,9 @@ impl GpuModel {
             hyper,
             acc,
             moments,
+            table,
+            losses,
+            cap,
             adam,
             adam_bg,
             shape,
@@ -534,64 +584,76 @@ impl GpuModel {
         self.prec
     }
 
-    /// Replace the parameters (and reset nothing else).
-    pub fn set_params(&self, p: &Params) {
-        self.gpu
-            .queue
-            .write_buffer(&self.params, 0, &complexes(self.prec, &p.flat()));
+    /// The network this model runs.
+    pub fn net(&self) -> &Network {
+        &self.net
     }
 
-    /// Read the parameters back.
-    pub fn params(&self) -> Result<Params> {
-        let np = 4 + self.net.n_twiddles();
-        let b = self.gpu.read(&self.params, 0, (np * 2 * self.prec.bytes()) as u64)?;
-        let v = from_reals(self.prec, &b);
-        let flat: Vec<C64> = v.chunks_exact(2).map(|c| C64::new(c[0], c[1])).collect();
-        let mut p = Params {
-            net: self.net.clone(),
-            m: [C64::default(); 4],
-            tw: vec![C64::default(); np - 4],
-        };
-        p.set_flat(&flat);
-        Ok(p)
-    }
-
-    fn write_hyper(&self, h: &Hyper) {
-        self.gpu
-            .queue
-            .write_buffer(&self.hyper, 0, &reals(self.prec, h.reals().into_iter()));
-    }
-
-    fn adam_pass(&self, enc: &mut wgpu::CommandEncoder) {
+    fn adam_pass(&self, enc: &mut wgpu::CommandEncoder, rows: u32) {
         let np = 4 + self.net.n_twiddles() as u32;
         let mut pass = enc.begin_compute_pass(&Default::default());
         pass.set_pipeline(&self.adam);
         pass.set_bind_group(0, &self.adam_bg, &[]);
-        pass.dispatch_workgroups(np.div_ceil(WG), 1, 1);
+        pass.dispatch_workgroups(np.div_ceil(WG), rows, 1);
     }
 
-    /// Accumulate loss and gradient of `batch` into the accumulator (cleared first), then
-    /// (with `adam`) update the parameters.
-    fn accumulate(&self, batch: &GpuBatch, adam: Option<(&AdamHyper, u64)>) -> Result<()> {
+    /// Accumulate loss and gradient of `batch` for every cell of `rows` into its accumulator
+    /// (started afresh), then (with `adam`, one entry per row: hyper-parameters and step count
+    /// from 1) update those cells' parameters. Gaussian data: each row's seed and step (the
+    /// fused kernel; lane and group, which run one cell, take the batch's); host data: the
+    /// same samples for every row.
+    pub(super) fn accumulate(
+        &self,
+        batch: &GpuBatch,
+        rows: &[CellStep],
+        adam: Option<&[(AdamHyper, u64)]>,
+    ) -> Result<()> {
         let (n, k) = (self.net.n(), self.net.bins());
         let b = batch.len(n);
-        let mut h = Hyper {
-            scale: 2.0 / (batch.mean_over(n) as f64 * k as f64),
-            lr_bc1: 0.0,
-            sqrt_bc2: 1.0,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        };
-        if let Some((a, t)) = adam {
-            let t = t as f64;
-            h.lr_bc1 = a.lr / (1.0 - a.beta1.powf(t));
-            h.sqrt_bc2 = (1.0 - a.beta2.powf(t)).sqrt();
-            h.beta1 = a.beta1;
-            h.beta2 = a.beta2;
-            h.eps = a.eps;
+        if rows.is_empty() || rows.len() > self.cap || rows.iter().any(|r| r.slot >= self.cap) {
+            return Err(Error::runtime(format!(
+                "a step of {} cell(s) on a model of {} (slots {:?})",
+                rows.len(),
+                self.cap,
+                rows.iter().map(|r| r.slot).collect::<Vec<_>>()
+            )));
         }
-        self.write_hyper(&h);
+        let mut hyper = Vec::with_capacity(rows.len() * Hyper::LEN);
+        for i in 0..rows.len() {
+            let mut h = Hyper {
+                scale: 2.0 / (batch.mean_over(n) as f64 * k as f64),
+                lr_bc1: 0.0,
+                sqrt_bc2: 1.0,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            };
+            if let Some((a, t)) = adam.map(|a| a[i]) {
+                let t = t as f64;
+                h.lr_bc1 = a.lr / (1.0 - a.beta1.powf(t));
+                h.sqrt_bc2 = (1.0 - a.beta2.powf(t)).sqrt();
+                h.beta1 = a.beta1;
+                h.beta2 = a.beta2;
+                h.eps = a.eps;
+            }
+            hyper.extend(h.reals());
+        }
+        self.gpu
+            .queue
+            .write_buffer(&self.hyper, 0, &reals(self.prec, hyper.into_iter()));
+        let table: Vec<CellRow> = rows
+            .iter()
+            .map(|r| CellRow {
+                slot: r.slot as u32,
+                seed_lo: r.seed as u32,
+                seed_hi: (r.seed >> 32) as u32,
+                step: r.step,
+            })
+            .collect();
+        self.gpu
+            .queue
+            .write_buffer(&self.table, 0, bytemuck::cast_slice(&table));
+        let nrows = rows.len() as u32;
         let per = match &self.shape {
             Shape::Chunked(c) => c.chunk,
             Shape::Fused(f) => match batch {
@@ -599,7 +661,7 @@ impl GpuModel {
                 GpuBatch::Host { .. } | GpuBatch::HostPart { .. } => f.chunk.unwrap_or(f.host_chunk),
             },
         };
-        self.gpu.scoped("a training step", || {
+        self.gpu.scoped("a training step", || -> Result<()> {
             let mut base = 0usize;
             while base < b {
                 let count = (b - base).min(per);
@@ -652,7 +714,8 @@ impl GpuModel {
                     }
                 }
                 let mut enc = self.gpu.device.create_command_encoder(&Default::default());
-                if first {
+                if first && matches!(self.shape, Shape::Chunked(_)) {
+                    // (fused: combine starts the accumulator at the step's first dispatch)
                     enc.clear_buffer(&self.acc, 0, None);
                 }
                 match &self.shape {
@@ -671,82 +734,39 @@ impl GpuModel {
                     }
                     Shape::Fused(f) => {
                         let (spt, groups) = f.plan.shape(count, f.max_groups);
+                        if groups > f.cell_groups {
+                            return Err(Error::runtime(format!(
+                                "a dispatch of {count} samples needs {groups} workgroups per cell; this pack's partials hold {}",
+                                f.cell_groups
+                            )));
+                        }
                         job.spt = spt;
                         job.groups = groups;
                         let mut pass = enc.begin_compute_pass(&Default::default());
                         pass.set_pipeline(&f.train);
                         pass.set_bind_group(0, &f.train_bg, &[]);
-                        pass.dispatch_workgroups(groups, 1, 1);
-                        pass.set_pipeline(&f.combine);
-                        pass.set_bind_group(0, &f.combine_bg, &[]);
-                        pass.dispatch_workgroups(4 + self.net.n_twiddles() as u32 + 1, 1, 1);
+                        pass.dispatch_workgroups(groups, nrows, 1);
+                        let np1 = 4 + self.net.n_twiddles() as u32 + 1;
+                        if groups <= fused::SMALL_COMBINE {
+                            pass.set_pipeline(&f.combine_small);
+                            pass.set_bind_group(0, &f.combine_small_bg, &[]);
+                            pass.dispatch_workgroups(np1.div_ceil(WG), nrows, 1);
+                        } else {
+                            pass.set_pipeline(&f.combine);
+                            pass.set_bind_group(0, &f.combine_bg, &[]);
+                            pass.dispatch_workgroups(np1, nrows, 1);
+                        }
                     }
                 }
                 if last && adam.is_some() {
-                    self.adam_pass(&mut enc);
+                    self.adam_pass(&mut enc, nrows);
                 }
                 self.gpu.queue.write_buffer(&self.job, 0, bytemuck::bytes_of(&job));
                 self.gpu.queue.submit([enc.finish()]);
                 base += count;
             }
-        })?;
-        Ok(())
-    }
-
-    /// Loss and gradient of `batch` at the current parameters (read back in full).
-    pub fn loss_grad(&self, batch: &GpuBatch) -> Result<Grad> {
-        self.accumulate(batch, None)?;
-        let np = 4 + self.net.n_twiddles();
-        let cb = 2 * self.prec.bytes() as u64;
-        let bytes = self.gpu.read(&self.acc, 0, 2 * (np as u64 + 1) * cb)?;
-        let v = from_reals(self.prec, &bytes);
-        // acc holds (total, open block) pairs; the last chunk flushed the block into the total
-        let sum = |p: usize| C64::new(v[4 * p], v[4 * p + 1]);
-        let b = batch.mean_over(self.net.n());
-        let loss = sum(np).re / (b as f64 * self.net.bins() as f64);
-        let g: Vec<C64> = (0..np).map(sum).collect();
-        Ok(Grad {
-            loss,
-            m: [g[0], g[1], g[2], g[3]],
-            tw: g[4..].to_vec(),
-        })
-    }
-
-    /// The network this model runs.
-    pub fn net(&self) -> &Network {
-        &self.net
-    }
-
-    /// One Adam step on `batch` (step count `t`, from 1); returns the loss before the update.
-    pub fn adam_step(&self, batch: &GpuBatch, adam: &AdamHyper, t: u64) -> Result<f64> {
-        self.accumulate(batch, Some((adam, t)))?;
-        let cb = 2 * self.prec.bytes() as u64;
-        let np = 4 + self.net.n_twiddles() as u64;
-        let bytes = self.gpu.read(&self.acc, 2 * np * cb, self.prec.bytes() as u64)?;
-        let b = batch.mean_over(self.net.n());
-        Ok(from_reals(self.prec, &bytes)[0] / (b as f64 * self.net.bins() as f64))
-    }
-
-    /// Adam moments (re/im per parameter) back on the host: (m, v).
-    pub fn moments(&self) -> Result<(Vec<C64>, Vec<C64>)> {
-        let np = 4 + self.net.n_twiddles();
-        let b = self
-            .gpu
-            .read(&self.moments, 0, (2 * np * 2 * self.prec.bytes()) as u64)?;
-        let v = from_reals(self.prec, &b);
-        let c: Vec<C64> = v.chunks_exact(2).map(|c| C64::new(c[0], c[1])).collect();
-        Ok((
-            c.iter().step_by(2).copied().collect(),
-            c.iter().skip(1).step_by(2).copied().collect(),
-        ))
-    }
-
-    /// Replace the Adam moments (the layout [`GpuModel::moments`] reads).
-    pub fn set_moments(&self, m: &[C64], v: &[C64]) {
-        let inter: Vec<C64> = m.iter().zip(v).flat_map(|(a, b)| [*a, *b]).collect();
-        self.gpu
-            .queue
-            .write_buffer(&self.moments, 0, &complexes(self.prec, &inter));
+            Ok(())
+        })?
     }
 }
 
@@ -757,7 +777,7 @@ fn binding_limit(limits: &wgpu::Limits) -> u64 {
 
 /// Most workgroups of one fused dispatch: [`fused::MAX_GROUPS`], the dispatch limit, and the
 /// partials (one per parameter and the loss per workgroup) within one binding.
-fn fused_max_groups(limits: &wgpu::Limits, net: &Network, prec: Precision) -> u32 {
+pub(super) fn fused_max_groups(limits: &wgpu::Limits, net: &Network, prec: Precision) -> u32 {
     let np1 = (4 + net.n_twiddles() + 1) as u64;
     (fused::MAX_GROUPS as u64)
         .min(limits.max_compute_workgroups_per_dimension as u64)
@@ -857,6 +877,7 @@ fn build_chunked(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn build_fused(
     gpu: &Gpu,
     net: &Network,
@@ -864,6 +885,8 @@ fn build_fused(
     plan: Plan,
     chunk_opt: Option<usize>,
     sh: &Shared,
+    cap: usize,
+    pack_batch: Option<usize>,
 ) -> Result<FusedRun> {
     let (n, k) = (net.n(), net.bins());
     let np1 = (4 + net.n_twiddles() + 1) as u64;
@@ -892,18 +915,23 @@ fn build_fused(
         }
     }
     let xin_len = chunk_opt.unwrap_or(host_chunk);
+    // a pack's partials hold the workgroups of its batch's largest dispatch per cell
+    let cell_groups = match pack_batch {
+        Some(b) => plan.shape(b.min(chunk_opt.unwrap_or(b)).max(1), max_groups).1,
+        None => max_groups,
+    };
     let dev = &gpu.device;
     let table = plan.gather_table();
     let (partial, xin, tin, gather) = gpu.scoped("buffer allocation", || {
         (
-            buffer(dev, "partial", max_groups as u64 * np1 * cb),
+            buffer(dev, "partial", cap as u64 * cell_groups as u64 * np1 * cb),
             buffer(dev, "xin", xin_len as u64 * n as u64 * rb),
             buffer(dev, "tin", xin_len as u64 * k as u64 * cb),
             buffer_init(dev, "gather", bytemuck::cast_slice(&table)),
         )
     })?;
     let src = abi::source(net, prec, 1, plan.int64, &plan.wgsl());
-    let (train, combine) = gpu.scoped("shader compilation (fused)", || {
+    let (train, combine, combine_small) = gpu.scoped("shader compilation (fused)", || {
         // SAFETY: every index the generated kernel forms is in range by construction (the
         // plan's layouts are bijections onto 0..N, sample indices are clamped to the dispatch,
         // partials are indexed below groups <= max_groups, for which the buffer is sized);
@@ -920,6 +948,7 @@ fn build_fused(
         (
             pipeline(dev, &m, "train_fused", false),
             pipeline(dev, &m, "combine", false),
+            pipeline(dev, &m, "combine_small", false),
         )
     })?;
     let mut entries = vec![
@@ -932,10 +961,13 @@ fn build_fused(
         (6, sh.hyper),
     ];
     entries.push((7, &gather));
-    let (train_bg, combine_bg) = gpu.scoped("bind groups", || {
+    entries.push((9, sh.table));
+    let (train_bg, combine_bg, combine_small_bg) = gpu.scoped("bind groups", || {
+        let c = [(0, sh.job), (3, &partial), (8, sh.acc), (9, sh.table), (10, sh.losses)];
         (
             bind(dev, &train, &entries),
-            bind(dev, &combine, &[(0, sh.job), (3, &partial), (8, sh.acc)]),
+            bind(dev, &combine, &c),
+            bind(dev, &combine_small, &c),
         )
     })?;
     Ok(FusedRun {
@@ -943,10 +975,13 @@ fn build_fused(
         train,
         train_bg,
         combine,
+        combine_small,
         combine_bg,
+        combine_small_bg,
         xin,
         tin,
         max_groups,
+        cell_groups,
         host_chunk,
         chunk: chunk_opt,
         _keep: vec![partial, gather, sh.exact.clone()],
