@@ -3,19 +3,20 @@
 # network, into one folder (default .device/kit, ignored by git):
 #   fftlearn        release build with a portable -C target-cpu (x86-64-v3: AVX2, no AVX-512;
 #                   the repo's target-cpu=native could fault on another CPU), stripped
-#   torch_vec.py, cpuguard.py   the peers (../shared/peers does not travel)
+#   torch_vec.py, cpuguard.py, torch_map.py   the peers (PEERS=DIR: the folder holding them)
 #   deb/*.deb       the Vulkan loader (libvulkan1), unpacked there only if it is missing
-#   device_check.sh, device_sweeps.sh (both source device_vulkan.sh) and experiments/*.toml (what the second one runs)
+#   device_check.sh, device_sweeps.sh, device_packs.sh (each sources device_vulkan.sh) and
+#   experiments/*.toml (what the last two run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KIT=${1:-.device/kit}
-PEERS=${PEERS:-../shared/peers}
+PEERS=${PEERS:?set PEERS to the folder holding torch_vec.py, cpuguard.py and torch_map.py}
 mkdir -p "$KIT/deb"
 RUSTFLAGS="-C target-cpu=x86-64-v3" cargo build --release --target-dir target/portable --bin fftlearn
 cp target/portable/release/fftlearn "$KIT/fftlearn"
 strip "$KIT/fftlearn"
-cp "$PEERS/torch_vec.py" "$PEERS/cpuguard.py" "$KIT/"
-cp tools/device_check.sh tools/device_sweeps.sh tools/device_vulkan.sh "$KIT/"
+cp "$PEERS/torch_vec.py" "$PEERS/cpuguard.py" "$PEERS/torch_map.py" "$KIT/"
+cp tools/device_check.sh tools/device_sweeps.sh tools/device_packs.sh tools/device_vulkan.sh "$KIT/"
 mkdir -p "$KIT/experiments"
 cp experiments/*.toml "$KIT/experiments/"
 if ! ls "$KIT"/deb/libvulkan1_*.deb >/dev/null 2>&1; then

@@ -46,6 +46,22 @@ pub const MIN_SAMPLES_PER_TEAM: u32 = 32;
 pub const HARDWARE_SHAPE: (u32, u32) = (3, 64);
 /// See [`HARDWARE_SHAPE`].
 pub const CPU_SHAPE: (u32, u32) = (5, 8);
+/// Largest log2 N a CPU-type adapter runs in one pass (one invocation per sample, no
+/// barrier): at N = 64 that is 2.1x the two-pass plan's samples/s in a pack on lavapipe
+/// (`FFTLEARN_FUSED_SHAPE=6,8` against `5,8`, `bench --n 64 --batches 16 --cells 64`) and
+/// compiles in seconds; at N = 128 and above a one-pass kernel takes lavapipe 11 s to minutes
+/// to compile.
+pub const CPU_ONE_PASS_MAX_LOG2: u32 = 6;
+
+/// The plan shape of a CPU-type adapter at log2 N = `l`: [`CPU_SHAPE`], in one pass up to
+/// [`CPU_ONE_PASS_MAX_LOG2`].
+pub fn cpu_shape(l: u32) -> (u32, u32) {
+    if l <= CPU_ONE_PASS_MAX_LOG2 {
+        (l.max(CPU_SHAPE.0), CPU_SHAPE.1)
+    } else {
+        CPU_SHAPE
+    }
+}
 /// `combine`: one workgroup per parameter (and the loss) and cell sums the partials of the
 /// cell's workgroups with a fixed tree and adds the result to the cell's step accumulator;
 /// the loss also goes to `losses[y]`, so a step reads every cell's loss in one copy.

@@ -308,7 +308,7 @@ pub fn fused_plan(
         Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
     });
     let (bits, min_wg) = shape.or(env).unwrap_or(if info.device_type == wgpu::DeviceType::Cpu {
-        fused::CPU_SHAPE
+        fused::cpu_shape(net.log2())
     } else {
         fused::HARDWARE_SHAPE
     });
