@@ -19,7 +19,7 @@
 #   DP_DEVICE       torch device                                   (default cuda)
 #   DP_GRID         the grid timed packed                          (default KIT/experiments/grid_f32.toml)
 #   DP_MAP          the large map                                  (default KIT/experiments/map_10k.toml)
-#   DP_MAP_TIMEOUT  seconds for the large map                      (default 420)
+#   DP_MAP_TIMEOUT  seconds for the large map                      (default 300)
 set -uo pipefail
 KIT=$(cd "${1:?usage: device_packs.sh KIT OUT}" && pwd)
 OUT=${2:?usage: device_packs.sh KIT OUT}
@@ -31,7 +31,7 @@ TORCH_CELLS=${DP_TORCH_CELLS:-1 256 4096 16384}
 TORCH_DEVICE=${DP_DEVICE:-cuda}
 GRID=${DP_GRID:-$KIT/experiments/grid_f32.toml}
 MAP=${DP_MAP:-$KIT/experiments/map_10k.toml}
-MAP_TIMEOUT=${DP_MAP_TIMEOUT:-420}
+MAP_TIMEOUT=${DP_MAP_TIMEOUT:-300}
 FL=$KIT/fftlearn
 W=$(mktemp -d)
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}

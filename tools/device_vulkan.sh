@@ -1,4 +1,4 @@
-# device_vulkan.sh: sourced by device_check.sh and device_sweeps.sh on a GPU machine. Finds a
+# device_vulkan.sh: sourced by device_check.sh, device_sweeps.sh and device_packs.sh on a GPU machine. Finds a
 # hardware Vulkan adapter for $FL (the kit's fftlearn): the system's loader, else the carried
 # .debs in $KIT/deb (libvulkan1 and the glvnd libraries NVIDIA's ICD loads); the NVIDIA ICD file
 # where the default search misses it. Needs KIT, FL, LOG and a `say` function; returns nonzero
