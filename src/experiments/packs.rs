@@ -108,8 +108,8 @@ fn plan(cells: &[Cell], order: &[usize], mode: PackMode) -> Result<Vec<Unit>> {
     if mode == PackMode::Off {
         return Ok((0..order.len()).map(|k| alone(k, String::new())).collect());
     }
-    // group keys in order of first appearance
-    let mut groups: Vec<(String, How, Vec<usize>)> = Vec::new();
+    // group keys in order of first appearance; a GPU group carries what its pack needs
+    let mut groups: Vec<(String, How, Vec<usize>, Option<PackNeeds>)> = Vec::new();
     let mut units = Vec::new();
     let mut gpu_adapter = None;
     for (k, &i) in order.iter().enumerate() {
@@ -117,12 +117,26 @@ fn plan(cells: &[Cell], order: &[usize], mode: PackMode) -> Result<Vec<Unit>> {
         let (key, kind) = if c.precision == BackendKind::CpuF64 {
             (format!("cpu {}", c.n), How::Cpu)
         } else {
+            let kind = if c.optimizer == Optimizer::Adam && c.data == DataMode::Minibatch {
+                How::GpuAdam
+            } else {
+                How::GpuHost
+            };
+            (format!("gpu {} {} {} {}", c.n, c.batch, c.data, c.optimizer), kind)
+        };
+        if let Some(g) = groups.iter_mut().find(|g| g.0 == key) {
+            g.2.push(k);
+            continue;
+        }
+        let needs = if kind == How::Cpu {
+            None
+        } else {
             let a = match &gpu_adapter {
                 Some(a) => a,
                 None => gpu_adapter.insert(adapter()?),
             };
             let net = crate::model::network::Network::new(c.n)?;
-            if let Err(why) = gpu::model::fused_plan(
+            match gpu::model::fused_plan(
                 &a.get_info(),
                 &a.limits(),
                 a.features(),
@@ -131,26 +145,25 @@ fn plan(cells: &[Cell], order: &[usize], mode: PackMode) -> Result<Vec<Unit>> {
                 true,
                 None,
             ) {
-                units.push((k, alone(k, format!("alone: the fused kernel does not hold it ({why})"))));
-                continue;
+                Ok(plan) => Some(PackNeeds::of(
+                    &a.limits(),
+                    &net,
+                    Precision::F32,
+                    &plan,
+                    sweep::samples_per_step(c) as usize,
+                )),
+                Err(why) => {
+                    units.push((k, alone(k, format!("alone: the fused kernel does not hold it ({why})"))));
+                    continue;
+                }
             }
-            let kind = if c.optimizer == Optimizer::Adam && c.data == DataMode::Minibatch {
-                How::GpuAdam
-            } else {
-                How::GpuHost
-            };
-            (format!("gpu {} {} {} {}", c.n, c.batch, c.data, c.optimizer), kind)
         };
-        match groups.iter_mut().find(|g| g.0 == key) {
-            Some(g) => g.2.push(k),
-            None => groups.push((key, kind, vec![k])),
-        }
+        groups.push((key, kind, vec![k], needs));
     }
     let budget = crate::io::memory::available().unwrap_or(8 << 30) / 2;
-    for (_, kind, members) in groups {
-        let first = &cells[order[members[0]]];
-        let (max, note) = match kind {
-            How::Cpu => {
+    for (_, kind, members, needs) in groups {
+        let (max, note) = match needs {
+            None => {
                 let per = members
                     .iter()
                     .map(|&k| cpu_cell_bytes(&cells[order[k]]))
@@ -166,47 +179,27 @@ fn plan(cells: &[Cell], order: &[usize], mode: PackMode) -> Result<Vec<Unit>> {
                     ),
                 )
             }
-            _ => {
-                let a = gpu_adapter.as_ref().expect("opened for GPU cells");
-                let net = crate::model::network::Network::new(first.n)?;
-                let plan = gpu::model::fused_plan(
-                    &a.get_info(),
-                    &a.limits(),
-                    a.features(),
-                    &net,
-                    Precision::F32,
-                    true,
-                    None,
-                )
-                .map_err(Error::runtime)?;
-                let batch = if first.data == DataMode::Population {
-                    first.n
-                } else {
-                    first.batch
-                };
-                let needs = PackNeeds::of(&a.limits(), &net, Precision::F32, &plan, batch);
-                if needs.max_cells == 0 {
-                    for k in members {
-                        units.push((
+            Some(needs) if needs.max_cells == 0 => {
+                for k in members {
+                    units.push((
+                        k,
+                        alone(
                             k,
-                            alone(
-                                k,
-                                format!("alone: one cell is over the adapter's limits ({})", needs.bound),
-                            ),
-                        ));
-                    }
-                    continue;
+                            format!("alone: one cell is over the adapter's limits ({})", needs.bound),
+                        ),
+                    ));
                 }
-                (
-                    needs.max_cells,
-                    format!(
-                        "{:.1} KiB of device memory per cell; up to {} cells per pack ({})",
-                        needs.bytes_per_cell as f64 / 1024.0,
-                        needs.max_cells,
-                        needs.bound
-                    ),
-                )
+                continue;
             }
+            Some(needs) => (
+                needs.max_cells,
+                format!(
+                    "{:.1} KiB of device memory per cell; up to {} cells per pack ({})",
+                    needs.bytes_per_cell as f64 / 1024.0,
+                    needs.max_cells,
+                    needs.bound
+                ),
+            ),
         };
         for part in members.chunks(max) {
             units.push((
@@ -428,12 +421,7 @@ fn run_pack(
         )?),
         _ => {
             let g = Gpu::open(&adapter()?, false)?;
-            let first = &configs[0];
-            let batch = if first.data == DataMode::Population {
-                first.n
-            } else {
-                first.batch
-            };
+            let batch = sweep::samples_per_step(&cells[ledger.order[ks[0]]]) as usize;
             let model = GpuModel::pack(g, &starts, ModelOptions::new(Precision::F32), batch)?;
             if kind == How::GpuAdam {
                 Box::new(GpuAdamPack::new(model, &configs)?)

@@ -7,15 +7,13 @@
 //! refusal of a pack an adapter cannot hold; `bench --cells`.
 
 use crate::gpu::gpu;
-use crate::util::{assert_error, bin, tmpdir};
+use crate::util::{assert_error, bin, signal, start_until, tmpdir, without_wall};
 use fftlearn::backend::gpu::{fused, AdamHyper, CellStep, GpuBatch, GpuModel, Kernel, ModelOptions, Precision};
 use fftlearn::model::network::Network;
 use fftlearn::model::params::{Params, Scheme};
 use fftlearn::model::rng::Stream;
 use fftlearn::objective::problem::Problem;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 fn opts(shape: (u32, u32)) -> ModelOptions {
     ModelOptions {
@@ -154,16 +152,6 @@ fn a_pack_the_adapter_cannot_hold_is_refused_before_allocating() {
     );
 }
 
-/// The CSV without its last column (wall_s).
-fn without_wall(path: &Path) -> String {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// Every file of `a/params` equals its namesake in `b/params`, and there are `count`.
 fn same_params(a: &Path, b: &Path, count: usize) {
     let mut names: Vec<_> = std::fs::read_dir(a.join("params"))
@@ -270,27 +258,9 @@ fn cpu_packs_give_every_cell_its_lone_row_and_parameters_at_any_thread_count() {
 /// Runs `args` until a stdout line contains `after`, waits `ms`, sends SIGTERM; returns the
 /// exit code.
 fn stop_after(args: &[&str], after: &str, ms: u64) -> Option<i32> {
-    let mut child = bin()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for l in lines.by_ref() {
-        if l.unwrap().contains(after) {
-            break;
-        }
-    }
+    let child = start_until(args, after);
     std::thread::sleep(std::time::Duration::from_millis(ms));
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    for l in lines {
-        l.unwrap();
-    }
-    let o = child.wait_with_output().unwrap();
+    let o = signal(child, "-TERM");
     let err = String::from_utf8_lossy(&o.stderr);
     if o.status.code() == Some(143) {
         assert!(err.contains("rerun the same command to resume"), "{err}");

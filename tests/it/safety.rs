@@ -4,7 +4,7 @@
 //! non-finite results refused, and flags that would have no effect refused by name.
 
 use crate::resume::{full_run, same_files, start_and_signal};
-use crate::util::{assert_error as refused, bin, tmpdir};
+use crate::util::{assert_error as refused, bin, start_until, tmpdir};
 use fftlearn::io::npy::{self, Out};
 use fftlearn::train::checkpoint::Checkpoint;
 use std::io::{BufRead, BufReader};
@@ -51,26 +51,6 @@ fn a_directory_holding_a_run_is_refused_and_overwrite_replaces_it() {
         .output()
         .unwrap();
     refused(&o, 2, &["--overwrite"]);
-}
-
-/// Start `args` with stdout piped and wait until a line contains `wait_for`.
-fn start_until(args: &[&str], wait_for: &str) -> std::process::Child {
-    let mut child = bin()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    for l in lines.by_ref() {
-        if l.unwrap().contains(wait_for) {
-            break;
-        }
-    }
-    // keep draining so the child never blocks on a full pipe
-    std::thread::spawn(move || for _ in lines {});
-    child
 }
 
 fn interrupt(child: std::process::Child) -> Output {

@@ -3,21 +3,11 @@
 //! resumes; merge refuses a shard of another config naming the file, and missing cells unless
 //! --partial; the shard comes from Slurm's or Kubernetes' environment when no flag names it.
 
-use crate::util::{assert_error, bin, tmpdir};
+use crate::util::{assert_error, bin, tmpdir, without_wall};
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::Stdio;
 
 const GRID: &str = "n = [8, 16, 32]\noptimizer = [\"adam\", \"sgd\"]\nlr = [0.01, 0.03]\nseeds = 3\nsteps = 200\n";
-
-/// The CSV without its last column (wall_s, a clock reading).
-fn without_wall(path: &Path) -> String {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n")
-        .collect()
-}
 
 fn sweep(args: &[&str]) -> std::process::Output {
     bin().arg("sweep").args(args).output().unwrap()
