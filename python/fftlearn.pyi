@@ -52,7 +52,7 @@ def grad(
     (B, N/2+1) defaults to rfft(x)."""
 
 def train(
-    n: int = 512,
+    n: Optional[int] = None,
     steps: int = 3000,
     batch: int = 16,
     lr: float = 1e-2,

@@ -2,6 +2,8 @@
 
 mod cli;
 
+use std::io::Write;
+
 fn main() {
     let args = cli::args::parse();
     fftlearn::backend::gpu::context::quiet_vulkan_runtime_dir();
@@ -13,7 +15,8 @@ fn main() {
     if let Err(e) = result {
         // one line, whatever a foreign message held
         let msg: Vec<String> = e.to_string().lines().map(|l| l.trim().to_string()).collect();
-        eprintln!("error: {}", msg.join(" "));
+        // a stderr that cannot be written (a full disk) must not turn the exit code into a panic's
+        let _ = writeln!(std::io::stderr(), "error: {}", msg.join(" "));
         std::process::exit(e.exit_code());
     }
 }

@@ -41,7 +41,8 @@ step() {
     local name=$1 secs=$2 file=$3
     shift 3
     say "== $name (timeout $secs s): $*"
-    local s=$(date +%s)
+    local s
+    s=$(date +%s)
     if [ "$file" = - ]; then
         timeout -k 5 "$secs" "$@" >>"$LOG" 2>&1
     else

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # device_vulkan.sh: sourced by device_check.sh, device_sweeps.sh and device_packs.sh on a GPU machine. Finds a
 # hardware Vulkan adapter for $FL (the kit's fftlearn): the system's loader, else the carried
 # .debs in $KIT/deb (libvulkan1 and the glvnd libraries NVIDIA's ICD loads); the NVIDIA ICD file

@@ -281,7 +281,7 @@ impl std::io::Write for PyLog {
 /// the current step with a checkpoint, then raises KeyboardInterrupt.
 #[pyfunction]
 #[pyo3(signature = (
-    n = 512, steps = 3000, batch = 16, lr = 1e-2, seed = 42, init = None, print_every = 10,
+    n = None, steps = 3000, batch = 16, lr = 1e-2, seed = 42, init = None, print_every = 10,
     out = None, overwrite = false, device = "auto", precision = "f32", kernel = "auto",
     adapter = None, optimizer = "adam", momentum = 0.0, schedule = "constant",
     data = "minibatch", max_loss_ratio = 1e8, checkpoint_every = None, log = None
@@ -289,7 +289,7 @@ impl std::io::Write for PyLog {
 #[allow(clippy::too_many_arguments)]
 fn train_py(
     py: Python<'_>,
-    n: usize,
+    n: Option<usize>,
     steps: u32,
     batch: usize,
     lr: f64,
@@ -323,7 +323,16 @@ fn train_py(
         None => tempdir()?,
     };
     let cfg = TrainConfig {
-        n: start_params.as_ref().map_or(n, |p| p.net.n()),
+        n: match (&start_params, n) {
+            (Some(p), Some(n)) if n != p.net.n() => {
+                return Err(PyValueError::new_err(format!(
+                    "n={n} does not match init's parameters of N = {}: drop n, or pass parameters of N = {n}",
+                    p.net.n()
+                )))
+            }
+            (Some(p), _) => p.net.n(),
+            (None, n) => n.unwrap_or(512),
+        },
         steps,
         batch,
         lr,

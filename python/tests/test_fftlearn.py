@@ -103,6 +103,15 @@ def test_bad_inputs_raise_the_documented_exceptions():
     assert issubclass(fftlearn.DivergedError, RuntimeError)
 
 
+def test_train_refuses_an_n_that_its_init_parameters_do_not_have(tmp_path):
+    p = fftlearn.init("random", n=16)
+    with pytest.raises(ValueError, match="n=32 does not match"):
+        fftlearn.train(n=32, init=p, device="cpu", steps=2, out=str(tmp_path / "a"))
+    # without n, or with the parameters' own, the run is at their N
+    r = fftlearn.train(n=16, init=p, device="cpu", steps=2, out=str(tmp_path / "b"))
+    assert r.params["twiddles"].shape == (15,)
+
+
 def test_keyboard_interrupt_during_train_leaves_a_checkpoint(tmp_path):
     out = tmp_path / "run"
     # Python ignores SIGINT when its parent started it in the background; a notebook's Ctrl-C

@@ -6,6 +6,7 @@ use fftlearn::backend::{Device, GpuChoice};
 use fftlearn::model::params::{Init, Scheme};
 use fftlearn::optim::{Optimizer, Schedule};
 use fftlearn::train::DataMode;
+use std::io::Write;
 use std::path::PathBuf;
 
 /// Learn the radix-2 real FFT by gradient methods: exact f64 CPU path and a WGSL GPU path.
@@ -655,7 +656,8 @@ fn usage_error(e: clap::Error) -> ! {
         .filter(|l| !l.is_empty() && !l.starts_with("For more information") && !l.starts_with("Usage:"))
         .collect();
     let msg = lines.join(" ");
-    eprintln!(
+    let _ = writeln!(
+        std::io::stderr(),
         "{}",
         if msg.starts_with("error:") {
             msg

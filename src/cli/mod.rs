@@ -88,11 +88,10 @@ fn sweep_cmd(a: args::SweepArgs) -> Result<()> {
         pack: a.pack,
     };
     fftlearn::interrupt::install();
-    // an explicit --shard wins over the scheduler's environment
-    let from_env = shard::from_env(&|k| std::env::var(k).ok(), a.shards)?;
-    let chosen = match (a.shard, from_env) {
-        (Some(s), _) => Some((s, "--shard".to_string())),
-        (None, e) => e,
+    // an explicit --shard wins over the scheduler's environment, which is then not read
+    let chosen = match a.shard {
+        Some(s) => Some((s, "--shard".to_string())),
+        None => shard::from_env(&|k| std::env::var(k).ok(), a.shards)?,
     };
     match chosen {
         Some((s, source)) => {
@@ -654,6 +653,10 @@ fn bench_cmd(a: crate::cli::args::BenchArgs) -> Result<()> {
             "auto" => kernels.push(None),
             other => kernels.push(Some(other.parse::<Kernel>()?)),
         }
+    }
+    if let Some(out) = &a.out {
+        // refused now, not after the measurements
+        fftlearn::io::npy::check_out_early(out)?;
     }
     let gpu = a.device != BenchDevice::Cpu;
     let cfg = BenchConfig {

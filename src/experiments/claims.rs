@@ -420,7 +420,9 @@ fn section(text: &str, path: &Path) -> Result<(usize, usize)> {
 
 /// `fftlearn claims`: measure, print, write the table to `out` and (unless None) the README.
 pub fn run(out: &Path, readme: Option<&Path>, log: &mut dyn Write) -> Result<()> {
+    crate::io::npy::check_out_early(out)?;
     if let Some(r) = readme {
+        crate::io::npy::check_out_file(r)?;
         // fail before the measurements, not after
         let text = std::fs::read_to_string(r)
             .map_err(|e| Error::input(format!("cannot read {}: {e} (use --no-readme to skip it)", r.display())))?;

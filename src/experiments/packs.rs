@@ -498,6 +498,7 @@ fn run_pack(
                             eval: f64::NAN,
                             rel_op_err: obs.rel,
                         }],
+                        update: Some(b.update()),
                     }
                     .save(&ledger.checkpoint(k))?;
                 }

@@ -24,6 +24,19 @@ pub struct Shard {
     pub count: usize,
 }
 
+/// The most shards a sweep is cut into (a shard per cell of the largest grid).
+pub const MAX_SHARDS: usize = sweep::MAX_CELLS;
+
+/// A shard count from `what` (a flag or an environment variable), within 1..=[`MAX_SHARDS`].
+pub fn check_count(count: usize, what: &str) -> Result<usize> {
+    if count == 0 || count > MAX_SHARDS {
+        return Err(Error::input(format!(
+            "{what}: the shard count {count} must be 1..={MAX_SHARDS} (a sweep has at most {MAX_SHARDS} cells)"
+        )));
+    }
+    Ok(count)
+}
+
 impl std::str::FromStr for Shard {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
@@ -36,6 +49,7 @@ impl std::str::FromStr for Shard {
         if count == 0 || index >= count {
             return Err(bad());
         }
+        check_count(count, &format!("--shard {s}"))?;
         Ok(Shard { index, count })
     }
 }
@@ -61,10 +75,19 @@ pub fn from_env(env: &dyn Fn(&str) -> Option<String>, count: Option<usize>) -> R
                 .map_err(|_| Error::input(format!("environment {k}={v}: not a whole number"))),
         }
     };
+    if let Some(c) = count {
+        check_count(c, "--shards")?;
+    }
     if let Some(id) = num("SLURM_ARRAY_TASK_ID")? {
         let total = num("SLURM_ARRAY_TASK_COUNT")?.ok_or_else(|| {
             Error::input("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not: give --shard I/N")
         })?;
+        check_count(total, "environment SLURM_ARRAY_TASK_COUNT")?;
+        if let Some(c) = count.filter(|&c| c != total) {
+            return Err(Error::input(format!(
+                "--shards {c} disagrees with SLURM_ARRAY_TASK_COUNT={total} (a Slurm array task takes its count from Slurm; drop --shards)"
+            )));
+        }
         let min = num("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
         let index = id.checked_sub(min).filter(|&i| i < total).ok_or_else(|| {
             Error::input(format!(
@@ -107,18 +130,48 @@ pub fn cost(cell: &Cell) -> f64 {
 /// (ties: the lower cell index first, then the lower shard). A function of the grid and the
 /// count only.
 pub fn assign(cells: &[Cell], count: usize) -> Vec<usize> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    /// A shard's load, ordered by `total_cmp`, then by the shard's index.
+    #[derive(PartialEq)]
+    struct Load(f64, usize);
+    impl Eq for Load {}
+    impl PartialOrd for Load {
+        fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(o))
+        }
+    }
+    impl Ord for Load {
+        fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+            self.0.total_cmp(&o.0).then(self.1.cmp(&o.1))
+        }
+    }
     let mut order: Vec<usize> = (0..cells.len()).collect();
     order.sort_by(|&a, &b| cost(&cells[b]).total_cmp(&cost(&cells[a])).then(a.cmp(&b)));
-    let mut load = vec![0.0f64; count.max(1)];
+    // only the shards a cell can reach matter: beyond one per cell, shards stay empty
+    let used = count.max(1).min(cells.len().max(1));
+    let mut heap: BinaryHeap<Reverse<Load>> = (0..used).map(|s| Reverse(Load(0.0, s))).collect();
     let mut of = vec![0; cells.len()];
     for i in order {
-        let s = (0..load.len())
-            .min_by(|&x, &y| load[x].total_cmp(&load[y]).then(x.cmp(&y)))
-            .expect("at least one shard");
-        load[s] += cost(&cells[i]);
+        let Reverse(Load(load, s)) = heap.pop().expect("at least one shard");
         of[i] = s;
+        heap.push(Reverse(Load(load + cost(&cells[i]), s)));
     }
     of
+}
+
+/// The grid indices of shard `s`'s cells, in the order it runs them.
+pub fn shard_cells(cells: &[Cell], s: Shard) -> Vec<usize> {
+    of_shard(&assign(cells, s.count), s.index)
+}
+
+/// The cells `of` (an [`assign`]ment) gives shard `index`, in grid order.
+fn of_shard(of: &[usize], index: usize) -> Vec<usize> {
+    of.iter()
+        .enumerate()
+        .filter(|&(_, &sh)| sh == index)
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// The config's fingerprint (SHA-256 of its canonical form, the output directory left out):
@@ -146,7 +199,33 @@ fn shard_path(out: &Path, s: Shard) -> PathBuf {
 pub fn run(path: &Path, ov: &sweep::Overrides, s: Shard, log: &mut dyn Write) -> Result<()> {
     let (c, text) = sweep::load(path, ov)?;
     let dir = c.out.join("shards");
+    // every shard of one sweep shares the directory's lock (a whole sweep or a merge into it
+    // is refused while any runs), holds its own file's, and shares its shard count's
+    let _dir_lock = DirLock::acquire_shared(&c.out, crate::io::lock::FILE, "--out")?;
     let _lock = DirLock::acquire_named(&dir, &format!(".{}-of-{}.lock", s.index, s.count), "--out")?;
+    let _count_lock = DirLock::acquire_shared(&dir, &format!(".of-{}.lock", s.count), "--out")?;
+    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let other = |suffix: &str| {
+            name.rsplit_once("-of-")
+                .and_then(|(_, n)| n.strip_suffix(suffix))
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|&n| n != s.count)
+        };
+        // another sharding of this directory: finished or running
+        let running = name
+            .strip_prefix(".of-")
+            .and_then(|n| n.strip_suffix(".lock"))
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|&n| n != s.count && DirLock::is_held(&e.path()));
+        if let Some(n) = other(".csv").or(other(".running")).or(running) {
+            return Err(Error::input(format!(
+                "{} holds a sweep cut into {n} shards ({}); run --shard I/{n} there, or use another --out",
+                c.out.display(),
+                e.path().display()
+            )));
+        }
+    }
     // every shard writes the same copy; merge reads it
     let copy = c.out.join("sweep.toml");
     match std::fs::read_to_string(&copy) {
@@ -164,26 +243,14 @@ pub fn run(path: &Path, ov: &sweep::Overrides, s: Shard, log: &mut dyn Write) ->
     }
     let cells = c.cells();
     let hash = config_hash(&c);
-    let mine: Vec<usize> = assign(&cells, s.count)
-        .into_iter()
-        .enumerate()
-        .filter(|&(_, sh)| sh == s.index)
-        .map(|(i, _)| i)
-        .collect();
+    let mine = shard_cells(&cells, s);
     let csv_path = shard_path(&c.out, s);
     let mut rows: Vec<String> = Vec::new();
     if let Ok(existing) = std::fs::read_to_string(&csv_path) {
-        let done = parse_shard(&csv_path, &existing, &hash, &cells)?;
-        for (k, (idx, _)) in done.iter().enumerate() {
-            if mine.get(k) != Some(idx) {
-                return Err(Error::input(format!(
-                    "{} line {}: cell {idx} is not this shard's next cell; use another --out",
-                    csv_path.display(),
-                    k + 2
-                )));
-            }
-        }
-        rows = done.into_iter().map(|(_, r)| r).collect();
+        rows = parse_shard(&csv_path, &existing, &hash, &cells, s, &mine)?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
         writeln!(
             log,
             "[sweep] shard {s}: resuming, {} of {} cells done",
@@ -226,7 +293,31 @@ pub fn run(path: &Path, ov: &sweep::Overrides, s: Shard, log: &mut dyn Write) ->
 }
 
 /// The rows of a shard file: (grid index, the sweep row), each checked against the config.
-fn parse_shard(path: &Path, text: &str, hash: &str, cells: &[Cell]) -> Result<Vec<(usize, String)>> {
+/// The rows of shard `s`'s file, each checked as a resume checks it: this config's hash, the
+/// shard's own cells in its order (from [`assign`]), and a complete row of that cell.
+fn parse_shard(
+    path: &Path,
+    text: &str,
+    hash: &str,
+    cells: &[Cell],
+    s: Shard,
+    mine: &[usize],
+) -> Result<Vec<(usize, String)>> {
+    let rows = parse_rows(path, text, hash, cells)?;
+    for (k, (idx, _)) in rows.iter().enumerate() {
+        if mine.get(k) != Some(idx) {
+            return Err(Error::input(format!(
+                "{} line {}: cell {idx} is not shard {s}'s cell number {} (its rows are its own cells, in order); remove that line, or use another --out",
+                path.display(),
+                k + 2,
+                k + 1
+            )));
+        }
+    }
+    Ok(rows)
+}
+
+fn parse_rows(path: &Path, text: &str, hash: &str, cells: &[Cell]) -> Result<Vec<(usize, String)>> {
     let mut lines = text.lines();
     if lines.next() != Some(shard_header().as_str()) {
         return Err(Error::input(format!(
@@ -237,8 +328,16 @@ fn parse_shard(path: &Path, text: &str, hash: &str, cells: &[Cell]) -> Result<Ve
     let mut out = Vec::new();
     for (k, l) in lines.enumerate() {
         let bad = |why: &str| Error::input(format!("{} line {}: {why}", path.display(), k + 2));
+        let want = HEADER.split(',').count() + 2;
+        let got = l.split(',').count();
         let (idx, rest) = l.split_once(',').ok_or_else(|| bad("not a shard row"))?;
         let (row, h) = rest.rsplit_once(',').ok_or_else(|| bad("not a shard row"))?;
+        if got != want || (h != hash && !h.is_empty() && hash.starts_with(h)) {
+            return Err(bad(&format!(
+                "is not a complete row ({got} of {want} columns{}); the rows before it are intact: remove that line to resume",
+                if got == want { ", its config hash cut short" } else { "" }
+            )));
+        }
         if h != hash {
             return Err(Error::input(format!(
                 "{}: ran another config (hash {h}, this config's is {hash}); remove it or use another --out",
@@ -247,8 +346,8 @@ fn parse_shard(path: &Path, text: &str, hash: &str, cells: &[Cell]) -> Result<Ve
         }
         let idx: usize = idx.parse().map_err(|_| bad("bad cell index"))?;
         let cell = cells.get(idx).ok_or_else(|| bad("cell index outside the grid"))?;
-        if !row.starts_with(&format!("{},", cell.key())) {
-            return Err(bad(&format!("does not match cell {idx} of the config")));
+        if let Some(why) = sweep::row_problem(cell, row) {
+            return Err(bad(&format!("cell {idx} {why}; fix or remove that line")));
         }
         out.push((idx, row.to_string()));
     }
@@ -298,9 +397,10 @@ pub fn merge(out: &Path, partial: bool, log: &mut dyn Write) -> Result<()> {
         )));
     }
     let mut got: BTreeMap<usize, String> = BTreeMap::new();
-    for (_, f) in &files {
+    let of = counts.first().map(|&n| assign(&cells, n)).unwrap_or_default();
+    for (s, f) in &files {
         let t = std::fs::read_to_string(f).map_err(|e| Error::input(format!("cannot read {}: {e}", f.display())))?;
-        for (i, r) in parse_shard(f, &t, &hash, &cells)? {
+        for (i, r) in parse_shard(f, &t, &hash, &cells, *s, &of_shard(&of, s.index))? {
             got.insert(i, r);
         }
     }
@@ -409,6 +509,25 @@ mod tests {
             // greedy largest-first: the spread is at most the largest cell
             assert!(hi - lo <= max_cell, "{count} shards: loads {load:?}");
             assert_eq!(of, assign(&cells, count), "deterministic");
+        }
+        // the same assignment as the plain greedy scan (every shard's load compared for each
+        // cell, ties to the lower shard): existing shard directories resume unchanged
+        let scan = |count: usize| {
+            let mut order: Vec<usize> = (0..cells.len()).collect();
+            order.sort_by(|&a, &b| cost(&cells[b]).total_cmp(&cost(&cells[a])).then(a.cmp(&b)));
+            let mut load = vec![0.0f64; count];
+            let mut of = vec![0; cells.len()];
+            for i in order {
+                let s = (0..count)
+                    .min_by(|&x, &y| load[x].total_cmp(&load[y]).then(x.cmp(&y)))
+                    .unwrap();
+                load[s] += cost(&cells[i]);
+                of[i] = s;
+            }
+            of
+        };
+        for count in [1, 2, 3, 7, 39, 40, 41, 1000] {
+            assert_eq!(assign(&cells, count), scan(count), "{count} shards");
         }
         assert_ne!(
             config_hash(&c),

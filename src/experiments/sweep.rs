@@ -707,6 +707,7 @@ pub(crate) fn run_cell(cell: &Cell, c: &SweepConfig, gpu: &mut Option<Gpu>, ck: 
                         eval: f64::NAN,
                         rel_op_err: obs.rel,
                     }],
+                    update: Some(backend.update()),
                 }
                 .save(ck)?;
             }
@@ -732,6 +733,34 @@ pub(crate) fn run_cell(cell: &Cell, c: &SweepConfig, gpu: &mut Option<Gpu>, ck: 
         backend: ran,
         wall_s: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// Why `line` is not a complete row of `cell` (None if it is one): its key, a status the
+/// sweep writes, and every column of [`HEADER`]. What a resume and a merge check of each row.
+pub(crate) fn row_problem(cell: &Cell, line: &str) -> Option<String> {
+    let want = HEADER.split(',').count();
+    let fields: Vec<&str> = line.split(',').collect();
+    let key = cell.key();
+    if !line.starts_with(&format!("{key},")) {
+        return Some(format!("does not match the config's cell ({})", cell.label()));
+    }
+    // the backend column may hold ';' but never ','
+    if fields.len() != want {
+        return Some(format!(
+            "is not a complete row ({} of {want} columns; the rows before it are intact)",
+            fields.len()
+        ));
+    }
+    let k = key.split(',').count();
+    let status = fields[k];
+    if !["success", "fail", "diverged"].contains(&status) {
+        return Some(format!("status '{status}' is not one the sweep writes"));
+    }
+    let num_ok = |s: &str| s.is_empty() || s.parse::<f64>().is_ok();
+    if !fields[k + 1..k + 5].iter().all(|f| num_ok(f)) || fields[want - 1].parse::<f64>().is_err() {
+        return Some("has a column that is not a number".into());
+    }
+    None
 }
 
 pub(crate) fn row(cell: &Cell, o: &Outcome) -> String {
@@ -798,9 +827,21 @@ pub(crate) fn progress(k: usize, total: usize, cell: &Cell, o: &Outcome) -> Stri
 /// config copy `OUT/sweep.toml`, and the heat maps. Prints one line per cell.
 pub fn run(path: &Path, ov: &Overrides, log: &mut dyn Write) -> Result<()> {
     let (c, text) = load(path, ov)?;
-    // one sweep per directory at a time (a sweep shard holds its own directory)
+    // one sweep per directory at a time (running shards share this lock, so it is refused
+    // while any runs)
     let lock = DirLock::acquire(&c.out, "--out")?;
     lock.remove_stale_temporaries();
+    let shards = c.out.join("shards");
+    if let Some(f) = std::fs::read_dir(&shards).into_iter().flatten().flatten().find(|e| {
+        let name = e.file_name().to_string_lossy().to_string();
+        name.ends_with(".csv") || name.ends_with(".running")
+    }) {
+        return Err(Error::input(format!(
+            "{} holds a sharded sweep ({}): continue its shards with --shard I/N and `fftlearn sweep merge`, or use another --out",
+            c.out.display(),
+            f.path().display()
+        )));
+    }
     let cells = c.cells();
     let copy = c.out.join("sweep.toml");
     let csv_path = c.out.join("sweep.csv");
@@ -828,10 +869,13 @@ pub fn run(path: &Path, ov: &Overrides, log: &mut dyn Write) -> Result<()> {
             )));
         }
         for (i, l) in lines.enumerate() {
-            let want = cells.get(i).map(|c| c.key());
-            if want.as_deref().is_none_or(|k| !l.starts_with(&format!("{k},"))) {
+            let why = match cells.get(i) {
+                Some(cell) => row_problem(cell, l),
+                None => Some("is past the config's last cell".to_string()),
+            };
+            if let Some(why) = why {
                 return Err(Error::input(format!(
-                    "{} line {}: does not match cell {i} of the config; use another --out",
+                    "{} line {} (cell {i}) {why}; fix or remove that line, or use another --out",
                     csv_path.display(),
                     i + 2
                 )));

@@ -27,6 +27,26 @@ impl DirLock {
     /// [`DirLock::acquire`] with the lock file `name`: one of several writers that share a
     /// directory, each owning its own files (the shards of a sweep).
     pub fn acquire_named(dir: &Path, name: &str, what: &str) -> Result<DirLock> {
+        Self::take(dir, name, what, false)
+    }
+
+    /// A shared lock on `dir/name`: held by many processes at once (the running shards of one
+    /// sweep), it keeps out every exclusive holder (a whole sweep into the same directory, a
+    /// merge) and is refused while one holds it.
+    pub fn acquire_shared(dir: &Path, name: &str, what: &str) -> Result<DirLock> {
+        Self::take(dir, name, what, true)
+    }
+
+    /// Whether some process holds a lock on the existing file `path` (an exclusive lock
+    /// cannot be taken on it now). A missing file is not held.
+    pub fn is_held(path: &Path) -> bool {
+        let Ok(f) = std::fs::OpenOptions::new().read(true).write(true).open(path) else {
+            return false;
+        };
+        matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+    }
+
+    fn take(dir: &Path, name: &str, what: &str, shared: bool) -> Result<DirLock> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::input(format!("{what} {}: cannot create the directory: {e}", dir.display())))?;
         let path = dir.join(name);
@@ -37,7 +57,7 @@ impl DirLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| Error::input(format!("{what} {}: cannot write in the directory: {e}", dir.display())))?;
-        match f.try_lock() {
+        match if shared { f.try_lock_shared() } else { f.try_lock() } {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
                 let mut holder = String::new();
@@ -46,7 +66,7 @@ impl DirLock {
                 return Err(Error::input(format!(
                     "{what} {} is in use by another fftlearn process{} (lock {}); wait for it to end or choose another {what}",
                     dir.display(),
-                    if holder.is_empty() { String::new() } else { format!(" (PID {holder})") },
+                    if holder.is_empty() || shared { String::new() } else { format!(" (PID {holder})") },
                     path.display()
                 )));
             }
@@ -55,6 +75,14 @@ impl DirLock {
             }
         }
         let pid = std::process::id().to_string();
+        if shared {
+            // many holders: the file names none of them (nor a past exclusive holder)
+            let _ = f.set_len(0);
+            return Ok(DirLock {
+                _file: f,
+                dir: dir.to_path_buf(),
+            });
+        }
         (|| -> std::io::Result<()> {
             f.set_len(0)?;
             f.rewind()?;

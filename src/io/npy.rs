@@ -359,9 +359,75 @@ fn write_npy_into<W: Write>(w: W, arr: &Out) -> std::io::Result<()> {
     }
 }
 
+/// The one output-path policy of every file fftlearn writes: a new name, or a regular file
+/// (replaced atomically). Anything else at the path (a symbolic link, a directory, a FIFO, a
+/// socket, a character or block device such as /dev/null) is refused naming what it is, so a
+/// rename never replaces a device node or a link with a regular file (as root it could).
+pub fn check_out_file(path: &Path) -> Result<()> {
+    let Ok(m) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    let t = m.file_type();
+    if t.is_file() {
+        return Ok(());
+    }
+    let what = if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_dir() {
+        "a directory"
+    } else {
+        special_kind(&t)
+    };
+    Err(Error::input(format!(
+        "{} is {what}: fftlearn writes regular files only (a new name, or an existing regular file it replaces)",
+        path.display()
+    )))
+}
+
+/// [`check_out_file`] and the directory `path` would be written into exists: what a command
+/// that measures for a while checks before it starts, so a bad `--out` is refused at once.
+pub fn check_out_early(path: &Path) -> Result<()> {
+    check_out_file(path)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::input(format!(
+            "cannot write {}: the directory {} does not exist",
+            path.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn special_kind(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "not a regular file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: &std::fs::FileType) -> &'static str {
+    "not a regular file"
+}
+
 /// Write `path` atomically: the bytes go to a temporary file in the same directory, which is
 /// fsynced and then renamed over `path`. A crash leaves either the old file or the new one.
+/// `path` must pass [`check_out_file`].
 pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> Result<()> {
+    check_out_file(path)?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),

@@ -303,6 +303,7 @@ fn render(
     if n == 0 {
         return Err(Error::input("nothing to plot"));
     }
+    crate::io::npy::check_out_file(path)?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),

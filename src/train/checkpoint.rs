@@ -2,7 +2,7 @@
 //! state, the generator position (the step: the data generator is counter-based), the metric
 //! rows so far, the full config as text, and a format version. Written atomically.
 
-use super::config::TrainConfig;
+use super::config::{TrainConfig, UpdateSite};
 use super::metrics::Metric;
 use crate::error::{Context, Error, Result};
 use crate::io::npy::{self, Npz, Out};
@@ -31,6 +31,8 @@ pub struct Checkpoint {
     pub first_loss: f64,
     /// metrics.csv rows up to `step`.
     pub metrics: Vec<Metric>,
+    /// Where the optimizer's update ran (None in checkpoints written before it was recorded).
+    pub update: Option<UpdateSite>,
 }
 
 /// The checkpoint path of a run directory.
@@ -62,6 +64,9 @@ impl Checkpoint {
         let lens: Vec<usize> = self.opt.slots.iter().map(|(_, v)| v.len()).collect();
         for ((name, v), len) in self.opt.slots.iter().zip(&lens) {
             arrays.push((format!("opt_{name}"), Out::C128(std::slice::from_ref(len), v)));
+        }
+        if let Some(u) = self.update {
+            arrays.push(("update".into(), Out::U8(u.name().as_bytes())));
         }
         let named: Vec<(&str, Out)> = arrays.iter().map(|(n, o)| (n.as_str(), *o)).collect();
         npy::write_npz(path, &named)
@@ -136,6 +141,13 @@ impl Checkpoint {
         if metrics.last().is_some_and(|m| m.step > step) {
             return Err(Error::input("metrics rows run past the checkpoint's step"));
         }
+        let update = if z.has("update") {
+            let t = z.read_u8("update", 64)?;
+            let t = String::from_utf8(t).map_err(|_| Error::input("update is not UTF-8 text"))?;
+            Some(t.parse::<UpdateSite>()?)
+        } else {
+            None
+        };
         Ok(Checkpoint {
             config,
             step,
@@ -143,6 +155,7 @@ impl Checkpoint {
             opt: OptState { step: opt_step, slots },
             first_loss,
             metrics,
+            update,
         })
     }
 }

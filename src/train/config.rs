@@ -63,6 +63,33 @@ impl BackendKind {
     }
 }
 
+/// Where a run's optimizer update runs, and the precision its state is kept in: recorded in
+/// checkpoints, so a resume never switches it (the results of the two differ).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateSite {
+    /// On the host in f64 (every optimizer on the CPU path; the GPU path's host updates,
+    /// one adapter or several).
+    HostF64,
+    /// Adam on the device in f32.
+    DeviceF32,
+    /// Adam on the device in f64.
+    DeviceF64,
+}
+
+impl UpdateSite {
+    /// Every site.
+    pub const ALL: [UpdateSite; 3] = [UpdateSite::HostF64, UpdateSite::DeviceF32, UpdateSite::DeviceF64];
+
+    /// Its name in checkpoints and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            UpdateSite::HostF64 => "host-f64",
+            UpdateSite::DeviceF32 => "device-f32",
+            UpdateSite::DeviceF64 => "device-f64",
+        }
+    }
+}
+
 macro_rules! named {
     ($t:ty, $what:literal) => {
         impl std::fmt::Display for $t {
@@ -88,6 +115,7 @@ macro_rules! named {
 }
 named!(DataMode, "--data");
 named!(BackendKind, "backend");
+named!(UpdateSite, "update");
 
 /// Everything that defines a training run.
 #[derive(Clone, Debug, PartialEq)]

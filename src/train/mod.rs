@@ -10,7 +10,7 @@ pub mod pack;
 pub mod stepper;
 
 pub use checkpoint::Checkpoint;
-pub use config::{BackendKind, DataMode, TrainConfig};
+pub use config::{BackendKind, DataMode, TrainConfig, UpdateSite};
 pub use metrics::{read_metrics, Metric};
 pub use stepper::{backend_for, Backend, GpuBackend, HostBackend};
 
@@ -436,6 +436,7 @@ impl TrainLog<'_> {
             opt: backend.state()?,
             first_loss,
             metrics: self.metrics.clone(),
+            update: Some(backend.update()),
         };
         if !ck.params.is_finite() {
             return Err(Error::diverged(format!(
@@ -472,6 +473,16 @@ pub fn run(
     }
     let (start, metrics, first_loss) = match resume {
         Some(mut ck) => {
+            // the same update as the run that wrote it, or the results would match neither run
+            if let Some(u) = ck.update.filter(|&u| u != backend.update()) {
+                return Err(Error::input(format!(
+                    "the checkpoint in {} was written by a run whose update ran {u} ({}), and this resume would run it {} ({}); resume as the run started (the same --device, --precision and --adapters)",
+                    cfg.out.display(),
+                    ck.config.backend,
+                    backend.update(),
+                    backend.describe()
+                )));
+            }
             backend.restore(&ck.params, &ck.opt)?;
             // a row logged only because it ended the earlier leg is not a row of this (longer)
             // run: drop it, so a resumed run's metrics equal an uninterrupted run's

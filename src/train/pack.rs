@@ -15,7 +15,7 @@
 //! and its arithmetic does not depend on its neighbours (src/backend/gpu/pack.rs says why on
 //! the GPU; on the CPU each cell's step is the lone step).
 
-use super::config::{BackendKind, DataMode, TrainConfig};
+use super::config::{BackendKind, DataMode, TrainConfig, UpdateSite};
 use super::stepper::{adam_state, to_population, HostBackend};
 use super::{divergence, Backend, End, Flow, Span, StepInfo, UntilThreshold};
 use crate::backend::cpu;
@@ -39,6 +39,8 @@ pub trait PackBackend {
     fn describe(&self) -> String;
     /// What a resume must run on.
     fn kind(&self) -> BackendKind;
+    /// Where every cell's update runs.
+    fn update(&self) -> UpdateSite;
     /// One step of every (cell, step) of `rows` (distinct cells): each one's loss before its
     /// update, or `None` where an interrupt abandoned the step before the update.
     fn step(&mut self, rows: &[(usize, u32)]) -> Result<Vec<Option<f64>>>;
@@ -87,6 +89,9 @@ impl PackBackend for CpuPack {
     }
     fn kind(&self) -> BackendKind {
         BackendKind::CpuF64
+    }
+    fn update(&self) -> UpdateSite {
+        UpdateSite::HostF64
     }
     fn step(&mut self, rows: &[(usize, u32)]) -> Result<Vec<Option<f64>>> {
         let idx: Vec<usize> = rows.iter().map(|r| r.0).collect();
@@ -187,6 +192,12 @@ impl PackBackend for GpuAdamPack {
     }
     fn kind(&self) -> BackendKind {
         gpu_kind(&self.model)
+    }
+    fn update(&self) -> UpdateSite {
+        match self.model.precision() {
+            Precision::F32 => UpdateSite::DeviceF32,
+            Precision::F64 => UpdateSite::DeviceF64,
+        }
     }
     fn step(&mut self, rows: &[(usize, u32)]) -> Result<Vec<Option<f64>>> {
         let mut cs = Vec::with_capacity(rows.len());
@@ -292,6 +303,9 @@ impl PackBackend for GpuHostPack {
     }
     fn kind(&self) -> BackendKind {
         gpu_kind(&self.model)
+    }
+    fn update(&self) -> UpdateSite {
+        UpdateSite::HostF64
     }
     fn step(&mut self, rows: &[(usize, u32)]) -> Result<Vec<Option<f64>>> {
         let cs: Vec<CellStep> = rows

@@ -3,7 +3,7 @@
 //! the gradient optimizers on the GPU); [`GpuBackend`] is Adam on minibatches entirely on the
 //! device. [`backend_for`] picks the one a config asks for.
 
-use super::config::{BackendKind, DataMode, TrainConfig};
+use super::config::{BackendKind, DataMode, TrainConfig, UpdateSite};
 use crate::backend::cpu::{self, Grad};
 use crate::backend::gpu::multi::MultiGpu;
 use crate::backend::gpu::{GpuBatch, GpuModel, Precision};
@@ -21,6 +21,8 @@ pub trait Backend {
     fn describe(&self) -> String;
     /// What a resume must run on.
     fn kind(&self) -> BackendKind;
+    /// Where the update runs (a resume must keep it).
+    fn update(&self) -> UpdateSite;
     /// One step at generator position `step`; returns the minibatch loss before the update.
     fn step(&mut self, step: u32) -> Result<f64>;
     /// Current parameters (read back to the host if needed).
@@ -256,6 +258,9 @@ impl Backend for HostBackend {
             Precision::F64 => BackendKind::GpuF64,
         }
     }
+    fn update(&self) -> UpdateSite {
+        UpdateSite::HostF64
+    }
     fn step(&mut self, step: u32) -> Result<f64> {
         let batch = Batch::Gaussian {
             seed: self.seed,
@@ -363,6 +368,12 @@ impl Backend for GpuBackend {
         match self.model.precision() {
             Precision::F32 => BackendKind::GpuF32,
             Precision::F64 => BackendKind::GpuF64,
+        }
+    }
+    fn update(&self) -> UpdateSite {
+        match self.model.precision() {
+            Precision::F32 => UpdateSite::DeviceF32,
+            Precision::F64 => UpdateSite::DeviceF64,
         }
     }
     fn step(&mut self, step: u32) -> Result<f64> {

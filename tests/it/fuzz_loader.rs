@@ -85,6 +85,7 @@ fn seeds(dir: &Path) -> Vec<Vec<u8>> {
                         eval: 1.0,
                         rel_op_err: 0.5,
                     }],
+                    update: Some(fftlearn::train::UpdateSite::HostF64),
                 }
                 .save(f)
                 .unwrap()

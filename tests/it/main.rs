@@ -11,6 +11,7 @@ mod conformance;
 mod determinism;
 mod fuzz_loader;
 mod gpu;
+mod guard;
 mod hostile;
 mod measure;
 mod packs;
