@@ -352,6 +352,23 @@ fn train_py(
         schedule: parse::<Schedule>("schedule", schedule)?,
         data: parse::<DataMode>("data", data)?,
     };
+    if device == Device::Cpu {
+        // GPU settings on the CPU path would change nothing: refused, as the CLI refuses them
+        let set: Vec<String> = [
+            (precision != "f32").then(|| format!("precision='{precision}'")),
+            (kernel != "auto").then(|| format!("kernel='{kernel}'")),
+            adapter.as_ref().map(|a| format!("adapter='{a}'")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !set.is_empty() {
+            return Err(PyValueError::new_err(format!(
+                "{} set the GPU path, and device='cpu' runs the CPU f64 path: drop them or use device='gpu'",
+                set.join(", ")
+            )));
+        }
+    }
     let gpu = gpu_choice(adapter, precision, kernel)?;
     let start = if overwrite { Start::Overwrite } else { Start::Fresh };
     let (tx, rx) = mpsc::channel();

@@ -87,6 +87,18 @@ fn open_on(adapter: &wgpu::Adapter, c: &GpuChoice, p: &Params) -> Result<GpuMode
 /// each matched as `--adapter` matches (a name given twice opens the adapter twice: two
 /// devices, as a node's identical GPUs are).
 pub fn open_multi(c: &GpuChoice, names: &[String], p: &Params) -> Result<gpu::multi::MultiGpu> {
+    if let Some(bad) = names.iter().find(|n| n.trim().is_empty()) {
+        return Err(Error::input(format!(
+            "--adapters '{}': an empty adapter name (accepted: all, or names, each matched as --adapter matches)",
+            names.join(",").replace(bad.as_str(), bad.trim())
+        )));
+    }
+    if names.len() > 1 && names.iter().any(|n| n == "all") {
+        return Err(Error::input(format!(
+            "--adapters {}: 'all' takes every adapter and no other name (accepted: all, or names)",
+            names.join(",")
+        )));
+    }
     let adapters: Vec<wgpu::Adapter> = if names.len() == 1 && names[0] == "all" {
         let all = context::adapters();
         if all.is_empty() {

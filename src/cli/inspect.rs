@@ -45,6 +45,17 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
             a.batch, a.escape_steps, a.eval_every
         )));
     }
+    // the escape runs' flags act only where there are escape runs
+    if a.escape.is_empty() && a.checkpoint.is_none() {
+        let unused =
+            crate::cli::args::given_of(&["lr", "escape_steps", "batch", "data_seed", "eval_every", "threshold"]);
+        if !unused.is_empty() {
+            return Err(Error::input(format!(
+                "{} set the escape runs, and there are none: give --escape EPS,... (or --checkpoint), or drop them",
+                unused.join(", ")
+            )));
+        }
+    }
     // a checkpoint gives the point, the Adam state and the escape runs' data
     let ck = match &a.checkpoint {
         Some(f) => {
@@ -78,6 +89,13 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
     };
     if !p.is_finite() {
         return Err(Error::input("the point has non-finite parameters"));
+    }
+    // a point whose error overflows has no anatomy (every figure would be NaN)
+    let err = fftlearn::backend::cpu::rel_operator_error(&p);
+    if !err.is_finite() {
+        return Err(Error::input(format!(
+            "the point's relative operator error is {err} (its parameters overflow the network's f64 range); inspect a point of finite error"
+        )));
     }
     std::fs::create_dir_all(&a.out)
         .map_err(|e| Error::input(format!("cannot create output directory {}: {e}", a.out.display())))?;

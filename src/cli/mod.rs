@@ -640,10 +640,21 @@ fn bench_cmd(a: crate::cli::args::BenchArgs) -> Result<()> {
             a.batches
         )));
     }
-    if !(a.min_time >= 0.0 && a.min_time.is_finite()) {
+    if let Some(b) = a.batches.iter().find(|&&b| b > 1 << 32) {
         return Err(Error::input(format!(
-            "--min-time {}: must be a finite number of seconds >= 0",
+            "--batches {b}: at most 2^32 samples per step, as train takes"
+        )));
+    }
+    if !(a.min_time >= 0.0 && a.min_time <= 3600.0) {
+        return Err(Error::input(format!(
+            "--min-time {}: must be 0..=3600 seconds per row",
             a.min_time
+        )));
+    }
+    if a.min_steps > 1_000_000 {
+        return Err(Error::input(format!(
+            "--min-steps {}: at most 1000000 per row",
+            a.min_steps
         )));
     }
     let mut kernels = Vec::new();
@@ -659,6 +670,15 @@ fn bench_cmd(a: crate::cli::args::BenchArgs) -> Result<()> {
         fftlearn::io::npy::check_out_early(out)?;
     }
     let gpu = a.device != BenchDevice::Cpu;
+    if !gpu {
+        let unused = args::given_of(&["kernel", "precision", "adapter", "chunk"]);
+        if !unused.is_empty() {
+            return Err(Error::input(format!(
+                "{} set the GPU path, and --device cpu measures the CPU f64 path only; drop them or use --device gpu|both",
+                unused.join(", ")
+            )));
+        }
+    }
     let cfg = BenchConfig {
         n: a.n,
         batches: a.batches.clone(),

@@ -263,7 +263,8 @@ pub fn run(path: &Path, ov: &sweep::Overrides, s: Shard, log: &mut dyn Write) ->
         "[sweep] shard {s}: {} of {} cells, estimated cost {:.3e} of {:.3e}",
         mine.len(),
         cells.len(),
-        mine.iter().map(|&i| cost(&cells[i])).sum::<f64>(),
+        // (+ 0.0: an empty sum is -0)
+        mine.iter().map(|&i| cost(&cells[i])).sum::<f64>() + 0.0,
         cells.iter().map(cost).sum::<f64>()
     )?;
     let mut write = |rows: &[String]| {
@@ -279,7 +280,7 @@ pub fn run(path: &Path, ov: &sweep::Overrides, s: Shard, log: &mut dyn Write) ->
         Ok(()) => {}
         Err(e) if e.kind() == crate::error::Kind::Interrupted => {
             return Err(Error::interrupted(format!(
-                "sweep shard {s} interrupted: {} of its {} cells are in {}, the running ones checkpointed in {}; rerun the same command to resume",
+                "sweep shard {s} interrupted: {} of its {} cells in {}, the running ones checkpointed in {}; rerun the same command to resume",
                 rows.len(),
                 mine.len(),
                 csv_path.display(),

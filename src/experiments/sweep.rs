@@ -198,14 +198,18 @@ impl Key<'_> {
     }
 
     /// [`Key::each`] for a grid axis: a value given twice would run its cells twice.
-    fn axis<T: PartialEq + std::fmt::Debug>(
+    fn axis<T: PartialEq + std::fmt::Display>(
         &self,
         conv: impl Fn(&toml::Value) -> std::result::Result<T, String>,
     ) -> Result<Vec<T>> {
         let v = self.each(conv)?;
         for (i, x) in v.iter().enumerate() {
-            if v[..i].contains(x) {
-                return Err(self.err(format!("{x:?} appears twice (each cell would run twice)")));
+            if let Some(j) = v[..i].iter().position(|y| y == x) {
+                return Err(self.err(format!(
+                    "values {} and {} are the same, {x} (each cell would run twice)",
+                    j + 1,
+                    i + 1
+                )));
             }
         }
         Ok(v)
@@ -235,7 +239,7 @@ impl Key<'_> {
     }
 
     /// Strings, each parsed into `T` (whose error names what is accepted).
-    fn named<T: std::str::FromStr<Err = Error> + PartialEq + std::fmt::Debug>(&self) -> Result<Vec<T>> {
+    fn named<T: std::str::FromStr<Err = Error> + PartialEq + std::fmt::Display>(&self) -> Result<Vec<T>> {
         self.axis(|x| match x {
             toml::Value::String(s) => s.parse::<T>().map_err(|e| e.to_string()),
             o => Err(format!("expected \"strings\", got a {}", o.type_str())),
@@ -250,6 +254,15 @@ impl SweepConfig {
             let at = e
                 .span()
                 .map_or(String::new(), |s| format!(":{}", line_of(text, s.start)));
+            // the key of the line the error stands on, where it is one of the config's
+            let key = e
+                .span()
+                .and_then(|s| text.get(..s.start.min(text.len())))
+                .and_then(|before| before.rsplit('\n').next())
+                .and_then(|line| line.split_once('='))
+                .map(|(k, _)| k.trim())
+                .filter(|k| KEYS.iter().any(|(name, _)| name == k))
+                .map_or(String::new(), |k| format!(" key '{k}':"));
             let msg = e.message().trim().to_string();
             // serde names an unknown key "field"; say it as the rest of fftlearn does
             let msg = match msg.strip_prefix("unknown field `").and_then(|m| m.split_once('`')) {
@@ -259,7 +272,7 @@ impl SweepConfig {
                 }
                 None => msg,
             };
-            Error::input(format!("sweep config {what}{at}: {msg}"))
+            Error::input(format!("sweep config {what}{at}:{key} {msg}"))
         })?;
         let mut c = SweepConfig {
             n: Vec::new(),
@@ -384,16 +397,55 @@ impl SweepConfig {
             }
             _ => {}
         }
+        if let Some(b) = c.budget {
+            // steps = budget / batch, never rounded up to one step or down to the step cap
+            for &batch in &c.batch {
+                let steps = b / batch as u64;
+                if steps == 0 || steps > u32::MAX as u64 {
+                    return Err(Error::input(format!(
+                        "sweep config: key 'budget': {b} samples at batch {batch} is {steps} steps; a cell takes 1..={} steps (budget = batch x steps)",
+                        u32::MAX
+                    )));
+                }
+            }
+        }
         let count = c.cell_count();
         if count > MAX_CELLS as u128 {
             return Err(Error::input(format!(
                 "sweep config: {count} cells (the product of every list's length); a sweep runs at most {MAX_CELLS}: split the grid"
             )));
         }
+        let mut seen: std::collections::HashMap<String, usize> = Default::default();
         for (i, cell) in c.cells().iter().enumerate() {
             let tc = cell.train_config(&c);
             tc.validate()
                 .map_err(|e| Error::input(format!("sweep config: cell {i} ({}): {e}", cell.label())))?;
+            // a list value without effect on a cell makes a second cell that trains the same run
+            let (uses_lr, uses_batch) = (cell.optimizer.uses_lr(), cell.data == DataMode::Minibatch);
+            let same = format!(
+                "{} {:?} {:?} {} {} {} {:e} {} {} {}",
+                cell.n,
+                uses_batch.then_some(cell.batch),
+                uses_lr.then_some((cell.lr, cell.schedule)),
+                cell.init,
+                cell.optimizer,
+                precision_name(cell.precision),
+                cell.momentum,
+                cell.data,
+                cell.seed,
+                cell.steps
+            );
+            if let Some(j) = seen.insert(same, i) {
+                let why = if !uses_lr {
+                    format!("lr and schedule have no effect on {}", cell.optimizer)
+                } else {
+                    format!("batch has no effect on {} data", cell.data)
+                };
+                return Err(Error::input(format!(
+                    "sweep config: cells {j} and {i} train the same run ({why}): {}; give that key one value for these cells (a separate config)",
+                    cell.label()
+                )));
+            }
         }
         Ok(c)
     }
@@ -901,7 +953,7 @@ pub fn run(path: &Path, ov: &Overrides, log: &mut dyn Write) -> Result<()> {
         Ok(()) => {}
         Err(e) if e.kind() == crate::error::Kind::Interrupted => {
             return Err(Error::interrupted(format!(
-                "sweep interrupted: {} of {} cells are in {}, the running ones checkpointed in {}; rerun the same command to resume",
+                "sweep interrupted: {} of {} cells in {}, the running ones checkpointed in {}; rerun the same command to resume",
                 rows.len(),
                 cells.len(),
                 csv_path.display(),

@@ -292,6 +292,18 @@ pub fn heatmaps(path: &Path, maps: &[Heat], w: u32, h: u32) -> Result<()> {
 type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
 
 /// Write `n` panels side by side into a PNG atomically (a temporary .png renamed over `path`).
+/// The words of a failed write of the image (a full disk, say), not the backend's debug dump.
+fn present_error(e: plotters::drawing::DrawingAreaErrorKind<plotters_bitmap::BitMapBackendError>) -> String {
+    use plotters::drawing::DrawingAreaErrorKind as A;
+    use plotters_backend::DrawingErrorKind as D;
+    use plotters_bitmap::BitMapBackendError as B;
+    match e {
+        A::BackendError(D::DrawingError(B::IOError(io))) => io.to_string(),
+        A::BackendError(D::DrawingError(B::ImageError(i))) => i.to_string(),
+        other => other.to_string(),
+    }
+}
+
 fn render(
     path: &Path,
     n: usize,
@@ -318,7 +330,7 @@ fn render(
         for (i, p) in panels.iter().enumerate() {
             draw(p, i)?;
         }
-        root.present().map_err(|e| e.to_string())?;
+        root.present().map_err(present_error)?;
         Ok(())
     })();
     match res.and_then(|_| std::fs::rename(&tmp, path).map_err(|e| e.to_string())) {

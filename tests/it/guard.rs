@@ -385,3 +385,102 @@ fn submit_sh_checks_its_arguments_and_passes_paths_whole() {
         );
     }
 }
+
+/// A hostile corpus of sweep configs and flags: each is refused with one line naming what is
+/// wrong (the key, the value or the flag), exit 2, before any cell or measurement runs.
+#[test]
+fn hostile_sweep_configs_and_flags_are_refused_naming_what_is_wrong() {
+    let d = tmpdir("hostile");
+    for (doc, needles) in [
+        (
+            "n = [8]\nsteps = 18446744073709551615\n",
+            vec!["g.toml:2", "key 'steps'"],
+        ),
+        (
+            "n = [8]\nsteps = 10\ninit = [\"modulus:1\", \"modulus:1.0\"]\n",
+            vec!["key 'init'", "values 1 and 2 are the same, modulus:1"],
+        ),
+        ("n = [8]\nbatch = [16]\nbudget = 3\n", vec!["key 'budget'", "0 steps"]),
+        (
+            "n = [8]\nbatch = [16]\nbudget = 9223372036854775807\n",
+            vec!["key 'budget'", "1..=4294967295 steps"],
+        ),
+        (
+            "n = [8]\nsteps = 10\nlr = [1e-2, 3e-2]\noptimizer = [\"als\"]\n",
+            vec!["train the same run", "no effect on als"],
+        ),
+        (
+            "n = [8]\nsteps = 10\nbatch = [8, 16]\ndata = [\"population\"]\n",
+            vec!["train the same run", "batch has no effect on population data"],
+        ),
+        ("n = [8]\nsteps = 10\nseeds = 0\n", vec!["key 'seeds'", "must be >= 1"]),
+    ] {
+        let cfg = d.join("g.toml");
+        std::fs::write(&cfg, doc).unwrap();
+        let r = bin()
+            .args(["sweep", "--config"])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(d.join("o"))
+            .output()
+            .unwrap();
+        assert_error(&r, 2, &needles);
+        assert!(!d.join("o").join("sweep.csv").exists(), "{doc:?} ran");
+    }
+    let flags: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (
+            vec!["inspect", "--init", "exact", "--n", "8", "--lr", "0.1"],
+            vec!["--lr set the escape runs", "--escape"],
+        ),
+        (
+            vec!["inspect", "--init", "odd-off:1e308:1e308", "--n", "8"],
+            vec!["relative operator error is NaN"],
+        ),
+        (
+            vec!["bench", "--device", "cpu", "--kernel", "lane", "--precision", "f32"],
+            vec!["--kernel, --precision set the GPU path", "--device cpu"],
+        ),
+    ];
+    for (args, needles) in flags {
+        let out = d.join("x");
+        let r = bin().args(&args).arg("--out").arg(&out).output().unwrap();
+        assert_error(&r, 2, &needles);
+    }
+    if gpu(false).is_none() {
+        return;
+    }
+    for (adapters, needle) in [
+        ("", "an empty adapter name"),
+        (",", "an empty adapter name"),
+        ("all,all", "'all' takes every adapter"),
+    ] {
+        let r = bin()
+            .args([
+                "train",
+                "--device",
+                "gpu",
+                "--n",
+                "8",
+                "--steps",
+                "2",
+                "--adapters",
+                adapters,
+                "--out",
+            ])
+            .arg(d.join("t"))
+            .arg("--overwrite")
+            .output()
+            .unwrap();
+        assert_error(&r, 2, &["--adapters", needle]);
+    }
+    for shape in ["abc", "0,0", "3,99999"] {
+        let r = bin()
+            .args(["train", "--device", "gpu", "--n", "8", "--steps", "2", "--out"])
+            .arg(d.join("t"))
+            .arg("--overwrite")
+            .env("FFTLEARN_FUSED_SHAPE", shape)
+            .output()
+            .unwrap();
+        assert_error(&r, 2, &[&format!("FFTLEARN_FUSED_SHAPE={shape}"), "BITS,WG"]);
+    }
+}

@@ -468,7 +468,7 @@ fn grids_and_allocations_are_bounded_before_they_are_made() {
             "n = [8, 16, 32, 64]\nlr = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\nbatch = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\nsteps = 10\nseeds = 300\n",
             vec!["120000 cells", "at most 100000"],
         ),
-        ("n = [8, 8]\nsteps = 10\n", vec!["key 'n'", "appears twice"]),
+        ("n = [8, 8]\nsteps = 10\n", vec!["key 'n'", "values 1 and 2 are the same, 8"]),
     ] {
         let cfg = d.join("g.toml");
         std::fs::write(&cfg, doc).unwrap();

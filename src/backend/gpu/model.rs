@@ -303,10 +303,10 @@ pub fn fused_plan(
     shape: Option<(u32, u32)>,
 ) -> std::result::Result<Plan, String> {
     let int64 = int64 && features.contains(wgpu::Features::SHADER_INT64);
-    let env = std::env::var("FFTLEARN_FUSED_SHAPE").ok().and_then(|v| {
-        let (a, b) = v.split_once(',')?;
-        Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
-    });
+    let env = match std::env::var("FFTLEARN_FUSED_SHAPE") {
+        Ok(v) => Some(parse_shape(&v).map_err(|e| format!("FFTLEARN_FUSED_SHAPE={v}: {e}"))?),
+        Err(_) => None,
+    };
     let (bits, min_wg) = shape.or(env).unwrap_or(if info.device_type == wgpu::DeviceType::Cpu {
         fused::cpu_shape(net.log2())
     } else {
@@ -317,6 +317,21 @@ pub fn fused_plan(
         plan.cwg = fused::COMBINE_WG.1;
     }
     Ok(plan)
+}
+
+/// A fused plan shape `BITS,WG`: log2 of the values per invocation (1..=16) and the least
+/// invocations per workgroup (1..=1024).
+fn parse_shape(v: &str) -> std::result::Result<(u32, u32), String> {
+    let bad = || "expected BITS,WG with BITS in 1..=16 and WG in 1..=1024 (e.g. 3,64)".to_string();
+    let (a, b) = v.split_once(',').ok_or_else(bad)?;
+    let (bits, wg): (u32, u32) = (
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    );
+    if !(1..=16).contains(&bits) || !(1..=1024).contains(&wg) {
+        return Err(bad());
+    }
+    Ok((bits, wg))
 }
 
 /// What `--kernel auto` runs on `adapter` at size `net` and `prec`, with the limits it uses:
@@ -418,6 +433,10 @@ impl GpuModel {
     /// The model for cells `ps` (one N) at slots 0.., with `opts`; `pack_batch`: a pack of
     /// steps of that many samples (fused only; its partials sized for it), else one cell.
     pub(super) fn build(gpu: Gpu, ps: &[Params], opts: ModelOptions, pack_batch: Option<usize>) -> Result<Self> {
+        // a measurement override that does not parse is an error, never a silent fallback
+        if let Ok(v) = std::env::var("FFTLEARN_FUSED_SHAPE") {
+            parse_shape(&v).map_err(|e| Error::input(format!("FFTLEARN_FUSED_SHAPE={v}: {e}")))?;
+        }
         let prec = opts.prec;
         let net = ps
             .first()
