@@ -322,7 +322,7 @@ fn resume_config(a: &TrainArgs, dir: &Path, ck: &Checkpoint) -> Result<TrainConf
     for (id, conflict, cli, stored) in checks {
         if given(id) && conflict {
             return Err(Error::input(format!(
-                "--{} {cli} conflicts with the checkpoint's {id} = {stored} ({}); a resumed run keeps its config (may change: --steps, --checkpoint-every, --max-loss-ratio, --adapter, --adapters)",
+                "--{} {cli} conflicts with the checkpoint's {id} = {stored} ({}); a resumed run keeps its config (may change: --steps, --checkpoint-every, --max-loss-ratio, --adapter, and --adapters where the update stays where it ran)",
                 id.replace('_', "-"),
                 checkpoint::path_in(dir).display()
             )));
