@@ -99,6 +99,20 @@ fn params_dict<'py>(py: Python<'py>, p: &Params) -> PyResult<Bound<'py, PyDict>>
     Ok(d)
 }
 
+/// A size from Python (`n`, `batch`, `steps`): a negative or too large int is a ValueError
+/// naming it, as any other bad input is (pyo3's own conversion raises OverflowError).
+struct Whole<T>(T);
+
+impl<'a, 'py, T: TryFrom<i128>> FromPyObject<'a, 'py> for Whole<T> {
+    type Error = PyErr;
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let v: i128 = obj.extract()?;
+        T::try_from(v)
+            .map(Whole)
+            .map_err(|_| PyValueError::new_err(format!("{v}: out of range (a whole number >= 0 is accepted)")))
+    }
+}
+
 /// The GPU choice from `train`/`gradcheck`'s keyword arguments.
 fn gpu_choice(adapter: Option<String>, precision: &str, kernel: &str) -> PyResult<GpuChoice> {
     Ok(GpuChoice {
@@ -149,9 +163,9 @@ fn inputs(p: &Params, x: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
 /// `init(scheme="seed", n=512, seed=0)`: parameters from an init scheme (seed, exact, random,
 /// modulus:R, odd-off:R[:r]).
 #[pyfunction]
-#[pyo3(signature = (scheme = "seed", n = 512, seed = 0))]
-fn init<'py>(py: Python<'py>, scheme: &str, n: usize, seed: u64) -> PyResult<Bound<'py, PyDict>> {
-    let net = Network::new(n).map_err(py_err)?;
+#[pyo3(signature = (scheme = "seed", n = Whole(512), seed = 0))]
+fn init<'py>(py: Python<'py>, scheme: &str, n: Whole<usize>, seed: u64) -> PyResult<Bound<'py, PyDict>> {
+    let net = Network::new(n.0).map_err(py_err)?;
     let scheme: Scheme = parse("scheme", scheme)?;
     params_dict(py, &Params::init(&net, &scheme, seed))
 }
@@ -281,7 +295,7 @@ impl std::io::Write for PyLog {
 /// the current step with a checkpoint, then raises KeyboardInterrupt.
 #[pyfunction]
 #[pyo3(signature = (
-    n = None, steps = 3000, batch = 16, lr = 1e-2, seed = 42, init = None, print_every = 10,
+    n = None, steps = Whole(3000), batch = Whole(16), lr = 1e-2, seed = 42, init = None, print_every = 10,
     out = None, overwrite = false, device = "auto", precision = "f32", kernel = "auto",
     adapter = None, optimizer = "adam", momentum = 0.0, schedule = "constant",
     data = "minibatch", max_loss_ratio = 1e8, checkpoint_every = None, log = None
@@ -289,9 +303,9 @@ impl std::io::Write for PyLog {
 #[allow(clippy::too_many_arguments)]
 fn train_py(
     py: Python<'_>,
-    n: Option<usize>,
-    steps: u32,
-    batch: usize,
+    n: Option<Whole<usize>>,
+    steps: Whole<u32>,
+    batch: Whole<usize>,
     lr: f64,
     seed: u64,
     init: Option<&Bound<'_, PyAny>>,
@@ -323,7 +337,7 @@ fn train_py(
         None => tempdir()?,
     };
     let cfg = TrainConfig {
-        n: match (&start_params, n) {
+        n: match (&start_params, n.map(|n| n.0)) {
             (Some(p), Some(n)) if n != p.net.n() => {
                 return Err(PyValueError::new_err(format!(
                     "n={n} does not match init's parameters of N = {}: drop n, or pass parameters of N = {n}",
@@ -333,15 +347,15 @@ fn train_py(
             (Some(p), _) => p.net.n(),
             (None, n) => n.unwrap_or(512),
         },
-        steps,
-        batch,
+        steps: steps.0,
+        batch: batch.0,
         lr,
         seed,
         init: init_cfg,
         print_every,
         out: out.clone(),
         max_loss_ratio,
-        checkpoint_every: checkpoint_every.unwrap_or(TrainConfig::default_checkpoint_every(steps)),
+        checkpoint_every: checkpoint_every.unwrap_or(TrainConfig::default_checkpoint_every(steps.0)),
         backend: if device == Device::Gpu {
             train::BackendKind::GpuF32
         } else {
@@ -486,19 +500,20 @@ fn run_training(
 /// kernel="auto", adapter=None) -> dict`: the GPU loss and gradients against the f64 CPU path
 /// on identical inputs; `passed` applies the CLI's tolerances.
 #[pyfunction]
-#[pyo3(signature = (params = None, init = "random", n = 512, batch = 4096, seed = 0, precision = "f32", kernel = "auto", adapter = None))]
+#[pyo3(signature = (params = None, init = "random", n = Whole(512), batch = Whole(4096), seed = 0, precision = "f32", kernel = "auto", adapter = None))]
 #[allow(clippy::too_many_arguments)]
 fn gradcheck<'py>(
     py: Python<'py>,
     params: Option<&Bound<'py, PyAny>>,
     init: &str,
-    n: usize,
-    batch: usize,
+    n: Whole<usize>,
+    batch: Whole<usize>,
     seed: u64,
     precision: &str,
     kernel: &str,
     adapter: Option<String>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let (n, batch) = (n.0, batch.0);
     if batch == 0 {
         return Err(PyValueError::new_err("batch 0: the batch must be at least 1"));
     }
@@ -544,13 +559,13 @@ fn gradcheck<'py>(
 /// device="auto") -> dict of columns`: gradient statistics per group and batch size (the
 /// CLI's snr.csv columns), with the closed-form moments for N <= 1024.
 #[pyfunction]
-#[pyo3(signature = (params = None, init = "seed", n = 512, seed = 0, batches = vec![16, 256, 4096], k = 64, device = "auto"))]
+#[pyo3(signature = (params = None, init = "seed", n = Whole(512), seed = 0, batches = vec![16, 256, 4096], k = 64, device = "auto"))]
 #[allow(clippy::too_many_arguments)]
 fn snr_py<'py>(
     py: Python<'py>,
     params: Option<&Bound<'py, PyAny>>,
     init: &str,
-    n: usize,
+    n: Whole<usize>,
     seed: u64,
     batches: Vec<usize>,
     k: usize,
@@ -566,7 +581,7 @@ fn snr_py<'py>(
             "batches {batches:?}: each in 1..=2^32, at least one"
         )));
     }
-    let p = point(params, init, n, seed)?;
+    let p = point(params, init, n.0, seed)?;
     let device: Device = parse("device", device)?;
     let rows = py
         .detach(|| -> fl::Result<Vec<snr::Row>> {
@@ -610,15 +625,15 @@ fn snr_py<'py>(
 /// Gauss-Newton matrix of the population loss (2 (N + 3) real parameters, N <= 2048) and
 /// their eigenvalues, ascending.
 #[pyfunction]
-#[pyo3(signature = (params = None, init = "exact", n = 64, seed = 0))]
+#[pyo3(signature = (params = None, init = "exact", n = Whole(64), seed = 0))]
 fn hessian_py<'py>(
     py: Python<'py>,
     params: Option<&Bound<'py, PyAny>>,
     init: &str,
-    n: usize,
+    n: Whole<usize>,
     seed: u64,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let p = point(params, init, n, seed)?;
+    let p = point(params, init, n.0, seed)?;
     if p.net.n() > 2048 {
         return Err(PyValueError::new_err(format!(
             "N = {}: the dense matrices are offered up to N = 2048 (the CLI's `hessian --method lanczos` covers larger N)",

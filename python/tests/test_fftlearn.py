@@ -107,6 +107,10 @@ def test_train_refuses_an_n_that_its_init_parameters_do_not_have(tmp_path):
     p = fftlearn.init("random", n=16)
     with pytest.raises(ValueError, match="n=32 does not match"):
         fftlearn.train(n=32, init=p, device="cpu", steps=2, out=str(tmp_path / "a"))
+    for call in (lambda: fftlearn.init("seed", n=-1), lambda: fftlearn.train(n=-1, device="cpu"),
+                 lambda: fftlearn.train(n=16, steps=-5, device="cpu"), lambda: fftlearn.hessian(n=-8)):
+        with pytest.raises(ValueError, match="out of range"):
+            call()
     with pytest.raises(ValueError, match="precision='f64' set the GPU path"):
         fftlearn.train(n=16, device="cpu", precision="f64", steps=2, out=str(tmp_path / "c"))
     # without n, or with the parameters' own, the run is at their N
