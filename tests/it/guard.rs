@@ -440,12 +440,47 @@ fn hostile_sweep_configs_and_flags_are_refused_naming_what_is_wrong() {
             vec!["bench", "--device", "cpu", "--kernel", "lane", "--precision", "f32"],
             vec!["--kernel, --precision set the GPU path", "--device cpu"],
         ),
+        (
+            vec!["bench", "--device", "cpu", "--batches", "1000000000000"],
+            vec!["--batches 1000000000000", "2^32"],
+        ),
+        (
+            vec!["bench", "--device", "cpu", "--min-time", "1e10"],
+            vec!["--min-time", "0..=3600"],
+        ),
+        (
+            vec!["bench", "--device", "cpu", "--min-steps", "100000000"],
+            vec!["--min-steps"],
+        ),
     ];
     for (args, needles) in flags {
         let out = d.join("x");
         let r = bin().args(&args).arg("--out").arg(&out).output().unwrap();
         assert_error(&r, 2, &needles);
     }
+    // claims measures for minutes: a directory as --out is refused before it starts
+    std::fs::create_dir_all(d.join("adir")).unwrap();
+    let t = Instant::now();
+    let r = bin()
+        .args(["claims", "--no-readme", "--out"])
+        .arg(d.join("adir"))
+        .output()
+        .unwrap();
+    assert_error(&r, 2, &["adir", "a directory"]);
+    assert!(t.elapsed() < Duration::from_secs(5));
+    // a shard with no cells reports a cost of 0, not -0
+    let cfg = d.join("one.toml");
+    std::fs::write(&cfg, "n = [8]\nsteps = 5\n").unwrap();
+    let r = bin()
+        .args(["sweep", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(d.join("sh"))
+        .args(["--shard", "1/2"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&r.stdout);
+    assert!(log.contains("0 of 1 cells, estimated cost 0.000e0 of"), "{log}");
     if gpu(false).is_none() {
         return;
     }
