@@ -316,7 +316,8 @@ pub(crate) fn run(
             let first = &cells[order[ks[0]]];
             writeln!(
                 log,
-                "[sweep] pack {}/{}: {} cell(s), N = {}, {}{}",
+                "[sweep] {} {}/{}: {} cell(s), N = {}, {}{}",
+                if unit.kind == How::Alone { "run" } else { "pack" },
                 u + 1,
                 units.len(),
                 ks.len(),
