@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Training-step throughput of fftlearn's CPU f64 path beside the peers (torch_vec.py, jax_vec.py),
 # measured in one run on this machine. Usage:
-#   tools/bench_peers.sh [PEERS_DIR=../shared/peers] [PYTHON=/tmp/peers-venv/bin/python]
+#   tools/bench_peers.sh PEERS_DIR [PYTHON=/tmp/peers-venv/bin/python]
+# PEERS_DIR: the folder holding torch_vec.py and jax_vec.py.
 # Writes target/bench_peers.md (a Markdown table of samples/s and ratios).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PEERS=${1:-../shared/peers}
+PEERS=${1:?usage: tools/bench_peers.sh PEERS_DIR [PYTHON]}
 PY=${2:-/tmp/peers-venv/bin/python}
 OUT=target/bench_peers
 mkdir -p "$OUT"
