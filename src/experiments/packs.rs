@@ -16,14 +16,13 @@
 //! cells ahead of it in the CSV's order. The CSV holds rows in grid order only; a row moves
 //! from its `.row` file into the CSV as soon as every cell before it is done.
 
-use super::sweep::{self, Cell, Outcome, SweepConfig};
+use super::sweep::{self, Cell, CellJob, Outcome, SweepConfig};
 use crate::backend::gpu::{self, Gpu, GpuModel, ModelOptions, PackNeeds, Precision};
 use crate::error::{Error, Kind, Result};
 use crate::io::npy;
-use crate::model::params::Params;
 use crate::optim::Optimizer;
 use crate::train::pack::{drive_pack, CellRun, CpuPack, GpuAdamPack, GpuHostPack, PackBackend};
-use crate::train::{BackendKind, Checkpoint, DataMode, End, Metric, Span, UntilThreshold};
+use crate::train::{BackendKind, DataMode, TrainConfig};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -407,15 +406,15 @@ fn run_pack(
     let t0 = Instant::now();
     std::fs::create_dir_all(&ledger.dir)
         .map_err(|e| Error::input(format!("cannot create {}: {e}", ledger.dir.display())))?;
-    let mut configs = Vec::with_capacity(ks.len());
+    let mut jobs = Vec::with_capacity(ks.len());
     let mut starts = Vec::with_capacity(ks.len());
     for &k in ks {
         let cell = &cells[ledger.order[k]];
-        let tc = cell.train_config(c);
-        let net = tc.validate()?;
-        starts.push(cell.init.params(&net, cell.seed)?);
-        configs.push(tc);
+        let job = CellJob::new(cell, c, &ledger.checkpoint(k))?;
+        starts.push(cell.init.params(&job.tc.validate()?, cell.seed)?);
+        jobs.push(job);
     }
+    let configs: Vec<TrainConfig> = jobs.iter().map(|j| j.tc.clone()).collect();
     let mut backend: Box<dyn PackBackend> = match kind {
         How::Cpu => Box::new(CpuPack::new(
             configs.iter().cloned().zip(starts.iter().cloned()).collect(),
@@ -434,104 +433,41 @@ fn run_pack(
             }
         }
     };
-    // where it ran, without the thread count (a CPU cell's bits do not depend on it)
-    let ran = match backend.kind() {
-        BackendKind::CpuF64 => "cpu f64".to_string(),
-        _ => backend.describe().replace(',', ";"),
-    };
+    let ran = sweep::ran_on(backend.kind(), backend.describe());
     let mut runs = Vec::with_capacity(ks.len());
-    for (j, &k) in ks.iter().enumerate() {
-        let cell = &cells[ledger.order[k]];
-        let every = if c.eval_every > 0 {
-            c.eval_every
-        } else {
-            (cell.steps / 20).max(1)
-        };
-        let mut run = CellRun::new(
-            Span {
-                start: 0,
-                steps: cell.steps,
-                max_loss_ratio: configs[j].max_loss_ratio,
-                first_loss: None,
-            },
-            UntilThreshold::new(every, c.threshold),
-        );
-        // a checkpoint of this very cell (its config) resumes; any other is stale
-        let ck = ledger.checkpoint(k);
-        if ck.exists() {
-            match Checkpoint::load(&ck) {
-                Ok(kp) if kp.config == configs[j] => {
-                    backend.restore(j, &kp.params, &kp.opt)?;
-                    if let Some(m) = kp.metrics.last() {
-                        run.obs.loss = m.loss;
-                        run.obs.rel = m.rel_op_err;
-                    }
-                    run.obs.first_loss = Some(kp.first_loss);
-                    run.span.start = kp.step;
-                    run.span.first_loss = Some(kp.first_loss);
-                    run.step = kp.step;
-                }
-                _ => {
-                    let _ = std::fs::remove_file(&ck);
-                }
-            }
-        }
-        runs.push(run);
+    for (j, job) in jobs.iter().enumerate() {
+        let (span, obs) = job.start(|p, s| backend.restore(j, p, s))?;
+        runs.push(CellRun::new(span, obs));
     }
     let mut stopped = false;
     drive_pack(backend.as_mut(), &mut runs, &mut |j, run, b| {
         let k = ks[j];
         let cell = &cells[ledger.order[k]];
-        let mut obs = run.obs.clone();
-        let (status, rel) = match run.end.as_ref().expect("an ended cell") {
-            End::Interrupted(step) => {
-                stopped = true;
-                if let (true, Some(first)) = (*step > run.span.start, obs.first_loss) {
-                    Checkpoint {
-                        config: configs[j].clone(),
-                        step: *step,
-                        params: b.params(&[j])?.remove(0),
-                        opt: b.state(j)?,
-                        first_loss: first,
-                        metrics: vec![Metric {
-                            step: *step,
-                            loss: obs.loss,
-                            eval: f64::NAN,
-                            rel_op_err: obs.rel,
-                        }],
-                        update: Some(b.update()),
-                    }
-                    .save(&ledger.checkpoint(k))?;
-                }
-                return Ok(());
-            }
-            End::Diverged { loss, .. } => {
-                obs.loss = *loss;
-                ("diverged", f64::NAN)
-            }
-            End::Stopped(_) | End::Finished if obs.reached.is_some() => ("success", obs.rel),
-            End::Stopped(_) | End::Finished => ("fail", obs.rel),
+        let update = b.update();
+        let b = std::cell::RefCell::new(b);
+        let end = run.end.as_ref().expect("an ended cell");
+        let done = jobs[j].end(
+            end,
+            run.span.start,
+            &run.obs,
+            &mut || Ok(b.borrow_mut().params(&[j])?.remove(0)),
+            &mut || b.borrow_mut().state(j),
+            update,
+        )?;
+        let Some((status, final_rel_err, final_loss)) = done else {
+            stopped = true;
+            return Ok(());
         };
-        if c.save_params.wants(status) {
-            let p: Params = b.params(&[j])?.remove(0);
-            if p.is_finite() {
-                let d = c.out.join("params");
-                std::fs::create_dir_all(&d).map_err(|e| Error::input(format!("cannot create {}: {e}", d.display())))?;
-                p.save(&d.join(format!("{}.npz", cell.file_stem())))?;
-            }
-        }
         let o = Outcome {
             status,
-            steps_to_success: obs.reached,
-            final_rel_err: rel,
-            final_loss: obs.loss,
+            steps_to_success: run.obs.reached,
+            final_rel_err,
+            final_loss,
             backend: ran.clone(),
             wall_s: t0.elapsed().as_secs_f64(),
         };
         writeln!(log, "{}", sweep::progress(ledger.done(), total, cell, &o))?;
-        ledger.finish(k, sweep::row(cell, &o))?;
-        let _ = std::fs::remove_file(ledger.checkpoint(k));
-        Ok(())
+        ledger.finish(k, sweep::row(cell, &o))
     })
     .map_err(|e| {
         e.context(format!(

@@ -9,10 +9,10 @@ use crate::io::lock::DirLock;
 use crate::io::npy;
 use crate::io::plot::{heatmaps, Heat};
 use crate::model::network::Network;
-use crate::model::params::Init;
-use crate::optim::{Optimizer, Schedule};
+use crate::model::params::{Init, Params};
+use crate::optim::{OptState, Optimizer, Schedule};
 use crate::train::{
-    self, backend_for, BackendKind, Checkpoint, DataMode, End, Metric, Span, TrainConfig, UntilThreshold,
+    self, backend_for, BackendKind, Checkpoint, DataMode, End, Metric, Span, TrainConfig, UntilThreshold, UpdateSite,
 };
 use serde::Deserialize;
 use std::io::Write;
@@ -686,9 +686,8 @@ pub(crate) fn samples_per_step(cell: &Cell) -> u64 {
 /// the same cell resumes from it, so a preempted cell is not started over, and its row is the
 /// one an uninterrupted run writes (but for `wall_s`). The file is removed once the cell ends.
 pub(crate) fn run_cell(cell: &Cell, c: &SweepConfig, gpu: &mut Option<Gpu>, ck: &Path) -> Result<Outcome> {
-    let tc = cell.train_config(c);
-    let net = tc.validate()?;
-    let p = cell.init.params(&net, cell.seed)?;
+    let job = CellJob::new(cell, c, ck)?;
+    let p = cell.init.params(&job.tc.validate()?, cell.seed)?;
     let model = if cell.precision.is_gpu() {
         let g = match gpu.take() {
             Some(g) => g,
@@ -701,90 +700,161 @@ pub(crate) fn run_cell(cell: &Cell, c: &SweepConfig, gpu: &mut Option<Gpu>, ck: 
     } else {
         None
     };
-    let mut backend = backend_for(&tc, p, model)?;
-    let every = if c.eval_every > 0 {
-        c.eval_every
-    } else {
-        (cell.steps / 20).max(1)
-    };
+    let mut backend = backend_for(&job.tc, p, model)?;
     let t0 = Instant::now();
-    // where it ran, without the thread count (a CPU cell's bits do not depend on it, and the
-    // CSV must not either)
-    let ran = match backend.kind() {
-        BackendKind::CpuF64 => "cpu f64".to_string(),
-        _ => backend.describe().replace(',', ";"),
-    };
-    let mut obs = UntilThreshold::new(every, c.threshold);
-    let mut span = Span {
-        start: 0,
-        steps: cell.steps,
-        max_loss_ratio: tc.max_loss_ratio,
-        first_loss: None,
-    };
-    // a checkpoint of this very cell (its config) resumes; any other is stale
-    if ck.exists() {
-        match Checkpoint::load(ck) {
-            Ok(k) if k.config == tc => {
-                backend.restore(&k.params, &k.opt)?;
-                if let Some(m) = k.metrics.last() {
-                    obs.loss = m.loss;
-                    obs.rel = m.rel_op_err;
-                }
-                obs.first_loss = Some(k.first_loss);
-                span.start = k.step;
-                span.first_loss = Some(k.first_loss);
-            }
-            _ => {
-                let _ = std::fs::remove_file(ck);
-            }
-        }
-    }
+    let ran = ran_on(backend.kind(), backend.describe());
+    let (span, mut obs) = job.start(|p, s| backend.restore(p, s))?;
     let end = train::drive(span, backend.as_mut(), &mut obs)?;
-    let (status, final_rel_err) = match end {
-        End::Diverged { loss, .. } => {
-            obs.loss = loss;
-            ("diverged", f64::NAN)
-        }
-        End::Interrupted(step) => {
-            if let (true, Some(first)) = (step > span.start, obs.first_loss) {
-                Checkpoint {
-                    config: tc.clone(),
-                    step,
-                    params: backend.params()?,
-                    opt: backend.state()?,
-                    first_loss: first,
-                    metrics: vec![Metric {
-                        step,
-                        loss: obs.loss,
-                        eval: f64::NAN,
-                        rel_op_err: obs.rel,
-                    }],
-                    update: Some(backend.update()),
-                }
-                .save(ck)?;
+    let update = backend.update();
+    let b = std::cell::RefCell::new(backend);
+    let done = job.end(
+        &end,
+        span.start,
+        &obs,
+        &mut || b.borrow_mut().params(),
+        &mut || b.borrow_mut().state(),
+        update,
+    )?;
+    match done {
+        Some((status, final_rel_err, final_loss)) => Ok(Outcome {
+            status,
+            steps_to_success: obs.reached,
+            final_rel_err,
+            final_loss,
+            backend: ran,
+            wall_s: t0.elapsed().as_secs_f64(),
+        }),
+        None => Err(Error::interrupted(format!(
+            "interrupted at step {} of the cell",
+            match end {
+                End::Interrupted(s) => s,
+                _ => 0,
             }
-            return Err(Error::interrupted(format!("interrupted at step {step} of the cell")));
-        }
-        End::Stopped(_) | End::Finished if obs.reached.is_some() => ("success", obs.rel),
-        End::Stopped(_) | End::Finished => ("fail", obs.rel),
-    };
-    if c.save_params.wants(status) {
-        let p = backend.params()?;
-        if p.is_finite() {
-            let dir = c.out.join("params");
-            std::fs::create_dir_all(&dir).map_err(|e| Error::input(format!("cannot create {}: {e}", dir.display())))?;
-            p.save(&dir.join(format!("{}.npz", cell.file_stem())))?;
-        }
+        ))),
     }
-    let _ = std::fs::remove_file(ck);
-    Ok(Outcome {
-        status,
-        steps_to_success: obs.reached,
-        final_rel_err,
-        final_loss: obs.loss,
-        backend: ran,
-        wall_s: t0.elapsed().as_secs_f64(),
-    })
+}
+
+/// Where a cell ran, as its row writes it: without the thread count (a CPU cell's bits do not
+/// depend on it, and the CSV must not either), and with no comma.
+pub(crate) fn ran_on(kind: BackendKind, describe: String) -> String {
+    match kind {
+        BackendKind::CpuF64 => "cpu f64".to_string(),
+        _ => describe.replace(',', ";"),
+    }
+}
+
+/// One cell's start and end as a sweep runs it, alone ([`run_cell`]) or in a pack
+/// (src/experiments/packs.rs): the same resume from its checkpoint, the same status, saved
+/// parameters and interrupt checkpoint, so the two give the same row.
+pub(crate) struct CellJob<'a> {
+    cell: &'a Cell,
+    c: &'a SweepConfig,
+    /// The cell's training config.
+    pub(crate) tc: TrainConfig,
+    /// Where the cell keeps its checkpoint when interrupted.
+    ck: PathBuf,
+}
+
+impl<'a> CellJob<'a> {
+    /// The job of `cell` of `c`, checkpointing to `ck`.
+    pub(crate) fn new(cell: &'a Cell, c: &'a SweepConfig, ck: &Path) -> Result<Self> {
+        let tc = cell.train_config(c);
+        tc.validate()?;
+        Ok(CellJob {
+            cell,
+            c,
+            tc,
+            ck: ck.to_path_buf(),
+        })
+    }
+
+    /// The cell's span and observer: from its checkpoint when the file holds this very cell
+    /// (its config; the state goes to `restore`), else from step 0 (a stale file is removed).
+    pub(crate) fn start(
+        &self,
+        restore: impl FnOnce(&Params, &OptState) -> Result<()>,
+    ) -> Result<(Span, UntilThreshold)> {
+        let every = if self.c.eval_every > 0 {
+            self.c.eval_every
+        } else {
+            (self.cell.steps / 20).max(1)
+        };
+        let mut obs = UntilThreshold::new(every, self.c.threshold);
+        let mut span = Span {
+            start: 0,
+            steps: self.cell.steps,
+            max_loss_ratio: self.tc.max_loss_ratio,
+            first_loss: None,
+        };
+        if self.ck.exists() {
+            match Checkpoint::load(&self.ck) {
+                Ok(k) if k.config == self.tc => {
+                    restore(&k.params, &k.opt)?;
+                    if let Some(m) = k.metrics.last() {
+                        obs.loss = m.loss;
+                        obs.rel = m.rel_op_err;
+                    }
+                    obs.first_loss = Some(k.first_loss);
+                    span.start = k.step;
+                    span.first_loss = Some(k.first_loss);
+                }
+                _ => {
+                    let _ = std::fs::remove_file(&self.ck);
+                }
+            }
+        }
+        Ok((span, obs))
+    }
+
+    /// The cell ended as `end` (it started at step `start`; `obs` saw it): an interrupted cell
+    /// writes its checkpoint and gives None; any other gives (status, final relative operator
+    /// error, final loss), keeps its parameters if the config asks, and removes its checkpoint.
+    pub(crate) fn end(
+        &self,
+        end: &End,
+        start: u32,
+        obs: &UntilThreshold,
+        params: &mut dyn FnMut() -> Result<Params>,
+        state: &mut dyn FnMut() -> Result<OptState>,
+        update: UpdateSite,
+    ) -> Result<Option<(&'static str, f64, f64)>> {
+        let (status, rel, loss) = match *end {
+            End::Interrupted(step) => {
+                if let (true, Some(first)) = (step > start, obs.first_loss) {
+                    Checkpoint {
+                        config: self.tc.clone(),
+                        step,
+                        params: params()?,
+                        opt: state()?,
+                        first_loss: first,
+                        metrics: vec![Metric {
+                            step,
+                            loss: obs.loss,
+                            eval: f64::NAN,
+                            rel_op_err: obs.rel,
+                        }],
+                        update: Some(update),
+                    }
+                    .save(&self.ck)?;
+                }
+                return Ok(None);
+            }
+            End::Diverged { loss, .. } => ("diverged", f64::NAN, loss),
+            End::Stopped(_) | End::Finished if obs.reached.is_some() => ("success", obs.rel, obs.loss),
+            End::Stopped(_) | End::Finished => ("fail", obs.rel, obs.loss),
+        };
+        if self.c.save_params.wants(status) {
+            let p = params()?;
+            if p.is_finite() {
+                let dir = self.c.out.join("params");
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| Error::input(format!("cannot create {}: {e}", dir.display())))?;
+                p.save(&dir.join(format!("{}.npz", self.cell.file_stem())))?;
+            }
+        }
+        let _ = std::fs::remove_file(&self.ck);
+        Ok(Some((status, rel, loss)))
+    }
 }
 
 /// Why `line` is not a complete row of `cell` (None if it is one): its key, a status the

@@ -303,10 +303,7 @@ pub fn fused_plan(
     shape: Option<(u32, u32)>,
 ) -> std::result::Result<Plan, String> {
     let int64 = int64 && features.contains(wgpu::Features::SHADER_INT64);
-    let env = match std::env::var("FFTLEARN_FUSED_SHAPE") {
-        Ok(v) => Some(parse_shape(&v).map_err(|e| format!("FFTLEARN_FUSED_SHAPE={v}: {e}"))?),
-        Err(_) => None,
-    };
+    let env = env_shape()?;
     let (bits, min_wg) = shape.or(env).unwrap_or(if info.device_type == wgpu::DeviceType::Cpu {
         fused::cpu_shape(net.log2())
     } else {
@@ -317,6 +314,17 @@ pub fn fused_plan(
         plan.cwg = fused::COMBINE_WG.1;
     }
     Ok(plan)
+}
+
+/// The fused plan shape `FFTLEARN_FUSED_SHAPE=BITS,WG` sets for measurements, if set; an
+/// error naming it if it does not parse.
+fn env_shape() -> std::result::Result<Option<(u32, u32)>, String> {
+    match std::env::var("FFTLEARN_FUSED_SHAPE") {
+        Ok(v) => parse_shape(&v)
+            .map(Some)
+            .map_err(|e| format!("FFTLEARN_FUSED_SHAPE={v}: {e}")),
+        Err(_) => Ok(None),
+    }
 }
 
 /// A fused plan shape `BITS,WG`: log2 of the values per invocation (1..=16) and the least
@@ -434,9 +442,7 @@ impl GpuModel {
     /// steps of that many samples (fused only; its partials sized for it), else one cell.
     pub(super) fn build(gpu: Gpu, ps: &[Params], opts: ModelOptions, pack_batch: Option<usize>) -> Result<Self> {
         // a measurement override that does not parse is an error, never a silent fallback
-        if let Ok(v) = std::env::var("FFTLEARN_FUSED_SHAPE") {
-            parse_shape(&v).map_err(|e| Error::input(format!("FFTLEARN_FUSED_SHAPE={v}: {e}")))?;
-        }
+        env_shape().map_err(Error::input)?;
         let prec = opts.prec;
         let net = ps
             .first()
