@@ -67,6 +67,7 @@ def train(
     adapter: Optional[str] = None,
     optimizer: str = "adam",
     momentum: float = 0.0,
+    beta2: float = 0.999,
     schedule: str = "constant",
     data: str = "minibatch",
     max_loss_ratio: float = 1e8,

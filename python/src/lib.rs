@@ -297,7 +297,7 @@ impl std::io::Write for PyLog {
 #[pyo3(signature = (
     n = None, steps = Whole(3000), batch = Whole(16), lr = 1e-2, seed = 42, init = None, print_every = 10,
     out = None, overwrite = false, device = "auto", precision = "f32", kernel = "auto",
-    adapter = None, optimizer = "adam", momentum = 0.0, schedule = "constant",
+    adapter = None, optimizer = "adam", momentum = 0.0, beta2 = 0.999, schedule = "constant",
     data = "minibatch", max_loss_ratio = 1e8, checkpoint_every = None, log = None
 ))]
 #[allow(clippy::too_many_arguments)]
@@ -318,6 +318,7 @@ fn train_py(
     adapter: Option<String>,
     optimizer: &str,
     momentum: f64,
+    beta2: f64,
     schedule: &str,
     data: &str,
     max_loss_ratio: f64,
@@ -365,6 +366,7 @@ fn train_py(
         momentum,
         schedule: parse::<Schedule>("schedule", schedule)?,
         data: parse::<DataMode>("data", data)?,
+        beta2,
     };
     if device == Device::Cpu {
         // GPU settings on the CPU path would change nothing: refused, as the CLI refuses them

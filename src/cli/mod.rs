@@ -276,7 +276,7 @@ fn resume_config(a: &TrainArgs, dir: &Path, ck: &Checkpoint) -> Result<TrainConf
         Precision::F64 => BackendKind::GpuF64,
     };
     // (flag id, differs from the checkpoint, the flag's value, the checkpoint's value)
-    let checks: [(&str, bool, String, String); 11] = [
+    let checks: [(&str, bool, String, String); 12] = [
         (
             "optimizer",
             a.optimizer != cfg.optimizer,
@@ -288,6 +288,12 @@ fn resume_config(a: &TrainArgs, dir: &Path, ck: &Checkpoint) -> Result<TrainConf
             a.momentum != cfg.momentum,
             format!("{:e}", a.momentum),
             format!("{:e}", cfg.momentum),
+        ),
+        (
+            "beta2",
+            a.beta2 != cfg.beta2,
+            format!("{:e}", a.beta2),
+            format!("{:e}", cfg.beta2),
         ),
         (
             "schedule",
@@ -456,6 +462,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             momentum: a.momentum,
             schedule: a.schedule,
             data: a.data,
+            beta2: a.beta2,
         },
     };
     let net = cfg.validate()?;

@@ -438,14 +438,15 @@ pub fn merge(out: &Path, partial: bool, log: &mut dyn Write) -> Result<()> {
     }
     let csv_path = out.join("sweep.csv");
     npy::write_text(&csv_path, &csv)?;
-    sweep::maps(&c, &present, &rows)?;
+    super::summary::write(&c, &present, &rows)?;
     writeln!(
         log,
-        "[merge] {} shard files, {} of {} cells; wrote {}, {} and {}",
+        "[merge] {} shard files, {} of {} cells; wrote {}, {}, {} and {}",
         files.len(),
         rows.len(),
         cells.len(),
         csv_path.display(),
+        out.join("summary.csv").display(),
         out.join("success_rate.png").display(),
         out.join("median_steps.png").display()
     )?;

@@ -7,7 +7,6 @@ use crate::backend::gpu::{self, Gpu, GpuModel, Precision};
 use crate::error::{Error, Result};
 use crate::io::lock::DirLock;
 use crate::io::npy;
-use crate::io::plot::{heatmaps, Heat};
 use crate::model::network::Network;
 use crate::model::params::{Init, Params};
 use crate::optim::{OptState, Optimizer, Schedule};
@@ -24,7 +23,7 @@ use toml::Spanned;
 pub const MAX_CELLS: usize = 100_000;
 
 /// The keys a sweep config accepts, with what each takes.
-pub const KEYS: [(&str, &str); 16] = [
+pub const KEYS: [(&str, &str); 17] = [
     ("n", "array of powers of two, 4..=65536 (required)"),
     ("batch", "array of batch sizes >= 1 (default [16])"),
     ("lr", "array of learning rates > 0 (default [0.01])"),
@@ -45,6 +44,10 @@ pub const KEYS: [(&str, &str); 16] = [
         "array of constant, cosine, step:EVERY:GAMMA (default [\"constant\"])",
     ),
     ("momentum", "array of SGD momenta in [0, 1) (default [0.0])"),
+    (
+        "beta2",
+        "array of Adam beta2 values in [0, 1) for adam and phase (default [0.999])",
+    ),
     (
         "data",
         "array of minibatch, population (default [\"minibatch\"]); lm always uses population",
@@ -86,6 +89,8 @@ pub struct SweepConfig {
     pub schedule: Vec<Schedule>,
     /// Momenta.
     pub momentum: Vec<f64>,
+    /// Adam's beta2 values.
+    pub beta2: Vec<f64>,
     /// Data modes.
     pub data: Vec<DataMode>,
     /// Seeds.
@@ -154,6 +159,7 @@ struct Raw {
     precision: Option<Spanned<toml::Value>>,
     schedule: Option<Spanned<toml::Value>>,
     momentum: Option<Spanned<toml::Value>>,
+    beta2: Option<Spanned<toml::Value>>,
     data: Option<Spanned<toml::Value>>,
     seeds: Option<Spanned<toml::Value>>,
     steps: Option<Spanned<toml::Value>>,
@@ -283,6 +289,7 @@ impl SweepConfig {
             precision: vec![BackendKind::CpuF64],
             schedule: vec![Schedule::Constant],
             momentum: vec![0.0],
+            beta2: vec![crate::optim::BETA2],
             data: vec![DataMode::Minibatch],
             seeds: vec![0],
             steps: None,
@@ -330,6 +337,9 @@ impl SweepConfig {
         }
         if let Some(k) = key("momentum", &raw.momentum) {
             c.momentum = k.floats()?;
+        }
+        if let Some(k) = key("beta2", &raw.beta2) {
+            c.beta2 = k.floats()?;
         }
         if let Some(k) = key("data", &raw.data) {
             c.data = k.named()?;
@@ -423,7 +433,7 @@ impl SweepConfig {
             // a list value without effect on a cell makes a second cell that trains the same run
             let (uses_lr, uses_batch) = (cell.optimizer.uses_lr(), cell.data == DataMode::Minibatch);
             let same = format!(
-                "{} {:?} {:?} {} {} {} {:e} {} {} {}",
+                "{} {:?} {:?} {} {} {} {:e} {:e} {} {} {}",
                 cell.n,
                 uses_batch.then_some(cell.batch),
                 uses_lr.then_some((cell.lr, cell.schedule)),
@@ -431,6 +441,7 @@ impl SweepConfig {
                 cell.optimizer,
                 precision_name(cell.precision),
                 cell.momentum,
+                cell.beta2,
                 cell.data,
                 cell.seed,
                 cell.steps
@@ -461,6 +472,7 @@ impl SweepConfig {
             self.precision.len(),
             self.schedule.len(),
             self.momentum.len(),
+            self.beta2.len(),
             self.data.len(),
             self.seeds.len(),
         ]
@@ -480,6 +492,7 @@ impl SweepConfig {
             .or(f(self.precision == other.precision, "precision"))
             .or(f(self.schedule == other.schedule, "schedule"))
             .or(f(self.momentum == other.momentum, "momentum"))
+            .or(f(self.beta2 == other.beta2, "beta2"))
             .or(f(self.data == other.data, "data"))
             .or(f(self.seeds == other.seeds, "seeds"))
             .or(f(self.steps == other.steps, "steps"))
@@ -488,50 +501,54 @@ impl SweepConfig {
             .or(f(self.eval_every == other.eval_every, "eval_every"))
     }
 
-    /// Every cell, in the order they run (n outermost, seed innermost).
+    /// Every cell, in the order they run (n outermost, then batch, lr, init, optimizer,
+    /// precision, schedule, momentum, beta2, data, seed innermost).
     pub fn cells(&self) -> Vec<Cell> {
-        let mut out = Vec::new();
-        for &n in &self.n {
-            for &batch in &self.batch {
-                for &lr in &self.lr {
-                    for init in &self.init {
-                        for opt in &self.optimizer {
-                            for prec in &self.precision {
-                                for sch in &self.schedule {
-                                    for &mom in &self.momentum {
-                                        for data in &self.data {
-                                            for &seed in &self.seeds {
-                                                let data = if opt.population_only() {
-                                                    DataMode::Population
-                                                } else {
-                                                    *data
-                                                };
-                                                out.push(Cell {
-                                                    n,
-                                                    batch,
-                                                    lr,
-                                                    init: init.clone(),
-                                                    optimizer: *opt,
-                                                    precision: *prec,
-                                                    schedule: *sch,
-                                                    momentum: mom,
-                                                    data,
-                                                    seed,
-                                                    steps: self.steps.unwrap_or_else(|| {
-                                                        (self.budget.unwrap_or(1) / batch as u64)
-                                                            .clamp(1, u32::MAX as u64)
-                                                            as u32
-                                                    }),
-                                                });
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+        let lens = [
+            self.n.len(),
+            self.batch.len(),
+            self.lr.len(),
+            self.init.len(),
+            self.optimizer.len(),
+            self.precision.len(),
+            self.schedule.len(),
+            self.momentum.len(),
+            self.beta2.len(),
+            self.data.len(),
+            self.seeds.len(),
+        ];
+        let total: usize = lens.iter().product();
+        let mut out = Vec::with_capacity(total);
+        for k in 0..total {
+            // the index in each list, the last list varying fastest
+            let mut at = [0usize; 11];
+            let mut rest = k;
+            for (a, &l) in at.iter_mut().zip(&lens).rev() {
+                *a = rest % l;
+                rest /= l;
             }
+            let [n, b, lr, init, opt, prec, sch, mom, beta2, data, seed] = at;
+            let (optimizer, batch) = (self.optimizer[opt], self.batch[b]);
+            out.push(Cell {
+                n: self.n[n],
+                batch,
+                lr: self.lr[lr],
+                init: self.init[init].clone(),
+                optimizer,
+                precision: self.precision[prec],
+                schedule: self.schedule[sch],
+                momentum: self.momentum[mom],
+                beta2: self.beta2[beta2],
+                data: if optimizer.population_only() {
+                    DataMode::Population
+                } else {
+                    self.data[data]
+                },
+                seed: self.seeds[seed],
+                steps: self
+                    .steps
+                    .unwrap_or_else(|| (self.budget.unwrap_or(1) / batch as u64).clamp(1, u32::MAX as u64) as u32),
+            });
         }
         out
     }
@@ -556,6 +573,8 @@ pub struct Cell {
     pub schedule: Schedule,
     /// Momentum.
     pub momentum: f64,
+    /// Adam's beta2.
+    pub beta2: f64,
     /// Data mode.
     pub data: DataMode,
     /// Seed.
@@ -576,7 +595,7 @@ pub(crate) fn precision_name(b: BackendKind) -> &'static str {
 impl Cell {
     pub(crate) fn label(&self) -> String {
         format!(
-            "n = {}, batch = {}, lr = {:e}, init = {}, optimizer = {}, precision = {}, schedule = {}, momentum = {}, data = {}, seed = {}",
+            "n = {}, batch = {}, lr = {:e}, init = {}, optimizer = {}, precision = {}, schedule = {}, momentum = {}, beta2 = {}, data = {}, seed = {}",
             self.n,
             self.batch,
             self.lr,
@@ -585,6 +604,7 @@ impl Cell {
             precision_name(self.precision),
             self.schedule,
             self.momentum,
+            self.beta2,
             self.data,
             self.seed
         )
@@ -604,6 +624,7 @@ impl Cell {
             backend: self.precision,
             optimizer: self.optimizer,
             momentum: self.momentum,
+            beta2: self.beta2,
             schedule: self.schedule,
             data: self.data,
             ..TrainConfig::default()
@@ -611,8 +632,8 @@ impl Cell {
     }
 
     /// The cell's coordinates as its CSV and file names write them: n, batch, lr, init,
-    /// optimizer, precision, schedule, momentum, data, seed.
-    fn coords(&self) -> [String; 10] {
+    /// optimizer, precision, schedule, momentum, beta2, data, seed.
+    fn coords(&self) -> [String; 11] {
         [
             self.n.to_string(),
             self.batch.to_string(),
@@ -622,6 +643,7 @@ impl Cell {
             precision_name(self.precision).to_string(),
             self.schedule.to_string(),
             format!("{:e}", self.momentum),
+            format!("{:e}", self.beta2),
             self.data.to_string(),
             self.seed.to_string(),
         ]
@@ -630,8 +652,8 @@ impl Cell {
     /// The file name (without `.npz`) of this cell's saved parameters: its coordinates, with
     /// anything but letters, digits, '.', '-' and '_' written as '_'.
     pub fn file_stem(&self) -> String {
-        let [n, b, lr, init, opt, prec, sched, m, data, seed] = self.coords();
-        format!("n{n}_b{b}_lr{lr}_{init}_{opt}_{prec}_{sched}_m{m}_{data}_s{seed}")
+        let [n, b, lr, init, opt, prec, sched, m, b2, data, seed] = self.coords();
+        format!("n{n}_b{b}_lr{lr}_{init}_{opt}_{prec}_{sched}_m{m}_beta2-{b2}_{data}_s{seed}")
             .chars()
             .map(|ch| {
                 if ch.is_ascii_alphanumeric() || "._-".contains(ch) {
@@ -646,6 +668,18 @@ impl Cell {
     pub(crate) fn key(&self) -> String {
         format!("{},{}", self.coords().join(","), self.steps)
     }
+
+    /// The coordinates the cells of a seed group share: every one but the seed.
+    pub(crate) fn shared_coords(&self) -> Vec<String> {
+        let mut c = self.coords().to_vec();
+        c.pop();
+        c
+    }
+
+    /// What identifies the cell's group of seeds (its coordinates but the seed, and steps).
+    pub(crate) fn group_key(&self) -> String {
+        format!("{},{}", self.shared_coords().join(","), self.steps)
+    }
 }
 
 /// The running state of an unsharded sweep (checkpoints of interrupted cells, rows finished
@@ -653,7 +687,7 @@ impl Cell {
 pub const RUNNING: &str = "running";
 
 /// The CSV header.
-pub const HEADER: &str = "n,batch,lr,init,optimizer,precision,schedule,momentum,data,seed,steps,status,steps_to_success,samples_to_success,final_rel_err,final_loss,backend,wall_s";
+pub const HEADER: &str = "n,batch,lr,init,optimizer,precision,schedule,momentum,beta2,data,seed,steps,status,steps_to_success,samples_to_success,final_rel_err,final_loss,backend,wall_s";
 
 /// What one cell gave.
 #[derive(Clone, Debug)]
@@ -1032,81 +1066,15 @@ pub fn run(path: &Path, ov: &Overrides, log: &mut dyn Write) -> Result<()> {
         }
         Err(e) => return Err(e),
     }
-    maps(&c, &cells, &rows)?;
+    super::summary::write(&c, &cells, &rows)?;
     writeln!(
         log,
-        "[sweep] {} cells; wrote {}, {} and {}",
+        "[sweep] {} cells; wrote {}, {}, {} and {}",
         cells.len(),
         csv_path.display(),
+        c.out.join("summary.csv").display(),
         c.out.join("success_rate.png").display(),
         c.out.join("median_steps.png").display()
     )?;
     Ok(())
-}
-
-/// Heat maps over N x batch, one panel per optimizer: success rate and median steps to success.
-pub(crate) fn maps(c: &SweepConfig, cells: &[Cell], rows: &[String]) -> Result<()> {
-    let mut rate = Vec::new();
-    let mut med = Vec::new();
-    for opt in &c.optimizer {
-        let mut rv = vec![vec![None; c.batch.len()]; c.n.len()];
-        let mut mv = vec![vec![None; c.batch.len()]; c.n.len()];
-        for (ni, &n) in c.n.iter().enumerate() {
-            for (bi, &b) in c.batch.iter().enumerate() {
-                let mine: Vec<&String> = cells
-                    .iter()
-                    .zip(rows)
-                    .filter(|(cell, _)| cell.n == n && cell.batch == b && &cell.optimizer == opt)
-                    .map(|(_, r)| r)
-                    .collect();
-                if mine.is_empty() {
-                    continue;
-                }
-                let field = |r: &str, i: usize| r.split(',').nth(i).unwrap_or("").to_string();
-                let ok: Vec<f64> = mine
-                    .iter()
-                    .filter(|r| field(r, 11) == "success")
-                    .filter_map(|r| field(r, 12).parse().ok())
-                    .collect();
-                rv[ni][bi] = Some(ok.len() as f64 / mine.len() as f64);
-                mv[ni][bi] = Some(if ok.is_empty() {
-                    f64::NAN
-                } else {
-                    crate::analysis::snr::median(ok)
-                });
-            }
-        }
-        let steps_hi = mv
-            .iter()
-            .flatten()
-            .flatten()
-            .copied()
-            .filter(|v| v.is_finite())
-            .fold(1.0, f64::max);
-        let base = |title: String, values, lo, hi, log, reverse| Heat {
-            title,
-            x_label: "batch".into(),
-            y_label: "N".into(),
-            cols: c.batch.iter().map(|b| b.to_string()).collect(),
-            rows: c.n.iter().map(|n| n.to_string()).collect(),
-            values,
-            lo,
-            hi,
-            log,
-            reverse,
-        };
-        rate.push(base(format!("{opt}: success rate"), rv, 0.0, 1.0, false, false));
-        med.push(base(
-            format!("{opt}: median steps to success"),
-            mv,
-            1.0,
-            steps_hi.max(2.0),
-            true,
-            true,
-        ));
-    }
-    let h = (90 + 50 * c.n.len() as u32).max(320);
-    let w = (120 + 90 * c.batch.len() as u32).max(360);
-    heatmaps(&c.out.join("success_rate.png"), &rate, w, h)?;
-    heatmaps(&c.out.join("median_steps.png"), &med, w, h)
 }

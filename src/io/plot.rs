@@ -179,6 +179,9 @@ pub struct Heat {
     pub rows: Vec<String>,
     /// `values[row][col]`.
     pub values: Vec<Vec<Option<f64>>>,
+    /// The text drawn in each cell, `labels[row][col]` (lines split at '\n'); empty: the
+    /// value itself.
+    pub labels: Vec<Vec<String>>,
     /// The value drawn red (low end of the colour scale).
     pub lo: f64,
     /// The value drawn green (high end).
@@ -267,18 +270,24 @@ where
                     fill.filled(),
                 )))
                 .map_err(|e| e.to_string())?;
-            let text = match v {
-                Some(v) if v.is_finite() => fmt_tick(*v),
-                Some(_) => "-".to_string(),
-                None => String::new(),
+            let text = match (hm.labels.get(r).and_then(|l| l.get(c)), v) {
+                (Some(l), _) if !l.is_empty() => l.clone(),
+                (_, Some(v)) if v.is_finite() => fmt_tick(*v),
+                (_, Some(_)) => "-".to_string(),
+                (_, None) => String::new(),
             };
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    text,
-                    (x + 0.35, y + 0.6),
-                    ("sans-serif", 14).into_font().color(&BLACK),
-                )))
-                .map_err(|e| e.to_string())?;
+            let lines: Vec<&str> = text.lines().collect();
+            for (i, line) in lines.iter().enumerate() {
+                // lines centred on the cell, top to bottom, 0.22 of a cell apart
+                let dy = 0.6 + 0.22 * ((lines.len() as f64 - 1.0) / 2.0 - i as f64);
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        line.to_string(),
+                        (x + 0.08, y + dy),
+                        ("sans-serif", 13).into_font().color(&BLACK),
+                    )))
+                    .map_err(|e| e.to_string())?;
+            }
         }
     }
     Ok(())

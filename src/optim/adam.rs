@@ -4,6 +4,10 @@
 
 use num_complex::Complex64 as C64;
 
+/// torch's default beta2: the second moments average the squared gradients of about the last
+/// 1 / (1 - beta2) = 1,000 steps.
+pub const BETA2: f64 = 0.999;
+
 /// Adam's hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Adam {
@@ -36,10 +40,15 @@ impl Adam {
 
     /// torch's defaults with the given learning rate: betas (0.9, 0.999), eps 1e-8.
     pub fn new(lr: f64) -> Self {
+        Self::with_beta2(lr, BETA2)
+    }
+
+    /// torch's defaults but for beta2 (`--beta2`): betas (0.9, beta2), eps 1e-8.
+    pub fn with_beta2(lr: f64, beta2: f64) -> Self {
         Adam {
             lr,
             beta1: 0.9,
-            beta2: 0.999,
+            beta2,
             eps: 1e-8,
         }
     }

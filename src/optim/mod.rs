@@ -14,7 +14,7 @@ pub mod lm;
 pub mod schedule;
 pub mod update;
 
-pub use adam::{Adam, AdamState};
+pub use adam::{Adam, AdamState, BETA2};
 pub use lm::Lm;
 pub use schedule::Schedule;
 pub use update::{Update, DGN_DAMPING};
@@ -82,6 +82,11 @@ impl Optimizer {
     /// Whether `--momentum` means something to it.
     pub fn takes_momentum(self) -> bool {
         matches!(self, Optimizer::Sgd | Optimizer::PhaseSgd)
+    }
+
+    /// Whether `--beta2` means something to it: the Adam-based updates (adam, phase).
+    pub fn takes_beta2(self) -> bool {
+        matches!(self, Optimizer::Adam | Optimizer::Phase)
     }
 
     /// Whether `--lr` (and a schedule) means something to it: ALS and LM take exact steps.
@@ -165,12 +170,12 @@ pub enum Method {
 
 impl Method {
     /// A fresh method for `optimizer` over `len` complex parameters.
-    pub fn new(optimizer: Optimizer, len: usize, momentum: f64) -> Result<Self> {
+    pub fn new(optimizer: Optimizer, len: usize, momentum: f64, beta2: f64) -> Result<Self> {
         Ok(match optimizer {
             Optimizer::Als => Method::Als { step: 0 },
             Optimizer::Lm => Method::Lm(Lm::new(), 0),
             o @ (Optimizer::Adam | Optimizer::Sgd | Optimizer::Phase | Optimizer::PhaseSgd | Optimizer::Dgn) => {
-                Method::Grad(Update::new(o, len, momentum)?)
+                Method::Grad(Update::new(o, len, momentum, beta2)?)
             }
         })
     }

@@ -12,8 +12,8 @@ use num_complex::Complex64 as C64;
 /// A host-side gradient update with its state.
 #[derive(Clone, Debug)]
 pub enum Update {
-    /// torch.optim.Adam.
-    Adam(AdamState),
+    /// torch.optim.Adam with betas (0.9, beta2).
+    Adam(AdamState, f64),
     /// torch.optim.SGD (dampening 0, no Nesterov): buf = mu buf + g (buf = g at the first
     /// step), p -= lr buf; plain p -= lr g when mu = 0.
     Sgd {
@@ -26,7 +26,7 @@ pub enum Update {
     },
     /// Phase-only: twiddles w = exp(i theta) (moduli are dropped at the first step), Adam on
     /// (M, theta); theta is re-read from the twiddles each step.
-    PhaseAdam(AdamState),
+    PhaseAdam(AdamState, f64),
     /// Phase-only with SGD on (M, theta).
     PhaseSgd {
         /// Momentum.
@@ -80,15 +80,15 @@ fn phase_unpack(p: &mut Params, x: &[C64]) {
 
 impl Update {
     /// A fresh update for `optimizer` (a gradient optimizer) over `len` complex parameters.
-    pub fn new(optimizer: Optimizer, len: usize, momentum: f64) -> Result<Self> {
+    pub fn new(optimizer: Optimizer, len: usize, momentum: f64, beta2: f64) -> Result<Self> {
         Ok(match optimizer {
-            Optimizer::Adam => Update::Adam(AdamState::new(len)),
+            Optimizer::Adam => Update::Adam(AdamState::new(len), beta2),
             Optimizer::Sgd => Update::Sgd {
                 momentum,
                 step: 0,
                 buf: vec![C64::default(); len],
             },
-            Optimizer::Phase => Update::PhaseAdam(AdamState::new(len)),
+            Optimizer::Phase => Update::PhaseAdam(AdamState::new(len), beta2),
             Optimizer::PhaseSgd => Update::PhaseSgd {
                 momentum,
                 step: 0,
@@ -112,9 +112,9 @@ impl Update {
     /// Apply one update with learning rate `lr`; `diag` is the GN diagonal (reals) for `dgn`.
     pub fn apply(&mut self, p: &mut Params, g: &Grad, lr: f64, diag: Option<&[f64]>) {
         match self {
-            Update::Adam(s) => {
+            Update::Adam(s, beta2) => {
                 let mut x = p.flat();
-                Adam::new(lr).step(s, &mut x, &g.flat());
+                Adam::with_beta2(lr, *beta2).step(s, &mut x, &g.flat());
                 p.set_flat(&x);
             }
             Update::Sgd { momentum, step, buf } => {
@@ -123,9 +123,9 @@ impl Update {
                 sgd(*momentum, *step, buf, &mut x, &g.flat(), lr);
                 p.set_flat(&x);
             }
-            Update::PhaseAdam(s) => {
+            Update::PhaseAdam(s, beta2) => {
                 let (mut x, gx) = phase_pack(p, g);
-                Adam::new(lr).step(s, &mut x, &gx);
+                Adam::with_beta2(lr, *beta2).step(s, &mut x, &gx);
                 phase_unpack(p, &x);
             }
             Update::PhaseSgd { momentum, step, buf } => {
@@ -156,7 +156,7 @@ impl Update {
     /// The state for a checkpoint.
     pub fn state(&self) -> OptState {
         match self {
-            Update::Adam(s) | Update::PhaseAdam(s) => OptState::from(s),
+            Update::Adam(s, _) | Update::PhaseAdam(s, _) => OptState::from(s),
             Update::Sgd { step, buf, momentum } | Update::PhaseSgd { step, buf, momentum } => OptState {
                 step: *step,
                 slots: if *momentum != 0.0 {
@@ -175,9 +175,9 @@ impl Update {
     /// Which optimizer this is.
     pub fn optimizer(&self) -> Optimizer {
         match self {
-            Update::Adam(_) => Optimizer::Adam,
+            Update::Adam(..) => Optimizer::Adam,
             Update::Sgd { .. } => Optimizer::Sgd,
-            Update::PhaseAdam(_) => Optimizer::Phase,
+            Update::PhaseAdam(..) => Optimizer::Phase,
             Update::PhaseSgd { .. } => Optimizer::PhaseSgd,
             Update::Dgn { .. } => Optimizer::Dgn,
         }
@@ -192,7 +192,7 @@ impl Update {
                 .ok_or_else(|| Error::input(format!("optimizer state has no slot '{name}' of {len} values")))
         };
         match self {
-            Update::Adam(a) | Update::PhaseAdam(a) => {
+            Update::Adam(a, _) | Update::PhaseAdam(a, _) => {
                 let len = a.m.len();
                 *a = AdamState {
                     step: s.step,

@@ -151,6 +151,9 @@ pub struct TrainConfig {
     pub schedule: Schedule,
     /// Data per step.
     pub data: DataMode,
+    /// Adam's beta2 (adam, phase): how long the second moments remember, about
+    /// 1 / (1 - beta2) steps.
+    pub beta2: f64,
 }
 
 impl Default for TrainConfig {
@@ -173,12 +176,13 @@ impl Default for TrainConfig {
             momentum: 0.0,
             schedule: Schedule::Constant,
             data: DataMode::Minibatch,
+            beta2: crate::optim::BETA2,
         }
     }
 }
 
 /// The config keys, in the order written; every one must be present when read back.
-const KEYS: [&str; 15] = [
+const KEYS: [&str; 16] = [
     "n",
     "steps",
     "batch",
@@ -194,10 +198,16 @@ const KEYS: [&str; 15] = [
     "momentum",
     "schedule",
     "data",
+    "beta2",
 ];
 
 /// Keys added after format 1's first release: read with these defaults when absent.
-const OPTIONAL: [(&str, &str); 3] = [("momentum", "0e0"), ("schedule", "constant"), ("data", "minibatch")];
+const OPTIONAL: [(&str, &str); 4] = [
+    ("momentum", "0e0"),
+    ("schedule", "constant"),
+    ("data", "minibatch"),
+    ("beta2", "9.99e-1"),
+];
 
 impl TrainConfig {
     /// Check every field, naming the bad value and what is accepted.
@@ -241,6 +251,17 @@ impl TrainConfig {
                 "--momentum {} applies to {} only, not to '{}'",
                 self.momentum,
                 Optimizer::names(Optimizer::ALL.into_iter().filter(|o| o.takes_momentum())).replace(", ", " and "),
+                self.optimizer
+            )));
+        }
+        if !(self.beta2.is_finite() && (0.0..1.0).contains(&self.beta2)) {
+            return Err(Error::input(format!("--beta2 {}: must be in [0, 1)", self.beta2)));
+        }
+        if self.beta2 != crate::optim::BETA2 && !self.optimizer.takes_beta2() {
+            return Err(Error::input(format!(
+                "--beta2 {} applies to {} only, not to '{}'",
+                self.beta2,
+                Optimizer::names(Optimizer::ALL.into_iter().filter(|o| o.takes_beta2())).replace(", ", " and "),
                 self.optimizer
             )));
         }
@@ -298,6 +319,7 @@ impl TrainConfig {
             format!("{:e}", self.momentum),
             self.schedule.to_string(),
             self.data.to_string(),
+            format!("{:e}", self.beta2),
         ];
         let mut t = String::new();
         for (k, v) in KEYS.iter().zip(vals) {
@@ -353,6 +375,7 @@ impl TrainConfig {
             momentum: num(KEYS[12], get(12)?)?,
             schedule: named(KEYS[13], get(13)?)?,
             data: named(KEYS[14], get(14)?)?,
+            beta2: num(KEYS[15], get(15)?)?,
         };
         cfg.validate().context("config")?;
         Ok(cfg)

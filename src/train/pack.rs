@@ -125,6 +125,7 @@ impl PackBackend for CpuPack {
 /// One cell of a [`GpuAdamPack`]: what a lone [`super::GpuBackend`] keeps on the host.
 struct AdamCell {
     lr: f64,
+    beta2: f64,
     schedule: Schedule,
     total: u32,
     seed: u64,
@@ -156,6 +157,7 @@ impl GpuAdamPack {
                 .iter()
                 .map(|c| AdamCell {
                     lr: c.lr,
+                    beta2: c.beta2,
                     schedule: c.schedule,
                     total: c.steps,
                     seed: c.seed,
@@ -210,7 +212,7 @@ impl PackBackend for GpuAdamPack {
                 seed: cell.seed,
                 step,
             });
-            hy.push((Adam::new(cell.schedule.lr(cell.lr, step, cell.total)).hyper(), cell.t));
+            hy.push((Adam::with_beta2(cell.schedule.lr(cell.lr, step, cell.total), cell.beta2).hyper(), cell.t));
         }
         let batch = GpuBatch::Gaussian {
             seed: 0,

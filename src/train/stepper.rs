@@ -46,6 +46,7 @@ pub fn backend_for(cfg: &TrainConfig, p: Params, model: Option<GpuModel>) -> Res
         Some(m) if cfg.optimizer == Optimizer::Adam && cfg.data == DataMode::Minibatch => {
             let mut b = GpuBackend::new(m, cfg.lr, cfg.batch, cfg.seed);
             b.schedule = cfg.schedule;
+            b.adam.beta2 = cfg.beta2;
             b.total = cfg.steps;
             Box::new(b)
         }
@@ -113,7 +114,7 @@ impl HostBackend {
             )));
         }
         Ok(HostBackend {
-            method: Method::new(cfg.optimizer, p.len(), cfg.momentum)?,
+            method: Method::new(cfg.optimizer, p.len(), cfg.momentum, cfg.beta2)?,
             p,
             source: gpu.map_or(Source::Cpu, |m| Source::Gpu(Box::new(m))),
             lr: cfg.lr,
@@ -384,7 +385,7 @@ impl Backend for GpuBackend {
             step,
             size: self.batch,
         };
-        let adam = Adam::new(self.schedule.lr(self.adam.lr, step, self.total));
+        let adam = Adam::with_beta2(self.schedule.lr(self.adam.lr, step, self.total), self.adam.beta2);
         self.model.adam_step(&b, &adam.hyper(), self.t)
     }
     fn params(&mut self) -> Result<Params> {

@@ -246,7 +246,7 @@ fn sweeps_keep_the_parameters_asked_for() {
         .collect();
     assert_eq!(
         names,
-        ["n8_b16_lr1e-2_random_adam_f64_constant_m0e0_minibatch_s0.npz"],
+        ["n8_b16_lr1e-2_random_adam_f64_constant_m0e0_beta2-9.99e-1_minibatch_s0.npz"],
         "{names:?}"
     );
     let p = Params::load(&out.join("params").join(&names[0])).unwrap();

@@ -548,6 +548,12 @@ fn train_refuses_bad_optimizer_settings_naming_them() {
             vec!["--optimizer", "sgd", "--momentum", "1"],
             vec!["--momentum 1", "[0, 1)"],
         ),
+        (vec!["--beta2", "1"], vec!["--beta2 1", "[0, 1)"]),
+        (vec!["--beta2", "nan"], vec!["--beta2 NaN", "[0, 1)"]),
+        (
+            vec!["--optimizer", "sgd", "--beta2", "0.99"],
+            vec!["--beta2 0.99", "adam and phase only", "'sgd'"],
+        ),
         (vec!["--optimizer", "lm"], vec!["--data population", "minibatch"]),
         (
             vec!["--schedule", "step:0:0.5"],
@@ -598,6 +604,20 @@ fn train_refuses_bad_optimizer_settings_naming_them() {
         2,
         &["--optimizer adam", "optimizer = sgd"],
     );
+    // beta2 is part of the run: kept by the checkpoint, a resume may not switch it
+    let b = d.join("beta2");
+    let b = b.to_str().unwrap();
+    let out = run(&[
+        "train", "--device", "cpu", "--n", "16", "--steps", "6", "--beta2", "0.99", "--out", b,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_error(
+        &run(&["train", "--resume", b, "--steps", "9", "--beta2", "0.999"]),
+        2,
+        &["--beta2 9.99e-1", "9.9e-1"],
+    );
+    let out = run(&["train", "--resume", b, "--steps", "9"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]

@@ -12,20 +12,28 @@ use fftlearn::model::params::{Init, Params, Scheme};
 use fftlearn::optim::{Method, Optimizer, Schedule};
 use fftlearn::train::{backend_for, Backend, BackendKind, DataMode, HostBackend, TrainConfig};
 
-/// (lr, momentum) settings per optimizer that are stable at N = 16 from the random init.
-fn settings(o: Optimizer) -> &'static [(f64, f64)] {
+/// (lr, momentum, beta2) settings per optimizer that are stable at N = 16 from the random
+/// init; the Adam-based ones also with a short beta2 (`--beta2`).
+fn settings(o: Optimizer) -> &'static [(f64, f64, f64)] {
+    const B2: f64 = fftlearn::optim::BETA2;
     match o {
-        Optimizer::Adam => &[(1e-2, 0.0)],
-        Optimizer::Sgd => &[(2e-3, 0.0), (2e-3, 0.9)],
-        Optimizer::Phase => &[(1e-2, 0.0)],
-        Optimizer::PhaseSgd => &[(2e-3, 0.5)],
-        Optimizer::Dgn => &[(0.5, 0.0)],
-        Optimizer::Lm => &[(1.0, 0.0)],
-        Optimizer::Als => &[(1.0, 0.0)],
+        Optimizer::Adam => &[(1e-2, 0.0, B2), (1e-2, 0.0, 0.95)],
+        Optimizer::Sgd => &[(2e-3, 0.0, B2), (2e-3, 0.9, B2)],
+        Optimizer::Phase => &[(1e-2, 0.0, B2), (1e-2, 0.0, 0.95)],
+        Optimizer::PhaseSgd => &[(2e-3, 0.5, B2)],
+        Optimizer::Dgn => &[(0.5, 0.0, B2)],
+        Optimizer::Lm => &[(1.0, 0.0, B2)],
+        Optimizer::Als => &[(1.0, 0.0, B2)],
     }
 }
 
-fn cfg(n: usize, o: Optimizer, lr: f64, momentum: f64, data: DataMode, schedule: Schedule) -> TrainConfig {
+fn cfg(
+    n: usize,
+    o: Optimizer,
+    (lr, momentum, beta2): (f64, f64, f64),
+    data: DataMode,
+    schedule: Schedule,
+) -> TrainConfig {
     TrainConfig {
         n,
         steps: 40,
@@ -38,6 +46,7 @@ fn cfg(n: usize, o: Optimizer, lr: f64, momentum: f64, data: DataMode, schedule:
         checkpoint_every: 10,
         optimizer: o,
         momentum,
+        beta2,
         schedule,
         data,
         ..TrainConfig::default()
@@ -52,8 +61,8 @@ fn population_loss(p: &Params) -> f64 {
 fn every_optimizer_names_itself_and_its_checkpoint_slots() {
     for o in Optimizer::ALL {
         assert_eq!(o.name().parse::<Optimizer>().unwrap(), o);
-        for &(_, mom) in settings(o) {
-            let m = Method::new(o, 7, mom).unwrap();
+        for &(_, mom, beta2) in settings(o) {
+            let m = Method::new(o, 7, mom, beta2).unwrap();
             assert_eq!(m.optimizer(), o);
             let names: Vec<String> = m.state().slots.into_iter().map(|(n, _)| n).collect();
             assert_eq!(names, o.slots(mom), "{o} (momentum {mom})");
@@ -72,13 +81,13 @@ fn every_optimizer_lowers_the_population_loss() {
     let p0 = Params::init(&net, &Scheme::Random, 1);
     let l0 = population_loss(&p0);
     for opt in Optimizer::ALL {
-        for &(lr, mom) in settings(opt) {
+        for &(lr, mom, beta2) in settings(opt) {
             for data in DataMode::ALL {
                 if opt.population_only() && data == DataMode::Minibatch {
                     continue; // LM fits the population loss only (validate() refuses it)
                 }
                 for schedule in [Schedule::Constant, Schedule::Cosine] {
-                    let c = cfg(16, opt, lr, mom, data, schedule);
+                    let c = cfg(16, opt, (lr, mom, beta2), data, schedule);
                     c.validate().unwrap();
                     let mut b = HostBackend::new(&c, p0.clone(), None).unwrap();
                     for s in 1..=40 {
@@ -87,7 +96,7 @@ fn every_optimizer_lowers_the_population_loss() {
                     let l = population_loss(&b.params().unwrap());
                     assert!(
                         l < 0.8 * l0,
-                        "{opt} (lr {lr}, momentum {mom}) {data} {schedule}: {l0} -> {l}"
+                        "{opt} (lr {lr}, momentum {mom}, beta2 {beta2}) {data} {schedule}: {l0} -> {l}"
                     );
                 }
             }
@@ -100,13 +109,13 @@ fn every_optimizer_resumes_bit_for_bit() {
     let net = Network::new(16).unwrap();
     let p0 = Params::init(&net, &Scheme::Random, 5);
     for opt in Optimizer::ALL {
-        for &(lr, mom) in settings(opt) {
+        for &(lr, mom, beta2) in settings(opt) {
             let data = if opt.population_only() {
                 DataMode::Population
             } else {
                 DataMode::Minibatch
             };
-            let c = cfg(16, opt, lr, mom, data, "step:5:0.5".parse().unwrap());
+            let c = cfg(16, opt, (lr, mom, beta2), data, "step:5:0.5".parse().unwrap());
             let mut whole = HostBackend::new(&c, p0.clone(), None).unwrap();
             for s in 1..=12 {
                 whole.step(s).unwrap();
@@ -124,7 +133,7 @@ fn every_optimizer_resumes_bit_for_bit() {
             assert_eq!(
                 whole.params().unwrap(),
                 second.params().unwrap(),
-                "{opt} momentum {mom}"
+                "{opt} momentum {mom} beta2 {beta2}"
             );
         }
     }
@@ -139,35 +148,36 @@ fn every_gpu_optimizer_on_every_kernel_follows_the_cpu() {
     let p0 = Params::init(&net, &Scheme::Random, 1);
     let l0 = cpu::loss(&p0, &Batch::Identity);
     for opt in Optimizer::ALL.into_iter().filter(|o| o.on_gpu()) {
-        let (lr, mom) = *settings(opt).last().unwrap();
-        for data in DataMode::ALL {
-            let c = TrainConfig {
-                steps: 20,
-                backend: BackendKind::GpuF32,
-                ..cfg(16, opt, lr, mom, data, Schedule::Cosine)
-            };
-            c.validate().unwrap();
-            for kernel in Kernel::ALL {
-                let Some(dev) = gpu(false) else { return };
-                let m = model(dev, &p0, Precision::F32, kernel);
-                let mut gb = backend_for(&c, p0.clone(), Some(m)).unwrap();
-                assert_eq!(gb.kind(), BackendKind::GpuF32);
-                let cpu_cfg = TrainConfig {
-                    backend: BackendKind::CpuF64,
-                    ..c.clone()
+        for &setting in settings(opt) {
+            for data in DataMode::ALL {
+                let c = TrainConfig {
+                    steps: 20,
+                    backend: BackendKind::GpuF32,
+                    ..cfg(16, opt, setting, data, Schedule::Cosine)
                 };
-                let mut cb = HostBackend::new(&cpu_cfg, p0.clone(), None).unwrap();
-                for s in 1..=20 {
-                    let lg = gb.step(s).unwrap();
-                    let lc = cb.step(s).unwrap();
-                    // f32 gradients (~1e-6 relative) through 20 steps stay within 1e-3 of the f64 path
-                    assert!(
-                        (lg - lc).abs() <= 1e-3 * lc.abs(),
-                        "{kernel:?} {opt} {data} step {s}: gpu {lg} cpu {lc}"
-                    );
+                c.validate().unwrap();
+                for kernel in Kernel::ALL {
+                    let Some(dev) = gpu(false) else { return };
+                    let m = model(dev, &p0, Precision::F32, kernel);
+                    let mut gb = backend_for(&c, p0.clone(), Some(m)).unwrap();
+                    assert_eq!(gb.kind(), BackendKind::GpuF32);
+                    let cpu_cfg = TrainConfig {
+                        backend: BackendKind::CpuF64,
+                        ..c.clone()
+                    };
+                    let mut cb = HostBackend::new(&cpu_cfg, p0.clone(), None).unwrap();
+                    for s in 1..=20 {
+                        let lg = gb.step(s).unwrap();
+                        let lc = cb.step(s).unwrap();
+                        // f32 gradients (~1e-6 relative) through 20 steps stay within 1e-3 of the f64 path
+                        assert!(
+                            (lg - lc).abs() <= 1e-3 * lc.abs(),
+                            "{kernel:?} {opt} {data} step {s}: gpu {lg} cpu {lc}"
+                        );
+                    }
+                    let l = cpu::loss(&gb.params().unwrap(), &Batch::Identity);
+                    assert!(l < 0.95 * l0, "{kernel:?} {opt} {data} on the GPU: {l0} -> {l}");
                 }
-                let l = cpu::loss(&gb.params().unwrap(), &Batch::Identity);
-                assert!(l < 0.95 * l0, "{kernel:?} {opt} {data} on the GPU: {l0} -> {l}");
             }
         }
     }

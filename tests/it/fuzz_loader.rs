@@ -71,6 +71,7 @@ fn seeds(dir: &Path) -> Vec<Vec<u8>> {
                     momentum: 0.0,
                     schedule: "constant".parse().unwrap(),
                     data: "minibatch".parse().unwrap(),
+                    beta2: 0.999,
                 };
                 let st = AdamState::new(p.len());
                 Checkpoint {

@@ -256,6 +256,9 @@ fn gpu_packs_give_every_cell_its_lone_row_and_parameters() {
     let log = check_grid("gpu", &grid("f32", "\"adam\", \"sgd\", \"dgn\""), &["2"], true);
     assert!(log.contains("f32 adam on the device, batch 8"), "{log}");
     assert!(log.contains("f32 sgd (population data) updated on the host"), "{log}");
+    // each cell of a device-Adam pack keeps its own beta2
+    let text = grid("f32", "\"adam\"") + "beta2 = [0.999, 0.95]\n";
+    check_grid("gpu-beta2", &text, &["2"], true);
 }
 
 #[test]

@@ -28,6 +28,7 @@ fn cfg(n: usize, optimizer: &str, lr: f64, momentum: f64, data: &str, schedule: 
         momentum,
         schedule: schedule.parse().unwrap(),
         data: data.parse().unwrap(),
+        beta2: fftlearn::optim::BETA2,
     }
 }
 

@@ -173,6 +173,11 @@ fn bad_configs_name_the_key() {
             2,
             vec!["key 'threshold'", "(0, 1)"],
         ),
+        (
+            "n = [8]\nsteps = 10\noptimizer = [\"sgd\"]\nbeta2 = [0.99]\n",
+            2,
+            vec!["cell 0", "--beta2 0.99", "adam and phase only"],
+        ),
     ] {
         let cfg = d.join("grid.toml");
         std::fs::write(&cfg, doc).unwrap();
@@ -188,4 +193,81 @@ fn bad_configs_name_the_key() {
     let o = sweep(&d.join("missing.toml"), &d.join("out"));
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("missing.toml"));
+}
+
+/// Columns of a CSV by name: `(header, rows)`.
+fn table(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let head: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
+    let rows = lines.map(|l| l.split(',').map(String::from).collect()).collect();
+    (head, rows)
+}
+
+#[test]
+fn the_summary_gives_each_seed_group_its_wilson_interval_and_quartiles() {
+    let d = tmpdir("summary");
+    let cfg = d.join("grid.toml");
+    // two groups where some seeds succeed and some do not within the budget
+    std::fs::write(
+        &cfg,
+        "n = [8, 32]\ninit = [\"random\"]\nbeta2 = [0.999, 0.99]\nseeds = 6\nsteps = 1300\neval_every = 100\n",
+    )
+    .unwrap();
+    let out = d.join("out");
+    let o = sweep(&cfg, &out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (h, rows) = table(&out.join("sweep.csv"));
+    let col = |name: &str| h.iter().position(|c| c == name).unwrap();
+    let (sh, summary) = table(&out.join("summary.csv"));
+    let scol = |name: &str| sh.iter().position(|c| c == name).unwrap();
+    assert_eq!(summary.len(), 4, "2 N x 2 beta2");
+    let mut mixed = 0;
+    for s in &summary {
+        let mine: Vec<&Vec<String>> = rows
+            .iter()
+            .filter(|r| r[col("n")] == s[scol("n")] && r[col("beta2")] == s[scol("beta2")])
+            .collect();
+        assert_eq!(mine.len(), 6);
+        assert_eq!(s[scol("seeds")], "6");
+        let ok: Vec<f64> = mine
+            .iter()
+            .filter(|r| r[col("status")] == "success")
+            .map(|r| r[col("steps_to_success")].parse().unwrap())
+            .collect();
+        let k = ok.len() as f64;
+        assert_eq!(s[scol("successes")], ok.len().to_string());
+        // Wilson's bounds as the roots of (p - k/n)^2 = z^2 p (1 - p) / n
+        let (n, z) = (6.0, 1.959964f64);
+        let root = |sign: f64| (k + z * z / 2.0 + sign * z * (k * (n - k) / n + z * z / 4.0).sqrt()) / (n + z * z);
+        let lo: f64 = s[scol("wilson95_lo")].parse().unwrap();
+        let hi: f64 = s[scol("wilson95_hi")].parse().unwrap();
+        assert!((lo - root(-1.0).max(0.0)).abs() < 1e-4, "{s:?}");
+        assert!((hi - root(1.0).min(1.0)).abs() < 1e-4, "{s:?}");
+        if ok.is_empty() {
+            assert_eq!(s[scol("steps_to_success_median")], "");
+            continue;
+        }
+        if ok.len() < 6 {
+            mixed += 1;
+        }
+        let mut sorted = ok.clone();
+        sorted.sort_by(f64::total_cmp);
+        let m = sorted.len();
+        let median = if m % 2 == 1 {
+            sorted[m / 2]
+        } else {
+            (sorted[m / 2 - 1] + sorted[m / 2]) / 2.0
+        };
+        let got: f64 = s[scol("steps_to_success_median")].parse().unwrap();
+        assert_eq!(got, median, "{s:?}");
+        let q1: f64 = s[scol("steps_to_success_q1")].parse().unwrap();
+        let q3: f64 = s[scol("steps_to_success_q3")].parse().unwrap();
+        assert!(
+            sorted[0] <= q1 && q1 <= median && median <= q3 && q3 <= sorted[m - 1],
+            "{s:?}"
+        );
+    }
+    // the grid is chosen so that an interval strictly inside (0, 1) is checked
+    assert!(mixed >= 1, "no group with successes and failures");
 }
