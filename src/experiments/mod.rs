@@ -1,8 +1,9 @@
 //! Whole experiments built from training runs and measurements: the learnability grid
-//! ([`sweep`], its cells run in [`packs`], cut into cluster shards and merged by [`shard`], summarised over seeds by [`summary`]), the seed document's claims ([`claims`]) and step throughput ([`mod@bench`]).
+//! ([`grid`] its config and cells, [`sweep`] running them in [`packs`], cut into cluster shards and merged by [`shard`], summarised over seeds by [`summary`]), the seed document's claims ([`claims`]) and step throughput ([`mod@bench`]).
 
 pub mod bench;
 pub mod claims;
+pub mod grid;
 pub mod packs;
 pub mod shard;
 pub mod summary;

@@ -4,7 +4,8 @@
 //! `OUT/summary.csv` and drawn as the heat maps `OUT/success_rate.png` and
 //! `OUT/median_steps.png` (one panel per group of the axes other than N and batch).
 
-use super::sweep::{Cell, SweepConfig, HEADER};
+use super::grid::{Cell, SweepConfig};
+use super::sweep::HEADER;
 use crate::error::Result;
 use crate::io::npy;
 use crate::io::plot::{heatmaps, Heat};
@@ -185,7 +186,7 @@ fn maps(c: &SweepConfig, gs: &[Group]) -> Result<()> {
         add(c.init.len() > 1, cell.init.to_string());
         add(
             c.precision.len() > 1,
-            super::sweep::precision_name(cell.precision).into(),
+            super::grid::precision_name(cell.precision).into(),
         );
         add(c.schedule.len() > 1, cell.schedule.to_string());
         add(c.momentum.len() > 1, format!("momentum {}", cell.momentum));
