@@ -212,7 +212,10 @@ impl PackBackend for GpuAdamPack {
                 seed: cell.seed,
                 step,
             });
-            hy.push((Adam::with_beta2(cell.schedule.lr(cell.lr, step, cell.total), cell.beta2).hyper(), cell.t));
+            hy.push((
+                Adam::with_beta2(cell.schedule.lr(cell.lr, step, cell.total), cell.beta2).hyper(),
+                cell.t,
+            ));
         }
         let batch = GpuBatch::Gaussian {
             seed: 0,
