@@ -24,4 +24,5 @@ mod snr;
 mod solvers;
 mod sweep;
 mod torch_reference;
+mod translate;
 mod util;

@@ -161,10 +161,20 @@ impl Gpu {
         let mut features = wgpu::Features::empty();
         if f64 {
             if !adapter.features().contains(wgpu::Features::SHADER_F64) {
-                return Err(Error::input(format!(
-                    "--precision f64: adapter {} has no SHADER_F64; use --precision f32",
-                    describe(&info)
-                )));
+                // outside Vulkan, say that no adapter of that backend has it
+                let target = match info.backend {
+                    wgpu::Backend::Metal => Some(super::modules::Target::Metal),
+                    wgpu::Backend::Dx12 => Some(super::modules::Target::Dx12Dxc),
+                    _ => None,
+                };
+                let why = target.and_then(|t| t.refuses(Precision::F64, false));
+                return Err(Error::input(match why {
+                    Some(why) => format!("adapter {}: {why}", describe(&info)),
+                    None => format!(
+                        "--precision f64: adapter {} has no SHADER_F64; use --precision f32",
+                        describe(&info)
+                    ),
+                }));
             }
             features |= wgpu::Features::SHADER_F64;
         }

@@ -9,6 +9,7 @@ pub mod context;
 pub mod fused;
 pub mod gradcheck;
 pub mod model;
+pub mod modules;
 pub mod multi;
 pub mod pack;
 

@@ -3,7 +3,7 @@
 //! dispatch sequence (loss and gradients of a batch, a fixed-order reduction, Adam), all on
 //! the device. The shapes: `lane` and `group` (shaders/lane.wgsl, group.wgsl: every layer of
 //! every sample through global memory, chunked, reduced by shaders/reduce.wgsl) and `fused`
-//! (src/gpu/fused.rs: each sample on chip, one partial per workgroup, one submit per step).
+//! (src/backend/gpu/fused.rs: each sample on chip, one partial per workgroup, one submit per step).
 
 use super::abi::{self, CellRow, Hyper, Job};
 use super::context::{Gpu, Precision};
@@ -15,10 +15,10 @@ use crate::model::params::{exact_twiddles, Params};
 use num_complex::Complex64 as C64;
 use wgpu::util::DeviceExt;
 
-const CHUNKED: &str = include_str!("../../../shaders/chunked.wgsl");
+pub(crate) const CHUNKED: &str = include_str!("../../../shaders/chunked.wgsl");
 const LANE: &str = include_str!("../../../shaders/lane.wgsl");
 const GROUP: &str = include_str!("../../../shaders/group.wgsl");
-const REDUCE: &str = include_str!("../../../shaders/reduce.wgsl");
+pub(crate) const REDUCE: &str = include_str!("../../../shaders/reduce.wgsl");
 /// Invocations per workgroup in the lane/group/reduce kernels.
 const WG: u32 = 64;
 /// Most samples in one lane/group chunk.
@@ -104,7 +104,7 @@ pub enum Kernel {
     /// global memory (shaders/group.wgsl).
     Group,
     /// A team of invocations per sample holding it on chip through every stage, generated
-    /// straight-line WGSL (src/gpu/fused.rs).
+    /// straight-line WGSL (src/backend/gpu/fused.rs).
     Fused,
 }
 
@@ -133,7 +133,7 @@ impl Kernel {
 
     /// The shape `--kernel auto` takes on an adapter, and a note when the preferred one does
     /// not fit: `fused` wherever a sample fits the adapter's workgroup memory (measured fastest
-    /// on lavapipe and on hardware GPUs, see README "GPU speed"), else `group` on hardware GPUs
+    /// on lavapipe and on hardware GPUs, see docs/speed.md), else `group` on hardware GPUs
     /// and `lane` on CPU-type adapters.
     pub fn auto(info: &wgpu::AdapterInfo, plan: &std::result::Result<Plan, String>) -> (Kernel, Option<String>) {
         match plan {

@@ -1,0 +1,118 @@
+//! Every WGSL module the GPU path can build, as source text, and which backends may run it:
+//! the fused kernel at every N for each plan shape (the hardware shape and the CPU-type
+//! adapters' shape), with int64 Philox on and off, in f32 and f64, within an adapter's limits;
+//! the chunked lane and group kernels; and the reduce/Adam module. The translation check
+//! (tests/it/translate.rs) sends each one through naga's validator and its SPIR-V, MSL and
+//! HLSL writers, so a module that would not translate for a backend is found without that
+//! backend's hardware.
+
+use super::abi;
+use super::context::Precision;
+use super::fused::{self, Fit, Plan};
+use super::model::{Kernel, CHUNKED, REDUCE};
+use crate::model::network::Network;
+
+/// One module: what it is, and its source.
+#[derive(Clone, Debug)]
+pub struct Module {
+    /// `fused`, `lane`, `group` or `reduce`, with N, precision, Philox variant and plan.
+    pub label: String,
+    /// Its precision.
+    pub prec: Precision,
+    /// Whether it uses native 64-bit integer products (SHADER_INT64).
+    pub int64: bool,
+    /// The WGSL.
+    pub source: String,
+}
+
+/// The backends wgpu drives, as far as the shaders are concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Vulkan (SPIR-V).
+    Vulkan,
+    /// Metal (MSL).
+    Metal,
+    /// DX12 with DXC (HLSL shader model 6.0 and up).
+    Dx12Dxc,
+    /// DX12 with FXC (HLSL shader model 5.1: no 64-bit integers).
+    Dx12Fxc,
+}
+
+impl Target {
+    /// Every target.
+    pub const ALL: [Target; 4] = [Target::Vulkan, Target::Metal, Target::Dx12Dxc, Target::Dx12Fxc];
+
+    /// Why the project would not run a module of `prec` with `int64` on this target, if it
+    /// would not: wgpu 30 offers SHADER_F64 on Vulkan only, and FXC compiles no 64-bit
+    /// integer arithmetic (the 16-bit-limb Philox runs there instead).
+    pub fn refuses(self, prec: Precision, int64: bool) -> Option<String> {
+        if prec == Precision::F64 && self != Target::Vulkan {
+            return Some(format!(
+                "--precision f64 needs SHADER_F64, which wgpu offers on Vulkan only, not on {self:?}; use --precision f32"
+            ));
+        }
+        if int64 && self == Target::Dx12Fxc {
+            return Some("FXC (shader model 5.1) has no 64-bit integers: the 16-bit-limb Philox runs there".into());
+        }
+        None
+    }
+}
+
+/// The fused kernel's plan shapes the project builds at log2 N = `l` (log2 radix, least
+/// workgroup size, `combine` workgroup size): hardware GPUs' and CPU-type adapters'.
+fn shapes(l: u32) -> [(u32, u32, u32); 2] {
+    let (hw, cpu) = (fused::HARDWARE_SHAPE, fused::cpu_shape(l));
+    [(hw.0, hw.1, fused::COMBINE_WG.0), (cpu.0, cpu.1, fused::COMBINE_WG.1)]
+}
+
+/// Every module for transform sizes `ns` within the limits `fits`, without repeats (two
+/// settings that give the same source are one module).
+pub fn all(ns: &[usize], fits: &[Fit]) -> Vec<Module> {
+    let mut out: Vec<Module> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut push = |m: Module| {
+        if seen.insert(m.source.clone()) {
+            out.push(m);
+        }
+    };
+    for &n in ns {
+        let Ok(net) = Network::new(n) else { continue };
+        for prec in [Precision::F32, Precision::F64] {
+            for int64 in [false, true] {
+                for fit in fits {
+                    for (bits, wg, cwg) in shapes(net.log2()) {
+                        if let Ok(mut plan) = Plan::new(&net, prec, *fit, int64, bits, wg) {
+                            plan.cwg = cwg;
+                            push(Module {
+                                label: format!(
+                                    "fused N={n} {} int64={int64} radix=2^{bits} wg>={wg} ({} B workgroup memory)",
+                                    prec.wgsl(),
+                                    plan.wg_bytes
+                                ),
+                                prec,
+                                int64,
+                                source: abi::source(&net, prec, 1, int64, &plan.wgsl()),
+                            });
+                        }
+                    }
+                }
+                for kernel in [Kernel::Lane, Kernel::Group] {
+                    let layout = kernel.chunked_layout().expect("a chunked shape");
+                    push(Module {
+                        label: format!("{} N={n} {} int64={int64}", kernel.name(), prec.wgsl()),
+                        prec,
+                        int64,
+                        source: abi::source(&net, prec, 64, int64, &format!("{layout}\n{CHUNKED}")),
+                    });
+                }
+                push(Module {
+                    label: format!("reduce N={n} {} int64={int64}", prec.wgsl()),
+                    prec,
+                    int64,
+                    source: abi::source(&net, prec, 1, int64, REDUCE),
+                });
+            }
+        }
+    }
+    out
+}
