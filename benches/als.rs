@@ -1,5 +1,5 @@
 //! ALS from the seed's all-ones init to relative operator error <= 1e-12 on the population,
-//! N = 64 and 512 (issue 5's speed figure: under 0.5 s at N = 512 on the 2-core machine).
+//! N = 64 and 512 (docs/learnability.md reports the figure).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use fftlearn::model::network::Network;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 14, the remedy the anatomy points to: reset Adam's moments once. On the failing cell of
+# The remedy the stall's anatomy points to (docs/failures.md): reset Adam's moments once. On the failing cell of
 # the random-init map (N = 8192, batch 64, random unit-circle init, lr 1e-2), for seeds 0..9:
 # Adam for 1500 steps (bit for bit the first half of the baseline cell in remedies_adam.toml),
 # then, from that checkpoint, 1500 more steps twice on the same data: with the run's own Adam

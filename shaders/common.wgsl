@@ -1,4 +1,4 @@
-// common.wgsl: Philox4x32-10 and Box-Muller (the same generator as src/rng.rs), complex helpers.
+// common.wgsl: Philox4x32-10 and Box-Muller (the same generator as src/model/rng.rs), complex helpers.
 // The host prepends (src/gpu/abi.rs): `alias R = f32;` (or f64), the size constants N, H, K,
 // LOG2, NP, C, the `Job` struct generated from its Rust definition, and `mulhilo` (16-bit limbs,
 // or native u64 products where the adapter has SHADER_INT64: the same bits, tested).

@@ -15,7 +15,7 @@
 #         cell by cell, torch_map float32 on the CPU);
 #   cpu:  BP_CPU_SEEDS cells at each N of BP_CPU_N, batch 16, BP_STEPS steps, f64 (packed,
 #         cell by cell, torch_map float64).
-# Sizes (defaults: the README's figures): BP_STEPS=2000 BP_EVAL=100 BP_GPU_CELLS=64
+# Sizes (defaults: the figures in docs/packs.md): BP_STEPS=2000 BP_EVAL=100 BP_GPU_CELLS=64
 # BP_CPU_SEEDS=16 BP_CPU_N="8 16 32 64 128 256" BP_BENCH_CELLS=1,16,64,256 BP_MIN_TIME=3
 # BP_THREADS=all cores (torch's threads; fftlearn uses every core).
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# device_sweeps.sh: the learnability sweeps of "Where it fails" that need a GPU or many cores, in
+# device_sweeps.sh: the learnability sweeps (docs/learnability.md, docs/failures.md) that need a GPU or many cores, in
 # one run on a GPU machine (made for an NVIDIA H100/H200 with 16 cores, no Rust, no network),
 # every job under its own timeout, all jobs at once (the GPU jobs share the card, the CPU jobs
 # the cores), every result into one folder.

@@ -1,7 +1,8 @@
 """Make tests/data/torch_reference.npz: PyTorch autograd on the seed's own Radix2RFFT.
 
-Run with the peers' venv (see ../shared/peers/README.md):
-    /tmp/peers-venv/bin/python tools/make_torch_reference.py ../shared/peers tests/data/torch_reference.npz
+Run with a Python that has torch and numpy, and the folder of the PyTorch peer scripts
+(seed_torch.py, the seed document's model; not part of this repository):
+    python tools/make_torch_reference.py PEERS_DIR tests/data/torch_reference.npz
 
 Cases (each stored with its inputs, parameters, outputs, loss and gradients):
   rand : M, twiddles complex Gaussian / sqrt(2) (numpy RandomState(7)), x (3, 512) Gaussian

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""remedy_table.py: the README's remedy table (Where it fails) from the CSVs in docs/sweeps.
+"""remedy_table.py: the remedy table of docs/failures.md from the CSVs in docs/sweeps.
 
   tools/remedy_table.py [DOCS]      (DOCS default docs/sweeps; standard library only)
 

@@ -315,7 +315,7 @@ pub fn measure(log: &mut dyn Write) -> Result<Vec<Claim>> {
             steps(st.remembered.1),
             t.elapsed().as_secs_f64()
         ),
-        command: "`fftlearn inspect --init odd-off:0 --seed 1 --escape 0` (fresh); `fftlearn inspect --checkpoint CK` on a real stall (README, Where it fails)".into(),
+        command: "`fftlearn inspect --init odd-off:0 --seed 1 --escape 0` (fresh); `fftlearn inspect --checkpoint CK` on a real stall (docs/failures.md)".into(),
         verdict: "partly",
     });
     Ok(rows)

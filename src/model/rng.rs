@@ -2,7 +2,8 @@
 //!
 //! Every random value is a pure function of (seed, stream, step, sample, element), so a batch
 //! can be generated in any order, on any thread count, on the CPU or on the GPU
-//! (`shaders/rng.wgsl` is the same generator), and replayed from `(seed, step)` alone.
+//! (`philox` in `shaders/common.wgsl` is the same generator, its 32x32->64 product `mulhilo`
+//! emitted by src/backend/gpu/abi.rs), and replayed from `(seed, step)` alone.
 //! Counter layout: `[element block, sample, step, stream]`, key = the 64-bit seed.
 
 /// Streams: independent random sequences for the same seed.

@@ -34,7 +34,7 @@ pub fn param_name(net: &Network, j: usize) -> String {
     let k = c - 4;
     match net.stage_of_twiddle(k) {
         Some(st) => format!("tw[{k}](s={},i={}).{part}", st.s, k - st.offset),
-        None => format!("tw[{k}](unused).{part}"),
+        None => format!("tw[{k}, unused].{part}"),
     }
 }
 

@@ -506,7 +506,7 @@ fn hessian_lanczos_reports_the_dense_condition_number() {
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let s = String::from_utf8_lossy(&out.stdout);
-    // the dense route gives 76.59 at N = 64 (README table; tests/measure.rs compares the two)
+    // the dense route gives 76.59 at N = 64 (docs/measurements.md; tests/it/measure.rs compares the two)
     assert!(s.contains("condition number 7.6588"), "{s}");
     assert!(s.contains("converged"), "{s}");
     assert!(d.join("lz/ritz.csv").exists());

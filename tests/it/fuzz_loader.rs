@@ -4,7 +4,7 @@
 //! `catch_unwind`. Any panic fails the test and saves the input. Deterministic from its seed.
 //!
 //! Default 20,000 executions; `FFTLEARN_FUZZ_EXECS=1000000 cargo test --release --test
-//! fuzz_loader -- --nocapture` runs longer (the README reports such a run).
+//! fuzz_loader -- --nocapture` runs longer (docs/reliability.md reports such a run).
 
 use fftlearn::io::npy::{self, parse_npy, Dtype, Npz, Out};
 use fftlearn::model::params::{Params, Scheme};

@@ -76,7 +76,7 @@ fn at_the_exact_fft_two_zero_modes_and_h_equals_gauss_newton() {
         assert!(diff <= 1e-13 * scale, "N = {n}: max |H - GN| = {diff:e} of {scale:e}");
         let s = hessian::spectrum(&net, &gn, 1e-9).unwrap();
         assert_eq!(s.zero_modes.len(), 2, "N = {n}: {:?}", s.zero_modes);
-        let unused = format!("tw[{}](unused)", net.unused_twiddle());
+        let unused = format!("tw[{}, unused]", net.unused_twiddle());
         for (_, carriers) in &s.zero_modes {
             assert!(
                 carriers[0].0.starts_with(&unused) && carriers[0].1 > 0.999,

@@ -61,7 +61,7 @@ fn als_and_lm_recover_the_exact_fft() {
 
 #[test]
 fn als_converges_at_n512_from_the_seed_init() {
-    // the README's ALS figure: the seed's init to 1e-12 at N = 512
+    // the ALS figure of docs/learnability.md: the seed's init to 1e-12 at N = 512
     let net = Network::new(512).unwrap();
     let mut p = Params::init(&net, &Scheme::Seed, 0);
     let prob = Problem::population(&net);
