@@ -5,6 +5,7 @@
 //! `pack` runs many cells in one step.
 
 pub mod abi;
+mod build;
 pub mod context;
 pub mod fused;
 pub mod gradcheck;

@@ -6,6 +6,8 @@
 //! (src/backend/gpu/fused.rs: each sample on chip, one partial per workgroup, one submit per step).
 
 use super::abi::{self, CellRow, Hyper, Job};
+use super::build::{bind, buffer, buffer_init, build_chunked, build_fused, pipeline, Shared};
+pub(super) use super::build::{fused_max_groups, Shape};
 use super::context::{Gpu, Precision};
 use super::fused::{self, Plan};
 use super::pack::CellStep;
@@ -13,18 +15,17 @@ use crate::error::{Error, Result};
 use crate::model::network::Network;
 use crate::model::params::{exact_twiddles, Params};
 use num_complex::Complex64 as C64;
-use wgpu::util::DeviceExt;
 
 pub(crate) const CHUNKED: &str = include_str!("../../../shaders/chunked.wgsl");
 const LANE: &str = include_str!("../../../shaders/lane.wgsl");
 const GROUP: &str = include_str!("../../../shaders/group.wgsl");
 pub(crate) const REDUCE: &str = include_str!("../../../shaders/reduce.wgsl");
 /// Invocations per workgroup in the lane/group/reduce kernels.
-const WG: u32 = 64;
+pub(super) const WG: u32 = 64;
 /// Most samples in one lane/group chunk.
-const MAX_CHUNK: usize = 2048;
+pub(super) const MAX_CHUNK: usize = 2048;
 /// Most samples in one upload of host data (fused).
-const MAX_HOST_CHUNK: usize = 65_536;
+pub(super) const MAX_HOST_CHUNK: usize = 65_536;
 
 /// A batch for the GPU.
 #[derive(Clone, Copy, Debug)]
@@ -204,42 +205,6 @@ impl ModelOptions {
     }
 }
 
-/// The lane/group machinery: per-chunk activations and per-sample gradients in global memory.
-pub(super) struct Chunked {
-    chunk: usize,
-    train: wgpu::ComputePipeline,
-    train_bg: wgpu::BindGroup,
-    reduce: wgpu::ComputePipeline,
-    reduce_bg: wgpu::BindGroup,
-    xin: wgpu::Buffer,
-    tin: wgpu::Buffer,
-    _keep: Vec<wgpu::Buffer>,
-}
-
-/// The fused machinery: one partial per workgroup and cell, combined by a fixed tree.
-pub(super) struct FusedRun {
-    pub(super) plan: Plan,
-    train: wgpu::ComputePipeline,
-    train_bg: wgpu::BindGroup,
-    combine: wgpu::ComputePipeline,
-    combine_small: wgpu::ComputePipeline,
-    combine_bg: wgpu::BindGroup,
-    combine_small_bg: wgpu::BindGroup,
-    xin: wgpu::Buffer,
-    tin: wgpu::Buffer,
-    pub(super) max_groups: u32,
-    /// Workgroups per cell the partials buffer holds (`max_groups` for a single model).
-    pub(super) cell_groups: u32,
-    pub(super) host_chunk: usize,
-    pub(super) chunk: Option<usize>,
-    _keep: Vec<wgpu::Buffer>,
-}
-
-pub(super) enum Shape {
-    Chunked(Chunked),
-    Fused(FusedRun),
-}
-
 /// The model's buffers and pipelines on one device: `cap` cells (1 for a single model, more
 /// for a pack, src/backend/gpu/pack.rs), each with its parameters, Adam moments and step
 /// accumulator at its slot; one kernel body serves both.
@@ -364,67 +329,6 @@ pub fn auto_summary(adapter: &wgpu::Adapter, net: &Network, prec: Precision) -> 
         }
         (k, _) => format!("{}: {} ({})", prec.wgsl(), k.name(), note.unwrap_or_default()),
     }
-}
-
-fn bind(dev: &wgpu::Device, pl: &wgpu::ComputePipeline, bufs: &[(u32, &wgpu::Buffer)]) -> wgpu::BindGroup {
-    let entries: Vec<wgpu::BindGroupEntry> = bufs
-        .iter()
-        .map(|(i, b)| wgpu::BindGroupEntry {
-            binding: *i,
-            resource: b.as_entire_binding(),
-        })
-        .collect();
-    dev.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: None,
-        layout: &pl.get_bind_group_layout(0),
-        entries: &entries,
-    })
-}
-
-fn pipeline(dev: &wgpu::Device, m: &wgpu::ShaderModule, entry: &str, zero_wg: bool) -> wgpu::ComputePipeline {
-    dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some(entry),
-        layout: None,
-        module: m,
-        entry_point: Some(entry),
-        compilation_options: wgpu::PipelineCompilationOptions {
-            constants: &[],
-            zero_initialize_workgroup_memory: zero_wg,
-        },
-        cache: None,
-    })
-}
-
-const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
-    .union(wgpu::BufferUsages::COPY_DST)
-    .union(wgpu::BufferUsages::COPY_SRC);
-
-fn buffer(dev: &wgpu::Device, label: &str, size: u64) -> wgpu::Buffer {
-    dev.create_buffer(&wgpu::BufferDescriptor {
-        label: Some(label),
-        size: size.max(16),
-        usage: STORAGE,
-        mapped_at_creation: false,
-    })
-}
-
-fn buffer_init(dev: &wgpu::Device, label: &str, bytes: &[u8]) -> wgpu::Buffer {
-    dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some(label),
-        contents: bytes,
-        usage: STORAGE,
-    })
-}
-
-/// Buffers every shape reads.
-struct Shared<'a> {
-    job: &'a wgpu::Buffer,
-    params: &'a wgpu::Buffer,
-    exact: &'a wgpu::Buffer,
-    hyper: &'a wgpu::Buffer,
-    acc: &'a wgpu::Buffer,
-    table: &'a wgpu::Buffer,
-    losses: &'a wgpu::Buffer,
 }
 
 impl GpuModel {
@@ -793,222 +697,4 @@ impl GpuModel {
             Ok(())
         })?
     }
-}
-
-/// The binding limit every storage buffer must respect.
-fn binding_limit(limits: &wgpu::Limits) -> u64 {
-    limits.max_storage_buffer_binding_size.min(limits.max_buffer_size)
-}
-
-/// Most workgroups of one fused dispatch: [`fused::MAX_GROUPS`], the dispatch limit, and the
-/// partials (one per parameter and the loss per workgroup) within one binding.
-pub(super) fn fused_max_groups(limits: &wgpu::Limits, net: &Network, prec: Precision) -> u32 {
-    let np1 = (4 + net.n_twiddles() + 1) as u64;
-    (fused::MAX_GROUPS as u64)
-        .min(limits.max_compute_workgroups_per_dimension as u64)
-        .min(binding_limit(limits) / (np1 * 2 * prec.bytes() as u64)) as u32
-}
-
-fn build_chunked(
-    gpu: &Gpu,
-    net: &Network,
-    prec: Precision,
-    kernel: Kernel,
-    chunk_opt: Option<usize>,
-    int64: bool,
-    sh: &Shared,
-) -> Result<Chunked> {
-    let (n, k) = (net.n(), net.bins());
-    let np = 4 + net.n_twiddles();
-    let cb = 2 * prec.bytes() as u64;
-    let layers = net.log2() as u64 + 2;
-    let limit = binding_limit(&gpu.limits);
-    let mut chunk = MAX_CHUNK;
-    while chunk > 1 && layers * n as u64 * chunk as u64 * cb > limit {
-        chunk /= 2;
-    }
-    if layers * n as u64 * cb > limit {
-        return Err(Error::runtime(format!(
-            "N = {n} needs {} bytes of activations per sample, over adapter {}'s storage binding limit of {limit} bytes",
-            layers * n as u64 * cb,
-            gpu.name()
-        )));
-    }
-    if let Some(c) = chunk_opt {
-        let bytes = layers * n as u64 * c as u64 * cb;
-        let groups = gpu.limits.max_compute_workgroups_per_dimension as usize;
-        // the largest chunk the adapter takes (the default is at most MAX_CHUNK of it)
-        let most = ((limit / (layers * n as u64 * cb)) as usize).min(groups);
-        if c == 0 || bytes > limit || c > groups {
-            return Err(Error::input(format!(
-                "--chunk {c}: must be 1..={most} on adapter {}: {c} samples need {bytes} bytes of activations (max_storage_buffer_binding_size / max_buffer_size: {limit} bytes) and {c} workgroups (max_compute_workgroups_per_dimension: {groups})",
-                gpu.name()
-            )));
-        }
-        chunk = c;
-    }
-    let dev = &gpu.device;
-    let (act, pg, xin, tin) = gpu.scoped("buffer allocation", || {
-        (
-            buffer(dev, "act", layers * n as u64 * chunk as u64 * cb),
-            buffer(dev, "pg", (np as u64 + 1) * chunk as u64 * cb),
-            buffer(dev, "xin", (chunk * n) as u64 * prec.bytes() as u64),
-            buffer(dev, "tin", (chunk * k) as u64 * cb),
-        )
-    })?;
-    let layout = kernel
-        .chunked_layout()
-        .ok_or_else(|| Error::runtime(format!("kernel {} is not a chunked shape", kernel.name())))?;
-    let body = format!("{layout}\n{CHUNKED}");
-    let (train, reduce) = gpu.scoped("shader compilation", || {
-        let module = |label: &str, body: &str| {
-            dev.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(label),
-                source: wgpu::ShaderSource::Wgsl(abi::source(net, prec, chunk, int64, body).into()),
-            })
-        };
-        let tm = module(kernel.name(), &body);
-        let rm = module("reduce", REDUCE);
-        (pipeline(dev, &tm, "train", true), pipeline(dev, &rm, "reduce", true))
-    })?;
-    let (train_bg, reduce_bg) = gpu.scoped("bind groups", || {
-        (
-            bind(
-                dev,
-                &train,
-                &[
-                    (0, sh.job),
-                    (1, sh.params),
-                    (2, sh.exact),
-                    (3, &act),
-                    (4, &pg),
-                    (5, &xin),
-                    (6, &tin),
-                    (7, sh.hyper),
-                ],
-            ),
-            bind(dev, &reduce, &[(0, sh.job), (1, &pg), (2, sh.acc)]),
-        )
-    })?;
-    Ok(Chunked {
-        chunk,
-        train,
-        train_bg,
-        reduce,
-        reduce_bg,
-        xin,
-        tin,
-        _keep: vec![act, pg, sh.exact.clone()],
-    })
-}
-
-#[allow(clippy::too_many_arguments)]
-fn build_fused(
-    gpu: &Gpu,
-    net: &Network,
-    prec: Precision,
-    plan: Plan,
-    chunk_opt: Option<usize>,
-    sh: &Shared,
-    cap: usize,
-    pack_batch: Option<usize>,
-) -> Result<FusedRun> {
-    let (n, k) = (net.n(), net.bins());
-    let np1 = (4 + net.n_twiddles() + 1) as u64;
-    let cb = 2 * prec.bytes() as u64;
-    let rb = prec.bytes() as u64;
-    let limit = binding_limit(&gpu.limits);
-    let max_groups = fused_max_groups(&gpu.limits, net, prec);
-    if max_groups == 0 || np1 > gpu.limits.max_compute_workgroups_per_dimension as u64 {
-        return Err(Error::runtime(format!(
-            "--kernel fused: N = {n} needs {np1} combine workgroups and {} bytes per partial, over adapter {}'s limits",
-            np1 * cb,
-            gpu.name()
-        )));
-    }
-    let host_chunk = (MAX_HOST_CHUNK as u64)
-        .min(limit / (n as u64 * rb))
-        .min(limit / (k as u64 * cb))
-        .max(1) as usize;
-    if let Some(c) = chunk_opt {
-        if c == 0 || c > host_chunk {
-            return Err(Error::input(format!(
-                "--chunk {c}: must be 1..={host_chunk} with --kernel fused on adapter {} (host data of {c} samples needs {} bytes, max_storage_buffer_binding_size / max_buffer_size: {limit} bytes)",
-                gpu.name(),
-                c as u64 * n as u64 * rb
-            )));
-        }
-    }
-    let xin_len = chunk_opt.unwrap_or(host_chunk);
-    // a pack's partials hold the workgroups of its batch's largest dispatch per cell
-    let cell_groups = match pack_batch {
-        Some(b) => plan.shape(b.min(chunk_opt.unwrap_or(b)).max(1), max_groups).1,
-        None => max_groups,
-    };
-    let dev = &gpu.device;
-    let table = plan.gather_table();
-    let (partial, xin, tin, gather) = gpu.scoped("buffer allocation", || {
-        (
-            buffer(dev, "partial", cap as u64 * cell_groups as u64 * np1 * cb),
-            buffer(dev, "xin", xin_len as u64 * n as u64 * rb),
-            buffer(dev, "tin", xin_len as u64 * k as u64 * cb),
-            buffer_init(dev, "gather", bytemuck::cast_slice(&table)),
-        )
-    })?;
-    let src = abi::source(net, prec, 1, plan.int64, &plan.wgsl());
-    let (train, combine, combine_small) = gpu.scoped("shader compilation (fused)", || {
-        // SAFETY: every index the generated kernel forms is in range by construction (the
-        // plan's layouts are bijections onto 0..N, sample indices are clamped to the dispatch,
-        // partials are indexed below groups <= max_groups, for which the buffer is sized);
-        // tests/gpu.rs checks the results against the f64 CPU path at every supported shape.
-        let m = unsafe {
-            dev.create_shader_module_trusted(
-                wgpu::ShaderModuleDescriptor {
-                    label: Some("fused"),
-                    source: wgpu::ShaderSource::Wgsl(src.as_str().into()),
-                },
-                wgpu::ShaderRuntimeChecks::unchecked(),
-            )
-        };
-        (
-            pipeline(dev, &m, "train_fused", false),
-            pipeline(dev, &m, "combine", false),
-            pipeline(dev, &m, "combine_small", false),
-        )
-    })?;
-    let mut entries = vec![
-        (0, sh.job),
-        (1, sh.params),
-        (2, sh.exact),
-        (3, &partial),
-        (4, &xin),
-        (5, &tin),
-        (6, sh.hyper),
-    ];
-    entries.push((7, &gather));
-    entries.push((9, sh.table));
-    let (train_bg, combine_bg, combine_small_bg) = gpu.scoped("bind groups", || {
-        let c = [(0, sh.job), (3, &partial), (8, sh.acc), (9, sh.table), (10, sh.losses)];
-        (
-            bind(dev, &train, &entries),
-            bind(dev, &combine, &c),
-            bind(dev, &combine_small, &c),
-        )
-    })?;
-    Ok(FusedRun {
-        plan,
-        train,
-        train_bg,
-        combine,
-        combine_small,
-        combine_bg,
-        combine_small_bg,
-        xin,
-        tin,
-        max_groups,
-        cell_groups,
-        host_chunk,
-        chunk: chunk_opt,
-        _keep: vec![partial, gather, sh.exact.clone()],
-    })
 }
