@@ -66,7 +66,11 @@ pub struct GpuChoice {
 /// Open the GPU model for `p`: `allow_software` admits software adapters such as lavapipe
 /// (an explicit adapter name always does).
 pub fn open_model(c: &GpuChoice, p: &Params, allow_software: bool) -> Result<GpuModel> {
-    let adapter = context::pick(c.adapter.as_deref(), allow_software || c.adapter.is_some())?;
+    let adapter = context::pick_for(
+        c.adapter.as_deref(),
+        allow_software || c.adapter.is_some(),
+        c.precision == Precision::F64,
+    )?;
     open_on(&adapter, c, p)
 }
 

@@ -113,6 +113,26 @@ pub struct Gpu {
 /// Pick an adapter: one whose name contains `name` (case-insensitive) if given, else the
 /// first hardware adapter, else (if `allow_software`) the first software one.
 pub fn pick(name: Option<&str>, allow_software: bool) -> Result<wgpu::Adapter> {
+    pick_for(name, allow_software, false)
+}
+
+/// The adapter [`pick_for`] takes among `(hardware, has SHADER_F64)` descriptions, in wgpu's
+/// order: hardware before software (software only if `allow_software`); with `want_f64`, an
+/// adapter with SHADER_F64 before one without, within each kind.
+pub fn choose(adapters: &[(bool, bool)], allow_software: bool, want_f64: bool) -> Option<usize> {
+    let rank = |&(hardware, f64): &(bool, bool)| (!hardware, want_f64 && !f64);
+    adapters
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.0 || allow_software)
+        .min_by_key(|(i, a)| (rank(a), *i))
+        .map(|(i, _)| i)
+}
+
+/// [`pick`], preferring an adapter with SHADER_F64 when `want_f64` (`--precision f64`): a
+/// hardware adapter with it, then any hardware one (whose open then names the missing feature),
+/// then software adapters in the same order.
+pub fn pick_for(name: Option<&str>, allow_software: bool, want_f64: bool) -> Result<wgpu::Adapter> {
     let all = adapters();
     let list = || {
         let v: Vec<String> = all.iter().map(|a| describe(&a.get_info())).collect();
@@ -130,13 +150,17 @@ pub fn pick(name: Option<&str>, allow_software: bool) -> Result<wgpu::Adapter> {
             .cloned()
             .ok_or_else(|| Error::input(format!("--adapter '{n}': no adapter matches; adapters: {}", list())));
     }
-    if let Some(a) = all.iter().find(|a| is_hardware(&a.get_info())) {
-        return Ok(a.clone());
-    }
-    if allow_software {
-        if let Some(a) = all.first() {
-            return Ok(a.clone());
-        }
+    let kinds: Vec<(bool, bool)> = all
+        .iter()
+        .map(|a| {
+            (
+                is_hardware(&a.get_info()),
+                a.features().contains(wgpu::Features::SHADER_F64),
+            )
+        })
+        .collect();
+    if let Some(i) = choose(&kinds, allow_software, want_f64) {
+        return Ok(all[i].clone());
     }
     // what would help differs: a hardware GPU needs its vendor's Vulkan driver; any adapter at
     // all (for --device gpu) can be Mesa's software lavapipe
@@ -352,5 +376,31 @@ pub fn quiet_vulkan_runtime_dir() {
             // single-threaded here: nothing else reads the environment yet
             std::env::set_var("XDG_RUNTIME_DIR", &d);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adapter_choice_prefers_hardware_then_f64_when_asked() {
+        // (hardware, f64): software with f64, hardware without, hardware with
+        let a = [(false, true), (true, false), (true, true)];
+        assert_eq!(choose(&a, true, false), Some(1), "the first hardware adapter");
+        assert_eq!(choose(&a, true, true), Some(2), "the hardware adapter with f64");
+        assert_eq!(
+            choose(&a[..2], true, true),
+            Some(1),
+            "hardware without f64 before software with it"
+        );
+        assert_eq!(choose(&a[..1], false, true), None, "no software unless allowed");
+        assert_eq!(choose(&a[..1], true, true), Some(0));
+        assert_eq!(
+            choose(&[(false, false), (false, true)], true, true),
+            Some(1),
+            "software with f64 first"
+        );
+        assert_eq!(choose(&[], true, true), None);
     }
 }
