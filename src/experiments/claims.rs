@@ -97,19 +97,54 @@ fn seed_run() -> Result<(f64, f64)> {
     Ok((cpu::rel_operator_error(&p), t.elapsed().as_secs_f64()))
 }
 
-/// Run every measurement and build the table (progress lines go to `log`).
-pub fn measure(log: &mut dyn Write) -> Result<Vec<Claim>> {
-    let net = Network::seed();
-    let mut rows = Vec::new();
-    let mut step = |what: &str, t: &Instant| writeln!(log, "[claims] {what} ({:.1} s)", t.elapsed().as_secs_f64());
-    let t0 = Instant::now();
+/// The rows one measurement gives, each with its row number in the table.
+type Rows = Vec<(usize, Claim)>;
 
+/// What a later measurement reads of an earlier one.
+#[derive(Default)]
+struct Ctx {
+    /// The seed run's final relative operator error (claim 7, quoted by claim 8).
+    seed_rel: f64,
+}
+
+/// One measurement: its rows, reading and writing what later ones share.
+type Measure = fn(&mut Ctx) -> Result<Rows>;
+
+/// The measurements, in the order they run: a name for the progress line, and the function
+/// that measures and writes its rows.
+const MEASUREMENTS: [(&str, Measure); 7] = [
+    ("degree", degree),
+    ("hessian", hessian_at_the_fft),
+    ("rsweep", r_sweep),
+    ("snr", signal_per_stage),
+    ("seed run", seed_config),
+    ("als, lm", other_optimizers),
+    ("the stall, rebuilt by hand", plateaus),
+];
+
+/// Run every measurement and build the table, rows in claim order (progress lines go to
+/// `log`).
+pub fn measure(log: &mut dyn Write) -> Result<Vec<Claim>> {
+    let t0 = Instant::now();
+    let mut ctx = Ctx::default();
+    let mut rows = Rows::new();
+    for (what, f) in MEASUREMENTS {
+        rows.extend(f(&mut ctx)?);
+        writeln!(log, "[claims] {what} ({:.1} s)", t0.elapsed().as_secs_f64())?;
+    }
+    rows.sort_by_key(|(k, _)| *k);
+    Ok(rows.into_iter().map(|(_, c)| c).collect())
+}
+
+/// Claim 1: the degree of the outputs in the parameters.
+fn degree(_ctx: &mut Ctx) -> Result<Rows> {
+    let net = Network::seed();
+    let mut rows = Rows::new();
     // 1. degree
     let (d10, d9, deg) = degree_check(512);
     let hist = rsweep::path_histogram(&net);
     let total: usize = hist.iter().sum();
-    step("degree", &t0)?;
-    rows.push(Claim {
+    rows.push((1, Claim {
         claim: "outputs are degree 9 in the parameters, the loss degree 18".into(),
         measured: format!(
             "finite differences of W(t theta) x over t = 0..11 at a random point: the {deg}th is non-zero, the {}th vanishes to rounding; paths carry m = 0..8 twiddles with Binomial(8, 1/2) counts, so degree 9 is reached by {:.2}% of the bin-input paths",
@@ -119,8 +154,14 @@ pub fn measure(log: &mut dyn Write) -> Result<Vec<Claim>> {
         figure: format!("max|D^{}| / max|D^{deg}| = {:.1e}", deg + 1, d10 / d9),
         command: "`fftlearn claims` (degree check); `fftlearn rsweep --phases exact` (path counts)".into(),
         verdict: "holds",
-    });
+    }));
+    Ok(rows)
+}
 
+/// Claims 2 and 6: the exact Hessian and Gauss-Newton spectra at the FFT.
+fn hessian_at_the_fft(_ctx: &mut Ctx) -> Result<Rows> {
+    let net = Network::seed();
+    let mut rows = Rows::new();
     // 2 + 6. Hessian at the exact FFT
     let pe = Params::init(&net, &Scheme::Exact, 0);
     let (gn, _) = hessian::gauss_newton(&pe);
@@ -150,8 +191,7 @@ pub fn measure(log: &mut dyn Write) -> Result<Vec<Claim>> {
         let (g, _) = hessian::gauss_newton(&Params::init(&n64, &Scheme::Exact, 0));
         hessian::spectrum(&n64, &g, 1e-9)?.kappa
     };
-    step("hessian", &t0)?;
-    rows.push(Claim {
+    rows.push((2, Claim {
         claim: "gauge symmetries: rescaling the wires into a sub-tree and back leaves W unchanged, giving flat manifolds".into(),
         measured: "exact Hessian of the population loss at the FFT, N = 512: zero modes and what carries them; every butterfly's top branch is fixed at 1, so a wire rescaling cannot be undone downstream".into(),
         figure: format!(
@@ -161,8 +201,26 @@ pub fn measure(log: &mut dyn Write) -> Result<Vec<Claim>> {
         ),
         command: "`fftlearn hessian --n 512 --init exact`".into(),
         verdict: "fails",
-    });
+    }));
 
+    // 6 (placed after 5 for the table order)
+    rows.push((6, Claim {
+        claim: "the Hessian is singular and exponentially ill-conditioned even at the optimum".into(),
+        measured: "exact Hessian and Gauss-Newton spectra at the FFT, N = 512 (and N = 64); the same after diagonal (per-parameter) scaling".into(),
+        figure: format!(
+            "singular only in the unused twiddle; kappa = {:.0} at N = 512, {k64:.0} at N = 64 (about 1.1 N: doubling per stage, i.e. linear in N); after diagonal scaling kappa = {kappa_jacobi:.1}; {} negative eigenvalues",
+            sg.kappa, sh.negative
+        ),
+        command: "`fftlearn hessian --n 512 --init exact`".into(),
+        verdict: "partly",
+    }));
+    Ok(rows)
+}
+
+/// Claim 3: the gradient norm against the twiddles' modulus.
+fn r_sweep(_ctx: &mut Ctx) -> Result<Rows> {
+    let net = Network::seed();
+    let mut rows = Rows::new();
     // 3. r^8
     let rs: Vec<f64> = (0..22).map(|i| 0.25 * 8f64.powf(i as f64 / 21.0)).collect();
     let rrows = rsweep::sweep(&net, &rs, Phases::Random, 0);
@@ -180,15 +238,20 @@ pub fn measure(log: &mut dyn Write) -> Result<Vec<Claim>> {
         )
     };
     let ((l0, l1), (h0, h1)) = (range(&lo), range(&hi));
-    step("rsweep", &t0)?;
-    rows.push(Claim {
+    rows.push((3, Claim {
         claim: "gradients scale like r^8 with r = |w| (vanish for r < 1, explode for r > 1)".into(),
         measured: "population gradient norm per group with every twiddle at modulus r (random phases), r = 0.25..2, N = 512; fitted exponent of ||grad|| in r".into(),
         figure: format!("slopes {l0:.1}..{l1:.1} for r <= 0.8, {h0:.1}..{h1:.1} for r >= 1.25 (claim: 8)"),
         command: "`fftlearn rsweep --n 512 --phases random`".into(),
         verdict: "fails",
-    });
+    }));
+    Ok(rows)
+}
 
+/// Claims 4 and 5: the gradient at the symmetric init, and its per-stage std.
+fn signal_per_stage(_ctx: &mut Ctx) -> Result<Rows> {
+    let net = Network::seed();
+    let mut rows = Rows::new();
     // 4 + 5. per-stage std and the symmetric-init saddle
     let ps = Params::init(&net, &Scheme::Seed, 0);
     let pr = Params::init(&net, &Scheme::Random, 0);
@@ -205,7 +268,7 @@ pub fn measure(log: &mut dyn Write) -> Result<Vec<Claim>> {
             ratio = st("stage8") / st("stage1");
             let pop_norm_seed = pop.iter().map(|v| v * v).sum::<f64>().sqrt();
             let all = r.iter().find(|x| x.group == "all").expect("all row");
-            rows.push(Claim {
+            rows.push((4, Claim {
                 claim: "at the all-ones (symmetric) init the gradient is zero-mean under isotropic inputs: a many-dimensional saddle".into(),
                 measured: "exact population gradient at the seed's init, N = 512, and the cosine between 64 minibatch gradients (B = 16) and it".into(),
                 figure: format!(
@@ -214,11 +277,10 @@ pub fn measure(log: &mut dyn Write) -> Result<Vec<Claim>> {
                 ),
                 command: "`fftlearn snr --init seed --batches 16 --k 64 --device cpu`".into(),
                 verdict: "fails",
-            });
+            }));
         }
     }
-    step("snr", &t0)?;
-    rows.push(Claim {
+    rows.push((5, Claim {
         claim: "per-parameter gradient std scales like sqrt(2^(8-s)); the deepest stage gets ~1/11 of the first's signal".into(),
         measured: "closed-form per-sample gradient std per stage (E (x^T A x)^2 by polarisation), slope of ln std on (8 - s) ln 2, N = 512".into(),
         figure: format!(
@@ -233,33 +295,38 @@ pub fn measure(log: &mut dyn Write) -> Result<Vec<Claim>> {
         } else {
             "partly"
         },
-    });
-    // 6 (placed after 5 for the table order)
-    rows.push(Claim {
-        claim: "the Hessian is singular and exponentially ill-conditioned even at the optimum".into(),
-        measured: "exact Hessian and Gauss-Newton spectra at the FFT, N = 512 (and N = 64); the same after diagonal (per-parameter) scaling".into(),
-        figure: format!(
-            "singular only in the unused twiddle; kappa = {:.0} at N = 512, {k64:.0} at N = 64 (about 1.1 N: doubling per stage, i.e. linear in N); after diagonal scaling kappa = {kappa_jacobi:.1}; {} negative eigenvalues",
-            sg.kappa, sh.negative
-        ),
-        command: "`fftlearn hessian --n 512 --init exact`".into(),
-        verdict: "partly",
-    });
+    }));
+    Ok(rows)
+}
 
+/// Claim 7: the seed's own run.
+fn seed_config(ctx: &mut Ctx) -> Result<Rows> {
+    let mut rows = Rows::new();
     // 7. the seed config
     let (rel, secs) = seed_run()?;
-    step("seed run", &t0)?;
-    rows.push(Claim {
-        claim: "the seed's run (Adam, lr 1e-2, batch 16, 3000 steps, all-ones init) does not learn the FFT".into(),
-        measured: "the seed's exact run on the f64 CPU path".into(),
-        figure: format!("relative operator error {rel:.2e} after 3000 steps ({secs:.1} s)"),
-        command: "`fftlearn train --device cpu`".into(),
-        verdict: if rel < 1e-6 { "fails" } else { "holds" },
-    });
+    ctx.seed_rel = rel;
+    rows.push((
+        7,
+        Claim {
+            claim: "the seed's run (Adam, lr 1e-2, batch 16, 3000 steps, all-ones init) does not learn the FFT".into(),
+            measured: "the seed's exact run on the f64 CPU path".into(),
+            figure: format!("relative operator error {rel:.2e} after 3000 steps ({secs:.1} s)"),
+            command: "`fftlearn train --device cpu`".into(),
+            verdict: if rel < 1e-6 { "fails" } else { "holds" },
+        },
+    ));
+    Ok(rows)
+}
 
+/// Claims 8 and 9: ALS and LM from the seed's init, and their cost (after the seed run, whose
+/// error claim 8 quotes).
+fn other_optimizers(ctx: &mut Ctx) -> Result<Rows> {
+    let net = Network::seed();
+    let mut rows = Rows::new();
     // 8 + 9. other optimizers; brute force
     let t = Instant::now();
     let mut pa = Params::init(&net, &Scheme::Seed, 0);
+    let rel = ctx.seed_rel;
     let (sweeps, rel_als) = crate::optim::als::als_solve(&mut pa, 1e-12, 1000);
     let als_s = t.elapsed().as_secs_f64();
     let n64 = Network::new(64)?;
@@ -275,8 +342,7 @@ pub fn measure(log: &mut dyn Write) -> Result<Vec<Claim>> {
     let (lm, _) = cpu_run(&lm_cfg, UntilThreshold::new(1, 1e-12))?;
     let rel_lm = lm.rel;
     let lm_steps = lm.reached.unwrap_or(lm_cfg.steps);
-    step("als, lm", &t0)?;
-    rows.push(Claim {
+    rows.push((8, Claim {
         claim: "the obstacles persist regardless of optimizer choice".into(),
         measured: "Adam (the seed's run, above), ALS (exact per-stage least squares) at N = 512 and Levenberg-Marquardt at N = 64, all from the all-ones init".into(),
         figure: format!(
@@ -284,22 +350,30 @@ pub fn measure(log: &mut dyn Write) -> Result<Vec<Claim>> {
         ),
         command: "`fftlearn train --device cpu --optimizer als --data population --steps 100` and `fftlearn train --optimizer lm --data population --n 64 --steps 20`".into(),
         verdict: "fails",
-    });
-    rows.push(Claim {
-        claim: "the problem is not brute forcible: more compute than exists in the universe".into(),
-        measured: "wall time of ALS from the all-ones init to relative operator error <= 1e-12 at N = 512, 2-core CPU"
-            .into(),
-        figure: format!("{als_s:.2} s ({sweeps} sweeps)"),
-        command: "`cargo bench --bench als`".into(),
-        verdict: "fails",
-    });
+    }));
+    rows.push((
+        9,
+        Claim {
+            claim: "the problem is not brute forcible: more compute than exists in the universe".into(),
+            measured:
+                "wall time of ALS from the all-ones init to relative operator error <= 1e-12 at N = 512, 2-core CPU"
+                    .into(),
+            figure: format!("{als_s:.2} s ({sweeps} sweeps)"),
+            command: "`cargo bench --bench als`".into(),
+            verdict: "fails",
+        },
+    ));
+    Ok(rows)
+}
 
+/// Claim 10: the random-init stall, rebuilt by hand at N = 512.
+fn plateaus(_ctx: &mut Ctx) -> Result<Rows> {
+    let mut rows = Rows::new();
     // 10. plateaus: the random-init stall at 0.707, rebuilt by hand at N = 512
     let t = Instant::now();
     let st = stall_check()?;
-    step("the stall, rebuilt by hand", &t0)?;
     let steps = |s: Option<u32>| s.map_or("never".to_string(), |s| s.to_string());
-    rows.push(Claim {
+    rows.push((10, Claim {
         claim: "gradient methods encounter plateaus (training stalls)".into(),
         measured: format!(
             "Adam's stall from random inits (relative error 0.707 at N >= 8192) rebuilt at N = 512: the even half exact, the odd half switched off (M row 1 = 0, odd twiddles at random phases; `--init odd-off:0`); error, gradient there, and Adam's steps to leave it (<= 1e-2) and to 1e-6 (lr 1e-2, batch 64), with fresh moments and with moments remembering the gradients of a random init (v_hat = g^2, step {REMEMBER_T})"
@@ -317,7 +391,7 @@ pub fn measure(log: &mut dyn Write) -> Result<Vec<Claim>> {
         ),
         command: "`fftlearn inspect --init odd-off:0 --seed 1 --escape 0` (fresh); `fftlearn inspect --checkpoint CK` on a real stall (docs/failures.md)".into(),
         verdict: "partly",
-    });
+    }));
     Ok(rows)
 }
 
