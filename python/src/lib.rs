@@ -573,35 +573,21 @@ fn snr_py<'py>(
     k: usize,
     device: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
-    if k < 2 {
-        return Err(PyValueError::new_err(format!(
-            "k {k}: at least 2 minibatches per batch size (the variance needs K - 1 > 0)"
-        )));
-    }
-    if batches.is_empty() || batches.iter().any(|&b| b == 0 || b > 1 << 32) {
-        return Err(PyValueError::new_err(format!(
-            "batches {batches:?}: each in 1..=2^32, at least one"
-        )));
-    }
     let p = point(params, init, n.0, seed)?;
+    // the CLI's checks and bounds (the closed form for N <= snr::EXACT_MAX_N)
+    let req = snr::SnrRequest::new(p.net.n(), batches, k, snr::ExactMode::Auto).map_err(py_err)?;
     let device: Device = parse("device", device)?;
     let rows = py
         .detach(|| -> fl::Result<Vec<snr::Row>> {
-            let net = p.net.clone();
             let chosen = be::choose(device, &GpuChoice::default(), &p)?;
             let model = match chosen {
                 Chosen::Gpu(m) => Some(*m),
                 Chosen::Cpu(_) => None,
             };
             let (_, pop) = hessian::population_grad(&p);
-            let ex = (net.n() <= 1024).then(|| snr::exact(&p));
-            let mut all = Vec::new();
-            for (bi, &b) in batches.iter().enumerate() {
-                let on = model.as_ref().map_or(snr::On::Cpu, snr::On::Gpu);
-                let grads = snr::minibatch_grads(&p, on, seed, (bi * k) as u32, k, b)?;
-                all.extend(snr::rows(&net, b, &grads, &pop, ex.as_ref()));
-            }
-            Ok(all)
+            let ex = req.exact.then(|| snr::exact(&p));
+            let on = model.as_ref().map_or(snr::On::Cpu, snr::On::Gpu);
+            req.rows(&p, on, seed, &pop, ex.as_ref(), |_, _, _| Ok(()))
         })
         .map_err(py_err)?;
     let d = PyDict::new(py);

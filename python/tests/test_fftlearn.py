@@ -163,13 +163,23 @@ def test_hessian_and_snr_match_their_closed_forms():
     assert len(s["group"]) == len(s["std"]) and set(s["batch"]) == {16, 64}
     finite = np.isfinite(s["std_exact"])
     assert finite.any()
+    # the CLI's bounds, with its words: K >= 2, at most 2^32 minibatches in all
+    with pytest.raises(ValueError, match="at least 2 minibatches"):
+        fftlearn.snr(init="seed", n=8, batches=[4], k=1, device="cpu")
+    with pytest.raises(ValueError, match="more than 2\\^32 minibatches"):
+        fftlearn.snr(init="seed", n=8, batches=[1, 1, 1], k=2**31, device="cpu")
+    with pytest.raises(ValueError, match="out of range"):
+        fftlearn.snr(init="seed", n=8, batches=[0], k=2, device="cpu")
 
 
 def test_grad_agrees_with_torch_autograd():
     torch = pytest.importorskip("torch", reason="torch is not installed (CI need not install it)")
-    peer = ROOT.parent / "shared" / "peers" / "torch_vec.py"
+    peers = os.environ.get("FFTLEARN_PEERS")
+    if not peers:
+        pytest.skip("FFTLEARN_PEERS (the folder of the PyTorch peer scripts) is not set")
+    peer = Path(peers) / "torch_vec.py"
     if not peer.exists():
-        pytest.skip(f"{peer} is not here (it lives beside the repository, not in it)")
+        pytest.skip(f"{peer} is not there")
     import importlib.util
     spec = importlib.util.spec_from_file_location("torch_vec", peer)
     tv = importlib.util.module_from_spec(spec)

@@ -372,3 +372,92 @@ pub fn minibatch_grads(p: &Params, on: On, seed: u64, first_step: u32, k: usize,
     }
     Ok(grads)
 }
+
+/// Largest N for the closed-form moments (N (N + 1) / 2 per-sample gradients).
+pub const EXACT_MAX_N: usize = 1024;
+
+/// When to compute the closed-form moments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExactMode {
+    /// For N <= [`EXACT_MAX_N`].
+    Auto,
+    /// Always (refused above [`EXACT_MAX_N`]).
+    On,
+    /// Never.
+    Off,
+}
+
+/// A checked `snr` measurement: the batch sizes, K minibatches per batch size, and whether
+/// the closed form is computed. The CLI and the Python module both build it here, so they
+/// accept and refuse the same requests with the same words (flag names as the CLI spells
+/// them; the Python arguments carry the same names without dashes).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SnrRequest {
+    /// Batch sizes, each 1..=2^32.
+    pub batches: Vec<usize>,
+    /// Minibatches per batch size (>= 2).
+    pub k: usize,
+    /// Whether the closed-form moments are computed.
+    pub exact: bool,
+}
+
+impl SnrRequest {
+    /// Check `batches`, `k` and `exact` for a point of size `n`.
+    pub fn new(n: usize, batches: Vec<usize>, k: usize, exact: ExactMode) -> Result<Self> {
+        if k < 2 {
+            return Err(Error::input(format!(
+                "--k {k}: at least 2 minibatches per batch size (the variance needs K - 1 > 0)"
+            )));
+        }
+        if batches.is_empty() {
+            return Err(Error::input("--batches: give at least one batch size"));
+        }
+        if let Some(b) = batches.iter().find(|&&b| b == 0 || b > 1 << 32) {
+            return Err(Error::input(format!(
+                "--batches: batch size {b} is out of range (1..=2^32)"
+            )));
+        }
+        if (batches.len() as u64) * (k as u64) > u32::MAX as u64 {
+            return Err(Error::input(format!(
+                "--k {k} with {} batch sizes: more than 2^32 minibatches",
+                batches.len()
+            )));
+        }
+        let exact = match exact {
+            ExactMode::Off => false,
+            ExactMode::Auto => n <= EXACT_MAX_N,
+            ExactMode::On if n > EXACT_MAX_N => {
+                return Err(Error::input(format!(
+                    "--exact on at N = {n}: the closed form needs N (N + 1) / 2 = {} per-sample gradients; it is offered up to N = {EXACT_MAX_N} (use --exact off)",
+                    n * (n + 1) / 2
+                )))
+            }
+            ExactMode::On => true,
+        };
+        Ok(SnrRequest { batches, k, exact })
+    }
+
+    /// The rows of every batch size at `p`, computed `on` a device, from the Measure stream
+    /// of `seed` (batch size i takes steps i K .. (i + 1) K), against the population gradient
+    /// `pop` and the closed form `ex`; `each(batch, rows, seconds)` sees each batch size's rows
+    /// as they are measured.
+    pub fn rows(
+        &self,
+        p: &Params,
+        on: On,
+        seed: u64,
+        pop: &[f64],
+        ex: Option<&Exact>,
+        mut each: impl FnMut(usize, &[Row], f64) -> Result<()>,
+    ) -> Result<Vec<Row>> {
+        let mut all = Vec::new();
+        for (bi, &b) in self.batches.iter().enumerate() {
+            let t = std::time::Instant::now();
+            let grads = minibatch_grads(p, on, seed, (bi * self.k) as u32, self.k, b)?;
+            let rows = rows(&p.net, b, &grads, pop, ex);
+            each(b, &rows, t.elapsed().as_secs_f64())?;
+            all.extend(rows);
+        }
+        Ok(all)
+    }
+}

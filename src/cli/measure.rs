@@ -319,46 +319,17 @@ pub fn rsweep_cmd(a: RsweepArgs) -> Result<()> {
     Ok(())
 }
 
-/// Largest N for the closed-form moments (N (N + 1) / 2 per-sample gradients).
-const EXACT_MAX_N: usize = 1024;
-
 /// `fftlearn snr`.
 pub fn snr_cmd(a: SnrArgs) -> Result<()> {
-    if a.k < 2 {
-        return Err(Error::input(format!(
-            "--k {}: at least 2 minibatches per batch size (the variance needs K - 1 > 0)",
-            a.k
-        )));
-    }
-    if a.batches.is_empty() {
-        return Err(Error::input("--batches: give at least one batch size"));
-    }
-    if let Some(b) = a.batches.iter().find(|&&b| b == 0 || b > 1 << 32) {
-        return Err(Error::input(format!(
-            "--batches: batch size {b} is out of range (1..=2^32)"
-        )));
-    }
-    if (a.batches.len() as u64) * (a.k as u64) > u32::MAX as u64 {
-        return Err(Error::input(format!(
-            "--k {} with {} batch sizes: more than 2^32 minibatches",
-            a.k,
-            a.batches.len()
-        )));
-    }
     let p = crate::cli::point(a.params.as_deref(), a.n, &a.init, a.seed)?;
     let net = p.net.clone();
-    let with_exact = match a.exact {
-        ExactArg::Off => false,
-        ExactArg::Auto => net.n() <= EXACT_MAX_N,
-        ExactArg::On if net.n() > EXACT_MAX_N => {
-            return Err(Error::input(format!(
-                "--exact on at N = {}: the closed form needs N (N + 1) / 2 = {} per-sample gradients; it is offered up to N = {EXACT_MAX_N} (use --exact off)",
-                net.n(),
-                net.n() * (net.n() + 1) / 2
-            )))
-        }
-        ExactArg::On => true,
+    let exact = match a.exact {
+        ExactArg::Auto => snr::ExactMode::Auto,
+        ExactArg::On => snr::ExactMode::On,
+        ExactArg::Off => snr::ExactMode::Off,
     };
+    let req = snr::SnrRequest::new(net.n(), a.batches.clone(), a.k, exact)?;
+    let with_exact = req.exact;
     mkdir(&a.out)?;
     let point = a
         .params
@@ -408,23 +379,18 @@ pub fn snr_cmd(a: SnrArgs) -> Result<()> {
     if pop.iter().all(|&v| v == 0.0) {
         say!("note: the population gradient is exactly zero here (a stationary point): SNR, MeanGSNR, cosines and B_simple are undefined (NaN/inf)");
     }
-    let mut all_rows = Vec::new();
-    for (bi, &b) in a.batches.iter().enumerate() {
-        let tb = Instant::now();
+    let all_rows = req.rows(&p, on, a.seed, &pop, ex.as_ref(), |b, rows, secs| {
         if let Some(m) = &multi {
             say!("[device] B = {b}: {}", m.assignment(b));
         }
-        let grads = snr::minibatch_grads(&p, on, a.seed, (bi * a.k) as u32, a.k, b)?;
-        let rows = snr::rows(&net, b, &grads, &pop, ex.as_ref());
-        let secs = tb.elapsed().as_secs_f64();
         say!(
             "\nB = {b}: {} minibatches in {secs:.1} s ({:.0} samples/s)",
             a.k,
             (b * a.k) as f64 / secs
         );
-        print_rows(&rows);
-        all_rows.extend(rows);
-    }
+        print_rows(rows);
+        Ok(())
+    })?;
     let l = net.stages().len();
     say!("\nper-stage fit: slope of ln std(g_s) on ({l} - s) ln 2 over stages 1..{l} (the seed claims 0.5)");
     for &b in &a.batches {
