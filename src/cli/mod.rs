@@ -548,7 +548,20 @@ pub(crate) fn open_model(a: &args::GpuArgs, p: &Params, allow_software: bool) ->
 }
 
 fn devices() -> Result<()> {
-    let lines = context::report();
+    let lines = context::report()?;
+    if let Some(p) = gpu::profile::Profile::from_env()? {
+        say!("[profile] {}={}: {}", gpu::profile::ENV, p.name, p.about);
+        for a in context::adapters() {
+            let (_, _, capped) = p.apply(&a.limits(), a.features());
+            if !capped.is_empty() {
+                say!(
+                    "[profile] {}: above this adapter, left at the adapter's: {}",
+                    a.get_info().name,
+                    capped.join("; ")
+                );
+            }
+        }
+    }
     if lines.is_empty() {
         say!("no GPU adapter on Vulkan/Metal/DX12: install a Vulkan driver (the GPU vendor's, or Mesa's software lavapipe: on Debian/Ubuntu apt-get install mesa-vulkan-drivers libvulkan1)");
     }
@@ -559,7 +572,7 @@ fn devices() -> Result<()> {
             say!(
                 "    --kernel auto at N = {}: {}",
                 net.n(),
-                fftlearn::backend::gpu::model::auto_summary(&a, &net, prec)
+                fftlearn::backend::gpu::model::auto_summary(&a, &net, prec)?
             );
         }
     }

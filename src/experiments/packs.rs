@@ -135,17 +135,10 @@ fn plan(cells: &[Cell], order: &[usize], mode: PackMode) -> Result<Vec<Unit>> {
                 None => gpu_adapter.insert(adapter()?),
             };
             let net = crate::model::network::Network::new(c.n)?;
-            match gpu::model::fused_plan(
-                &a.get_info(),
-                &a.limits(),
-                a.features(),
-                &net,
-                Precision::F32,
-                true,
-                None,
-            ) {
+            let (info, limits, features) = gpu::context::caps(a)?;
+            match gpu::model::fused_plan(&info, &limits, features, &net, Precision::F32, true, None) {
                 Ok(plan) => Some(PackNeeds::of(
-                    &a.limits(),
+                    &limits,
                     &net,
                     Precision::F32,
                     &plan,

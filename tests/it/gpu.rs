@@ -13,6 +13,17 @@ use fftlearn::optim::{Adam, AdamState};
 pub fn gpu(f64: bool) -> Option<Gpu> {
     let require = std::env::var("FFTLEARN_REQUIRE_GPU").is_ok_and(|v| v == "1");
     let name = std::env::var("FFTLEARN_TEST_ADAPTER").ok();
+    // under an emulated profile without f64 (FFTLEARN_ADAPTER_PROFILE), an f64 test has
+    // nothing to run: a loud skip, even in CI
+    if let Ok(Some(p)) = fftlearn::backend::gpu::profile::Profile::from_env() {
+        if f64 && !p.f64 {
+            eprintln!(
+                "\n*** SKIPPED f64 GPU TEST: the emulated profile {} has no SHADER_F64 ***\n",
+                p.name
+            );
+            return None;
+        }
+    }
     match context::pick(name.as_deref(), true).and_then(|a| Gpu::open(&a, f64)) {
         Ok(g) => {
             eprintln!("[gpu test] adapter: {}", g.name());

@@ -15,6 +15,7 @@ mod guard;
 mod hostile;
 mod measure;
 mod packs;
+mod profiles;
 mod reference;
 mod resume;
 mod safety;

@@ -68,13 +68,27 @@ impl Precision {
     }
 }
 
-/// One line per adapter: name, backend, type, the features fftlearn uses, and key limits.
-pub fn report() -> Vec<String> {
+/// The adapter's description, and its limits and features as the emulated profile
+/// (`FFTLEARN_ADAPTER_PROFILE`, [`super::profile`]) offers them, if one is set.
+pub fn caps(adapter: &wgpu::Adapter) -> Result<(wgpu::AdapterInfo, wgpu::Limits, wgpu::Features)> {
+    let (info, limits, features) = (adapter.get_info(), adapter.limits(), adapter.features());
+    Ok(match super::profile::Profile::from_env()? {
+        Some(p) => {
+            let (l, f, _) = p.apply(&limits, features);
+            (info, l, f)
+        }
+        None => (info, limits, features),
+    })
+}
+
+/// One line per adapter: name, backend, type, the features fftlearn uses, and key limits (as
+/// the emulated profile offers them, if one is set).
+pub fn report() -> Result<Vec<String>> {
     adapters()
         .iter()
         .map(|a| {
-            let (i, f, l) = (a.get_info(), a.features(), a.limits());
-            format!(
+            let (i, l, f) = caps(a)?;
+            Ok(format!(
                 "{} | backend {:?} | type {:?}{} | f64 {} | int64 {} | subgroups {} | timestamps {} | max storage binding {} MiB | max buffer {} MiB | max workgroups/dim {} | max invocations/workgroup {} | workgroup storage {} KiB",
                 i.name,
                 i.backend,
@@ -89,7 +103,7 @@ pub fn report() -> Vec<String> {
                 l.max_compute_workgroups_per_dimension,
                 l.max_compute_invocations_per_workgroup,
                 l.max_compute_workgroup_storage_size >> 10,
-            )
+            ))
         })
         .collect()
 }
@@ -153,12 +167,10 @@ pub fn pick_for(name: Option<&str>, allow_software: bool, want_f64: bool) -> Res
     let kinds: Vec<(bool, bool)> = all
         .iter()
         .map(|a| {
-            (
-                is_hardware(&a.get_info()),
-                a.features().contains(wgpu::Features::SHADER_F64),
-            )
+            let (info, _, features) = caps(a)?;
+            Ok((is_hardware(&info), features.contains(wgpu::Features::SHADER_F64)))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     if let Some(i) = choose(&kinds, allow_software, want_f64) {
         return Ok(all[i].clone());
     }
@@ -181,10 +193,11 @@ pub fn pick_for(name: Option<&str>, allow_software: bool, want_f64: bool) -> Res
 impl Gpu {
     /// Open a device on `adapter` with the adapter's own limits; `f64` asks for SHADER_F64.
     pub fn open(adapter: &wgpu::Adapter, f64: bool) -> Result<Gpu> {
-        let info = adapter.get_info();
+        // the adapter's limits and features, or the emulated profile's
+        let (info, offered_limits, offered) = caps(adapter)?;
         let mut features = wgpu::Features::empty();
         if f64 {
-            if !adapter.features().contains(wgpu::Features::SHADER_F64) {
+            if !offered.contains(wgpu::Features::SHADER_F64) {
                 // outside Vulkan, say that no adapter of that backend has it
                 let target = match info.backend {
                     wgpu::Backend::Metal => Some(super::modules::Target::Metal),
@@ -195,16 +208,20 @@ impl Gpu {
                 return Err(Error::input(match why {
                     Some(why) => format!("adapter {}: {why}", describe(&info)),
                     None => format!(
-                        "--precision f64: adapter {} has no SHADER_F64; use --precision f32",
-                        describe(&info)
+                        "--precision f64: adapter {} has no SHADER_F64{}; use --precision f32",
+                        describe(&info),
+                        match super::profile::Profile::from_env()? {
+                            Some(p) => format!(" under {}={}", super::profile::ENV, p.name),
+                            None => String::new(),
+                        }
                     ),
                 }));
             }
             features |= wgpu::Features::SHADER_F64;
         }
         // native 64-bit integer products for Philox where offered (the fused kernel uses them)
-        features |= adapter.features() & wgpu::Features::SHADER_INT64;
-        let limits = adapter.limits();
+        features |= offered & wgpu::Features::SHADER_INT64;
+        let limits = offered_limits;
         let desc = wgpu::DeviceDescriptor {
             label: Some("fftlearn"),
             required_features: features,

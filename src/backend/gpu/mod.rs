@@ -13,6 +13,7 @@ pub mod model;
 pub mod modules;
 pub mod multi;
 pub mod pack;
+pub mod profile;
 
 pub use context::{Gpu, Precision};
 pub use model::{AdamHyper, GpuBatch, GpuModel, Kernel, ModelOptions};
