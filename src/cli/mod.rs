@@ -680,7 +680,13 @@ fn bench_cmd(a: crate::cli::args::BenchArgs) -> Result<()> {
     let mut kernels = Vec::new();
     for k in &a.kernel {
         match k.as_str() {
-            "all" => kernels.extend(Kernel::ALL.map(Some)),
+            // every shape offered at this N (lane stops at LANE_MAX_N)
+            "all" => kernels.extend(
+                Kernel::ALL
+                    .into_iter()
+                    .filter(|&k| k != Kernel::Lane || a.n <= gpu::model::LANE_MAX_N)
+                    .map(Some),
+            ),
             "auto" => kernels.push(None),
             other => kernels.push(Some(other.parse::<Kernel>()?)),
         }
