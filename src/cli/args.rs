@@ -548,11 +548,11 @@ pub struct TrainArgs {
     #[arg(long, default_value = "adam")]
     pub optimizer: Optimizer,
     /// SGD momentum (sgd, phase-sgd), in [0, 1).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub momentum: f64,
     /// Adam's beta2 (adam, phase), in [0, 1): the second moments remember about
     /// 1 / (1 - beta2) steps (torch's default 0.999: 1,000 steps).
-    #[arg(long, default_value_t = fftlearn::optim::BETA2)]
+    #[arg(long, default_value_t = fftlearn::optim::BETA2, allow_negative_numbers = true)]
     pub beta2: f64,
     /// Learning-rate schedule: constant | cosine | step:EVERY:GAMMA.
     #[arg(long, default_value = "constant")]
