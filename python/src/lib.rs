@@ -648,8 +648,8 @@ fn hessian_py<'py>(
 
 /// `devices() -> list[str]`: every GPU adapter wgpu finds (Vulkan, Metal, DX12), one line each.
 #[pyfunction]
-fn devices(py: Python<'_>) -> Vec<String> {
-    py.detach(context::report)
+fn devices(py: Python<'_>) -> PyResult<Vec<String>> {
+    py.detach(context::report).map_err(py_err)
 }
 
 /// The `fftlearn` module.

@@ -417,12 +417,19 @@ impl SnrRequest {
                 "--batches: batch size {b} is out of range (1..=2^32)"
             )));
         }
-        if (batches.len() as u64) * (k as u64) > u32::MAX as u64 {
+        // minibatch i of batch size j is Measure step j K + i, a u32: at most 2^32 of them
+        if (batches.len() as u64).saturating_mul(k as u64) > 1 << 32 {
             return Err(Error::input(format!(
                 "--k {k} with {} batch sizes: more than 2^32 minibatches",
                 batches.len()
             )));
         }
+        // the K gradients of one batch size are held at once: 2 (N + 3) reals each
+        let reals = 2 * (n as u128 + 3);
+        crate::io::memory::check(
+            k as u128 * (8 * reals + 24),
+            &format!("--k {k} (K minibatch gradients of {reals} reals each, held at once)"),
+        )?;
         let exact = match exact {
             ExactMode::Off => false,
             ExactMode::Auto => n <= EXACT_MAX_N,

@@ -263,7 +263,7 @@ pub struct SweepArgs {
     #[command(subcommand)]
     pub action: Option<SweepAction>,
     /// The grid: a TOML file (keys: n, batch, lr, init, optimizer, precision, schedule,
-    /// momentum, data, seeds, steps | budget, threshold, eval_every, out, save_params).
+    /// momentum, beta2, data, seeds, steps | budget, threshold, eval_every, out, save_params).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Output directory (overrides the config's `out`).

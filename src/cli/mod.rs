@@ -53,6 +53,8 @@ fn path_of(p: &Option<std::path::PathBuf>) -> String {
 
 /// Run one subcommand.
 pub fn run(cmd: Cmd) -> Result<()> {
+    // a misspelt FFTLEARN_ADAPTER_PROFILE is an error whichever path runs
+    gpu::profile::Profile::from_env()?;
     match cmd {
         Cmd::Init(a) => init(a),
         Cmd::Forward(a) => forward(a),

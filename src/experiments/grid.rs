@@ -328,10 +328,11 @@ impl SweepConfig {
             c.schedule = k.named()?;
         }
         if let Some(k) = key("momentum", &raw.momentum) {
-            c.momentum = k.floats()?;
+            c.momentum = k.floats()?.into_iter().map(|v| v + 0.0).collect();
         }
         if let Some(k) = key("beta2", &raw.beta2) {
-            c.beta2 = k.floats()?;
+            // -0 is 0 (one spelling in rows and file names)
+            c.beta2 = k.floats()?.into_iter().map(|v| v + 0.0).collect();
         }
         if let Some(k) = key("data", &raw.data) {
             c.data = k.named()?;

@@ -320,10 +320,16 @@ fn parse_shard(
 
 fn parse_rows(path: &Path, text: &str, hash: &str, cells: &[Cell]) -> Result<Vec<(usize, String)>> {
     let mut lines = text.lines();
-    if lines.next() != Some(shard_header().as_str()) {
+    let head = lines.next().unwrap_or("");
+    if head != shard_header() {
         return Err(Error::input(format!(
-            "{}: not a sweep shard CSV (header differs)",
-            path.display()
+            "{}: not a sweep shard CSV of this version (header differs{})",
+            path.display(),
+            if head == shard_header().replace("momentum,beta2,", "momentum,") {
+                ": written before the beta2 column, it cannot be merged; run the shard again into another --out"
+            } else {
+                ""
+            }
         )));
     }
     let mut out = Vec::new();

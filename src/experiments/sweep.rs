@@ -354,10 +354,16 @@ pub fn run(path: &Path, ov: &Overrides, log: &mut dyn Write) -> Result<()> {
         let existing = std::fs::read_to_string(&csv_path)
             .map_err(|e| Error::input(format!("cannot read {}: {e}", csv_path.display())))?;
         let mut lines = existing.lines();
-        if lines.next() != Some(HEADER) {
+        let head = lines.next().unwrap_or("");
+        if head != HEADER {
             return Err(Error::input(format!(
-                "{}: not a sweep CSV (header differs)",
-                csv_path.display()
+                "{}: not a sweep CSV of this version (header differs{}); use another --out",
+                csv_path.display(),
+                if head == HEADER.replace("momentum,beta2,", "momentum,") {
+                    ": written before the beta2 column, it cannot be continued"
+                } else {
+                    ""
+                }
             )));
         }
         for (i, l) in lines.enumerate() {

@@ -257,6 +257,13 @@ impl TrainConfig {
         if !(self.beta2.is_finite() && (0.0..1.0).contains(&self.beta2)) {
             return Err(Error::input(format!("--beta2 {}: must be in [0, 1)", self.beta2)));
         }
+        if self.backend == BackendKind::GpuF32 && self.beta2 as f32 >= 1.0 {
+            return Err(Error::input(format!(
+                "--beta2 {}: rounds to 1 in f32, the GPU path's precision (Adam would divide by zero); at most {} there, or use --device cpu",
+                self.beta2,
+                1.0 - f32::EPSILON / 2.0
+            )));
+        }
         if self.beta2 != crate::optim::BETA2 && !self.optimizer.takes_beta2() {
             return Err(Error::input(format!(
                 "--beta2 {} applies to {} only, not to '{}'",
