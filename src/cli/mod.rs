@@ -683,12 +683,21 @@ fn bench_cmd(a: crate::cli::args::BenchArgs) -> Result<()> {
     for k in &a.kernel {
         match k.as_str() {
             // every shape offered at this N (lane stops at LANE_MAX_N)
-            "all" => kernels.extend(
-                Kernel::ALL
-                    .into_iter()
-                    .filter(|&k| k != Kernel::Lane || a.n <= gpu::model::LANE_MAX_N)
-                    .map(Some),
-            ),
+            "all" => {
+                if a.n > gpu::model::LANE_MAX_N {
+                    say!(
+                        "[bench] --kernel all at N = {}: lane left out (offered up to N = {})",
+                        a.n,
+                        gpu::model::LANE_MAX_N
+                    );
+                }
+                kernels.extend(
+                    Kernel::ALL
+                        .into_iter()
+                        .filter(|&k| k != Kernel::Lane || a.n <= gpu::model::LANE_MAX_N)
+                        .map(Some),
+                )
+            }
             "auto" => kernels.push(None),
             other => kernels.push(Some(other.parse::<Kernel>()?)),
         }

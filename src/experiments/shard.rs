@@ -377,6 +377,7 @@ pub fn merge(out: &Path, partial: bool, log: &mut dyn Write) -> Result<()> {
     let mut c = SweepConfig::parse(&text, &copy.display().to_string())?;
     c.out = out.to_path_buf();
     let _lock = DirLock::acquire(out, "merge")?;
+    super::summary::check_outputs(out)?;
     let cells = c.cells();
     let hash = config_hash(&c);
     let dir = out.join("shards");

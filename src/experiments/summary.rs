@@ -164,6 +164,15 @@ pub fn csv(groups: &[Group]) -> String {
     out
 }
 
+/// The files [`write`] writes into `out`: refused before any cell runs when one is a special
+/// file (a directory, a device, a link...).
+pub fn check_outputs(out: &std::path::Path) -> Result<()> {
+    for f in ["summary.csv", "success_rate.png", "median_steps.png"] {
+        npy::check_out_file(&out.join(f))?;
+    }
+    Ok(())
+}
+
 /// Write `OUT/summary.csv` and the two heat maps for the rows of `cells`.
 pub fn write(c: &SweepConfig, cells: &[Cell], rows: &[String]) -> Result<()> {
     let gs = groups(cells, rows);

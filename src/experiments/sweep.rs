@@ -298,7 +298,7 @@ pub(crate) fn load(path: &Path, ov: &Overrides) -> Result<(SweepConfig, String)>
 /// The progress line of the `k`-th of `total` cells.
 pub(crate) fn progress(k: usize, total: usize, cell: &Cell, o: &Outcome) -> String {
     format!(
-        "[sweep] cell {}/{}: N = {}, batch {}, lr {:e}, {} {}, init {}, seed {}: {}{} (rel err {:.2e}, {:.2} s)",
+        "[sweep] cell {}/{}: N = {}, batch {}, lr {:e}, {} {}{}, init {}, seed {}: {}{} (rel err {:.2e}, {:.2} s)",
         k + 1,
         total,
         cell.n,
@@ -306,6 +306,16 @@ pub(crate) fn progress(k: usize, total: usize, cell: &Cell, o: &Outcome) -> Stri
         cell.lr,
         cell.optimizer,
         precision_name(cell.precision),
+        // the settings that are not the defaults
+        [
+            (cell.schedule != crate::optim::Schedule::Constant).then(|| format!(", {}", cell.schedule)),
+            (cell.momentum != 0.0).then(|| format!(", momentum {}", cell.momentum)),
+            (cell.beta2 != crate::optim::BETA2).then(|| format!(", beta2 {}", cell.beta2)),
+            (cell.data != DataMode::Minibatch).then(|| format!(", {} data", cell.data)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<String>(),
         cell.init,
         cell.seed,
         o.status,
@@ -322,6 +332,7 @@ pub fn run(path: &Path, ov: &Overrides, log: &mut dyn Write) -> Result<()> {
     // one sweep per directory at a time (running shards share this lock, so it is refused
     // while any runs)
     let lock = DirLock::acquire(&c.out, "--out")?;
+    super::summary::check_outputs(&c.out)?;
     lock.remove_stale_temporaries();
     let shards = c.out.join("shards");
     if let Some(f) = std::fs::read_dir(&shards).into_iter().flatten().flatten().find(|e| {

@@ -271,3 +271,17 @@ fn the_summary_gives_each_seed_group_its_wilson_interval_and_quartiles() {
     // the grid is chosen so that an interval strictly inside (0, 1) is checked
     assert!(mixed >= 1, "no group with successes and failures");
 }
+
+#[test]
+fn a_special_file_where_the_summary_goes_is_refused_before_any_cell() {
+    let d = tmpdir("special");
+    let cfg = d.join("grid.toml");
+    std::fs::write(&cfg, "n = [8]\nsteps = 10\nseeds = 2\n").unwrap();
+    let out = d.join("out");
+    std::fs::create_dir_all(out.join("summary.csv")).unwrap();
+    let o = sweep(&cfg, &out);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("summary.csv is a directory"), "{err}");
+    assert!(!out.join("sweep.csv").exists(), "refused before the first cell");
+}
