@@ -127,6 +127,29 @@ pub(super) fn fused_max_groups(limits: &wgpu::Limits, net: &Network, prec: Preci
         .min(binding_limit(limits) / (np1 * 2 * prec.bytes() as u64)) as u32
 }
 
+/// The WGSL of a chunked shape's training module (its layout, then the shared per-sample body)
+/// for chunks of `chunk` samples; `None` for a shape that is not chunked.
+pub(super) fn chunked_source(
+    net: &Network,
+    prec: Precision,
+    kernel: Kernel,
+    chunk: usize,
+    int64: bool,
+) -> Option<String> {
+    let layout = kernel.chunked_layout()?;
+    Some(abi::source(net, prec, chunk, int64, &format!("{layout}\n{CHUNKED}")))
+}
+
+/// The WGSL of the reduce module (per-sample gradients summed, and Adam).
+pub(super) fn reduce_source(net: &Network, prec: Precision, chunk: usize, int64: bool) -> String {
+    abi::source(net, prec, chunk, int64, REDUCE)
+}
+
+/// The WGSL of the fused kernel of `plan` (and its combine passes).
+pub(super) fn fused_source(net: &Network, prec: Precision, plan: &Plan) -> String {
+    abi::source(net, prec, 1, plan.int64, &plan.wgsl())
+}
+
 pub(super) fn build_chunked(
     gpu: &Gpu,
     net: &Network,
@@ -174,19 +197,17 @@ pub(super) fn build_chunked(
             buffer(dev, "tin", (chunk * k) as u64 * cb),
         )
     })?;
-    let layout = kernel
-        .chunked_layout()
+    let train_src = chunked_source(net, prec, kernel, chunk, int64)
         .ok_or_else(|| Error::runtime(format!("kernel {} is not a chunked shape", kernel.name())))?;
-    let body = format!("{layout}\n{CHUNKED}");
     let (train, reduce) = gpu.scoped("shader compilation", || {
-        let module = |label: &str, body: &str| {
+        let module = |label: &str, src: String| {
             dev.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(label),
-                source: wgpu::ShaderSource::Wgsl(abi::source(net, prec, chunk, int64, body).into()),
+                source: wgpu::ShaderSource::Wgsl(src.into()),
             })
         };
-        let tm = module(kernel.name(), &body);
-        let rm = module("reduce", REDUCE);
+        let tm = module(kernel.name(), train_src);
+        let rm = module("reduce", reduce_source(net, prec, chunk, int64));
         (pipeline(dev, &tm, "train", true), pipeline(dev, &rm, "reduce", true))
     })?;
     let (train_bg, reduce_bg) = gpu.scoped("bind groups", || {
@@ -273,7 +294,7 @@ pub(super) fn build_fused(
             buffer_init(dev, "gather", bytemuck::cast_slice(&table)),
         )
     })?;
-    let src = abi::source(net, prec, 1, plan.int64, &plan.wgsl());
+    let src = fused_source(net, prec, &plan);
     let (train, combine, combine_small) = gpu.scoped("shader compilation (fused)", || {
         // SAFETY: every index the generated kernel forms is in range by construction (the
         // plan's layouts are bijections onto 0..N, sample indices are clamped to the dispatch,

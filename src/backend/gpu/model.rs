@@ -5,7 +5,7 @@
 //! every sample through global memory, chunked, reduced by shaders/reduce.wgsl) and `fused`
 //! (src/backend/gpu/fused.rs: each sample on chip, one partial per workgroup, one submit per step).
 
-use super::abi::{self, CellRow, Hyper, Job};
+use super::abi::{CellRow, Hyper, Job};
 use super::build::{bind, buffer, buffer_init, build_chunked, build_fused, pipeline, Shared};
 pub(super) use super::build::{fused_max_groups, Shape};
 use super::context::{Gpu, Precision};
@@ -16,10 +16,10 @@ use crate::model::network::Network;
 use crate::model::params::{exact_twiddles, Params};
 use num_complex::Complex64 as C64;
 
-pub(crate) const CHUNKED: &str = include_str!("../../../shaders/chunked.wgsl");
+pub(super) const CHUNKED: &str = include_str!("../../../shaders/chunked.wgsl");
 const LANE: &str = include_str!("../../../shaders/lane.wgsl");
 const GROUP: &str = include_str!("../../../shaders/group.wgsl");
-pub(crate) const REDUCE: &str = include_str!("../../../shaders/reduce.wgsl");
+pub(super) const REDUCE: &str = include_str!("../../../shaders/reduce.wgsl");
 /// Invocations per workgroup in the lane/group/reduce kernels.
 pub(super) const WG: u32 = 64;
 /// Most samples in one lane/group chunk.
@@ -448,7 +448,7 @@ impl GpuModel {
         let (adam, adam_bg) = gpu.scoped("shader compilation (adam)", || {
             let m = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some("reduce"),
-                source: wgpu::ShaderSource::Wgsl(abi::source(&net, prec, 1, int64, REDUCE).into()),
+                source: wgpu::ShaderSource::Wgsl(super::build::reduce_source(&net, prec, 1, int64).into()),
             });
             let adam = pipeline(dev, &m, "adam", true);
             let bg = bind(

@@ -6,10 +6,10 @@
 //! HLSL writers, so a module that would not translate for a backend is found without that
 //! backend's hardware.
 
-use super::abi;
+use super::build::{chunked_source, fused_source, reduce_source};
 use super::context::Precision;
 use super::fused::{self, Fit, Plan};
-use super::model::{Kernel, CHUNKED, REDUCE};
+use super::model::Kernel;
 use crate::model::network::Network;
 
 /// One module: what it is, and its source.
@@ -91,25 +91,24 @@ pub fn all(ns: &[usize], fits: &[Fit]) -> Vec<Module> {
                                 ),
                                 prec,
                                 int64,
-                                source: abi::source(&net, prec, 1, int64, &plan.wgsl()),
+                                source: fused_source(&net, prec, &plan),
                             });
                         }
                     }
                 }
                 for kernel in [Kernel::Lane, Kernel::Group] {
-                    let layout = kernel.chunked_layout().expect("a chunked shape");
                     push(Module {
                         label: format!("{} N={n} {} int64={int64}", kernel.name(), prec.wgsl()),
                         prec,
                         int64,
-                        source: abi::source(&net, prec, 64, int64, &format!("{layout}\n{CHUNKED}")),
+                        source: chunked_source(&net, prec, kernel, 64, int64).expect("a chunked shape"),
                     });
                 }
                 push(Module {
                     label: format!("reduce N={n} {} int64={int64}", prec.wgsl()),
                     prec,
                     int64,
-                    source: abi::source(&net, prec, 1, int64, REDUCE),
+                    source: reduce_source(&net, prec, 1, int64),
                 });
             }
         }
