@@ -456,6 +456,11 @@ impl SweepConfig {
 
     /// How many cells the grid has (the product of the lists' lengths).
     pub fn cell_count(&self) -> u128 {
+        self.axis_lengths().iter().map(|&l| l as u128).product()
+    }
+
+    /// The length of every list, in grid order (n outermost, seed innermost).
+    fn axis_lengths(&self) -> [usize; 11] {
         [
             self.n.len(),
             self.batch.len(),
@@ -469,9 +474,6 @@ impl SweepConfig {
             self.data.len(),
             self.seeds.len(),
         ]
-        .iter()
-        .map(|&l| l as u128)
-        .product()
     }
 
     /// The first key whose value differs from `other`'s (`out` and `save_params` aside), if any.
@@ -497,19 +499,7 @@ impl SweepConfig {
     /// Every cell, in the order they run (n outermost, then batch, lr, init, optimizer,
     /// precision, schedule, momentum, beta2, data, seed innermost).
     pub fn cells(&self) -> Vec<Cell> {
-        let lens = [
-            self.n.len(),
-            self.batch.len(),
-            self.lr.len(),
-            self.init.len(),
-            self.optimizer.len(),
-            self.precision.len(),
-            self.schedule.len(),
-            self.momentum.len(),
-            self.beta2.len(),
-            self.data.len(),
-            self.seeds.len(),
-        ];
+        let lens = self.axis_lengths();
         let total: usize = lens.iter().product();
         let mut out = Vec::with_capacity(total);
         for k in 0..total {

@@ -325,7 +325,7 @@ fn parse_rows(path: &Path, text: &str, hash: &str, cells: &[Cell]) -> Result<Vec
         return Err(Error::input(format!(
             "{}: not a sweep shard CSV of this version (header differs{})",
             path.display(),
-            if head == shard_header().replace("momentum,beta2,", "momentum,") {
+            if sweep::before_beta2(head, &shard_header()) {
                 ": written before the beta2 column, it cannot be merged; run the shard again into another --out"
             } else {
                 ""

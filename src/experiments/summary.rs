@@ -115,14 +115,14 @@ pub fn groups(cells: &[Cell], rows: &[String]) -> Vec<Group> {
             let (cell, rows) = by.remove(&k).expect("every key was inserted");
             let field = |r: &str, i: usize| r.split(',').nth(i).unwrap_or("").to_string();
             let ok: Vec<&&str> = rows.iter().filter(|r| field(r, status) == "success").collect();
-            let num = |i: usize| ok.iter().filter_map(|r| field(r, i).parse::<f64>().ok()).collect();
+            let values = |i: usize| ok.iter().filter_map(|r| field(r, i).parse::<f64>().ok()).collect();
             Group {
                 seeds: rows.len(),
                 successes: ok.len(),
                 diverged: rows.iter().filter(|r| field(r, status) == "diverged").count(),
                 interval: wilson(ok.len(), rows.len(), Z95),
-                steps: quartiles(num(steps_at)),
-                samples: quartiles(num(samples_at)),
+                steps: quartiles(values(steps_at)),
+                samples: quartiles(values(samples_at)),
                 cell,
             }
         })

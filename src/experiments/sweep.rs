@@ -25,6 +25,12 @@ pub const RUNNING: &str = "running";
 /// The CSV header.
 pub const HEADER: &str = "n,batch,lr,init,optimizer,precision,schedule,momentum,beta2,data,seed,steps,status,steps_to_success,samples_to_success,final_rel_err,final_loss,backend,wall_s";
 
+/// Whether `head` is `want` as versions before the beta2 column wrote it (the sweep CSV's
+/// header, or a shard's, which holds it).
+pub(crate) fn before_beta2(head: &str, want: &str) -> bool {
+    head == want.replace("momentum,beta2,", "momentum,")
+}
+
 /// What one cell gave.
 #[derive(Clone, Debug)]
 pub struct Outcome {
@@ -370,7 +376,7 @@ pub fn run(path: &Path, ov: &Overrides, log: &mut dyn Write) -> Result<()> {
             return Err(Error::input(format!(
                 "{}: not a sweep CSV of this version (header differs{}); use another --out",
                 csv_path.display(),
-                if head == HEADER.replace("momentum,beta2,", "momentum,") {
+                if before_beta2(head, HEADER) {
                     ": written before the beta2 column, it cannot be continued"
                 } else {
                     ""

@@ -285,3 +285,23 @@ fn a_special_file_where_the_summary_goes_is_refused_before_any_cell() {
     assert!(err.contains("summary.csv is a directory"), "{err}");
     assert!(!out.join("sweep.csv").exists(), "refused before the first cell");
 }
+
+#[test]
+fn a_csv_from_before_the_beta2_column_is_named_as_such() {
+    let d = tmpdir("oldheader");
+    let cfg = d.join("grid.toml");
+    std::fs::write(&cfg, "n = [8]\nsteps = 10\nseeds = 2\n").unwrap();
+    let out = d.join("out");
+    assert!(sweep(&cfg, &out).status.success());
+    let csv = out.join("sweep.csv");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    std::fs::write(&csv, text.replacen("momentum,beta2,", "momentum,", 1)).unwrap();
+    let o = sweep(&cfg, &out);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("written before the beta2 column"), "{err}");
+    // any other header: refused without that claim
+    std::fs::write(&csv, "n,batch\n").unwrap();
+    let err = String::from_utf8_lossy(&sweep(&cfg, &out).stderr).to_string();
+    assert!(err.contains("header differs") && !err.contains("beta2"), "{err}");
+}
