@@ -434,6 +434,40 @@ fn snr_writes_one_row_per_group_and_batch_and_rejects_bad_flags() {
         2,
         &["batch size 0", "1..=2^32"],
     );
+    // 2^32 minibatches exactly are within the Measure stream's steps; one more is not
+    assert_error(
+        &run(&[
+            "snr",
+            "--n",
+            "16",
+            "--k",
+            "4294967297",
+            "--batches",
+            "1",
+            "--out",
+            &out_dir,
+        ]),
+        2,
+        &["--k 4294967297", "more than 2^32 minibatches"],
+    );
+    // K gradients held at once are checked against the memory there is, before allocating
+    assert_error(
+        &run(&[
+            "snr",
+            "--n",
+            "16",
+            "--k",
+            "4294967296",
+            "--batches",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            &out_dir,
+        ]),
+        2,
+        &["--k 4294967296", "GiB of memory", "available"],
+    );
     assert_error(
         &run(&[
             "snr", "--n", "2048", "--exact", "on", "--device", "cpu", "--out", &out_dir,
@@ -543,6 +577,11 @@ fn train_refuses_bad_optimizer_settings_naming_them() {
         (
             vec!["--optimizer", "adam", "--momentum", "0.5"],
             vec!["--momentum 0.5", "sgd and phase-sgd only"],
+        ),
+        // in f32 (the GPU path) this beta2 is 1: refused before any device is opened
+        (
+            vec!["--device", "gpu", "--beta2", "0.99999999"],
+            vec!["--beta2 0.99999999", "rounds to 1 in f32", "--device cpu"],
         ),
         (
             vec!["--optimizer", "sgd", "--momentum", "1"],

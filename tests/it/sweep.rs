@@ -300,6 +300,15 @@ fn a_csv_from_before_the_beta2_column_is_named_as_such() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("written before the beta2 column"), "{err}");
+    // -0 is 0: a config saying beta2 = [-0.0] continues the rows of beta2 = [0.0]
+    let zero = d.join("zero.toml");
+    std::fs::write(&zero, "n = [8]\nsteps = 10\nbeta2 = [0.0]\n").unwrap();
+    let zout = d.join("zout");
+    assert!(sweep(&zero, &zout).status.success());
+    std::fs::write(&zero, "n = [8]\nsteps = 10\nbeta2 = [-0.0]\n").unwrap();
+    let o = sweep(&zero, &zout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("1 of 1 cells done"));
     // any other header: refused without that claim
     std::fs::write(&csv, "n,batch\n").unwrap();
     let err = String::from_utf8_lossy(&sweep(&cfg, &out).stderr).to_string();
