@@ -45,11 +45,8 @@ fn gpu(c: &mut Criterion) {
         let label = format!("train_step_gpu_f32_{} [{}]", kernel.name(), gpu.info.name);
         let net = Network::seed();
         let opts = ModelOptions {
-            prec: Precision::F32,
             kernel: Some(kernel),
-            chunk: None,
-            int64: true,
-            fused_shape: None,
+            ..ModelOptions::new(Precision::F32)
         };
         let model = GpuModel::with_options(gpu, &Params::init(&net, &Scheme::Seed, 0), opts).unwrap();
         let adam = Adam::new(1e-3);

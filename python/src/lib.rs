@@ -127,6 +127,7 @@ fn gpu_choice(adapter: Option<String>, precision: &str, kernel: &str) -> PyResul
             k => Some(parse::<Kernel>("kernel", k)?),
         },
         chunk: None,
+        dispatch_cap: None,
     })
 }
 

@@ -50,7 +50,8 @@ impl std::str::FromStr for Device {
     }
 }
 
-/// Which GPU to use and how (the `--adapter`, `--precision`, `--kernel`, `--chunk` flags).
+/// Which GPU to use and how (the `--adapter`, `--precision`, `--kernel`, `--chunk`,
+/// `--dispatch-cap` flags).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GpuChoice {
     /// The adapter whose name contains this (case-insensitive); else the first hardware one.
@@ -61,6 +62,8 @@ pub struct GpuChoice {
     pub kernel: Option<Kernel>,
     /// Samples per dispatch (`None`: each shape's own).
     pub chunk: Option<usize>,
+    /// Most samples per fused dispatch (`None`: by adapter type and N).
+    pub dispatch_cap: Option<gpu::DispatchCap>,
 }
 
 /// Open the GPU model for `p`: `allow_software` admits software adapters such as lavapipe
@@ -83,6 +86,7 @@ fn open_on(adapter: &wgpu::Adapter, c: &GpuChoice, p: &Params) -> Result<GpuMode
         chunk: c.chunk,
         int64: true,
         fused_shape: None,
+        dispatch_cap: c.dispatch_cap,
     };
     GpuModel::with_options(g, p, opts)
 }

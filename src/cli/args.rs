@@ -1,7 +1,7 @@
 //! The command line: one clap struct per subcommand; the doc comments are the help text.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use fftlearn::backend::gpu::{Kernel, Precision};
+use fftlearn::backend::gpu::{DispatchCap, Kernel, Precision};
 use fftlearn::backend::{Device, GpuChoice};
 use fftlearn::model::params::{Init, Scheme};
 use fftlearn::optim::{Optimizer, Schedule};
@@ -145,6 +145,13 @@ pub struct BenchArgs {
     /// Samples per GPU dispatch (default: each shape's own).
     #[arg(long)]
     pub chunk: Option<usize>,
+    /// Most samples one fused training dispatch runs, summed over a pack's cells: a step's
+    /// grid is cut into dispatches this small so that no dispatch runs long enough for a
+    /// display driver's watchdog (Windows TDR: 2 s). The bytes of a step do not depend on it.
+    /// A count, or off (default: 2^22 on discrete GPUs, 2^20 on others, at N <= 512; fewer
+    /// in proportion to N log2 N above).
+    #[arg(long)]
+    pub dispatch_cap: Option<DispatchCap>,
     /// CSV output (one row per configuration).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -390,6 +397,13 @@ pub struct GpuArgs {
     /// allows, up to 2048; fused the whole batch, host data in uploads of up to 65,536).
     #[arg(long)]
     pub chunk: Option<usize>,
+    /// Most samples one fused training dispatch runs, summed over a pack's cells: a step's
+    /// grid is cut into dispatches this small so that no dispatch runs long enough for a
+    /// display driver's watchdog (Windows TDR: 2 s). The bytes of a step do not depend on it.
+    /// A count, or off (default: 2^22 on discrete GPUs, 2^20 on others, at N <= 512; fewer
+    /// in proportion to N log2 N above).
+    #[arg(long)]
+    pub dispatch_cap: Option<DispatchCap>,
     /// Spread each minibatch (train, snr) or the rows (gradcheck) over several adapters: `all`,
     /// or names as for --adapter, comma-separated (a name twice opens that adapter twice).
     /// Parts are summed on the host in a fixed order: the result does not depend on how many
@@ -639,6 +653,7 @@ impl GpuArgs {
             precision: self.precision.into(),
             kernel: self.kernel.0,
             chunk: self.chunk,
+            dispatch_cap: self.dispatch_cap,
         }
     }
 }

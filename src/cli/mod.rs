@@ -726,6 +726,7 @@ fn bench_cmd(a: crate::cli::args::BenchArgs) -> Result<()> {
         precisions: a.precision.iter().map(|&p| p.into()).collect(),
         adapter: a.adapter.clone(),
         chunk: a.chunk,
+        dispatch_cap: a.dispatch_cap,
         cells: a.cells.clone(),
     };
     say!("bench: N = {}, machine: {}", a.n, bench::machine());

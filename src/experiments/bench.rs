@@ -39,6 +39,8 @@ pub struct BenchConfig {
     pub adapter: Option<String>,
     /// Samples per dispatch (None: each shape's default).
     pub chunk: Option<usize>,
+    /// Most samples per fused dispatch (None: by adapter type and N).
+    pub dispatch_cap: Option<crate::backend::gpu::DispatchCap>,
     /// Cells per step (1: one lone model; more: a pack, on the fused kernel on the GPU).
     pub cells: Vec<usize>,
 }
@@ -223,6 +225,7 @@ pub fn run(cfg: &BenchConfig, mut each: impl FnMut(&Row)) -> Result<Vec<Row>> {
                     chunk: cfg.chunk,
                     int64: true,
                     fused_shape: None,
+                    dispatch_cap: cfg.dispatch_cap,
                 };
                 for &cells in &cfg.cells {
                     if cells > 1 {

@@ -47,6 +47,7 @@ pub fn model(g: Gpu, p: &Params, prec: Precision, kernel: Kernel) -> GpuModel {
         chunk: None,
         int64: true,
         fused_shape: None,
+        dispatch_cap: None,
     };
     GpuModel::with_options(g, p, opts).unwrap_or_else(|e| panic!("{kernel:?} {prec:?} model: {e}"))
 }
@@ -133,6 +134,7 @@ fn gpu_errors_name_the_adapter_and_the_limit() {
         chunk: Some(1 << 24),
         int64: true,
         fused_shape: None,
+        dispatch_cap: None,
     };
     let e = GpuModel::with_options(g, &p, opts)
         .err()
@@ -178,6 +180,7 @@ fn on_device_data_and_targets_match_the_cpu_generator() {
             chunk: (kernel == Kernel::Fused).then_some(1000),
             int64: true,
             fused_shape: None,
+            dispatch_cap: None,
         };
         let model = GpuModel::with_options(g, &p, opts).unwrap();
         let size = 3 * model.chunk() + 17;
@@ -214,6 +217,7 @@ fn fused_model(g: Gpu, p: &Params, prec: Precision, shape: (u32, u32), int64: bo
         chunk,
         int64,
         fused_shape: Some(shape),
+        dispatch_cap: None,
     };
     GpuModel::with_options(g, p, opts).unwrap_or_else(|e| panic!("fused {shape:?} {prec:?}: {e}"))
 }
@@ -238,6 +242,7 @@ fn fused_matches_the_f64_path_at_every_size_and_both_plan_shapes() {
                 chunk: None,
                 int64: true,
                 fused_shape: Some(shape),
+                dispatch_cap: None,
             };
             let m = match GpuModel::with_options(g, &p, opts) {
                 Ok(m) => m,

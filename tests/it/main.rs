@@ -9,6 +9,7 @@ mod anatomy;
 mod cli;
 mod conformance;
 mod determinism;
+mod dispatch;
 mod fuzz_loader;
 mod gpu;
 mod guard;

@@ -22,6 +22,7 @@ fn opts(shape: (u32, u32)) -> ModelOptions {
         chunk: None,
         int64: true,
         fused_shape: Some(shape),
+        dispatch_cap: None,
     }
 }
 

@@ -36,13 +36,23 @@ pub struct Job {
     /// Workgroups of the dispatch (fused: the partials' stride).
     pub groups: u32,
     /// Index of the batch's first sample in a larger batch split over adapters (added to the
-    /// Philox sample counter; 0 for a whole batch). Also pads the struct to 16 bytes.
+    /// Philox sample counter; 0 for a whole batch).
     pub sample0: u32,
+    /// Fused: the first workgroup (x) of this dispatch's slice of the step's grid; a step cut
+    /// into slices to keep each dispatch short gives every workgroup the index, and so the
+    /// samples and partials, it has in one dispatch of the whole grid.
+    pub group0: u32,
+    /// Fused: the first cell-table row (y) of this dispatch's slice of the grid.
+    pub row0: u32,
+    /// Pads the struct to a multiple of 16 bytes.
+    pub pad0: u32,
+    /// Pads the struct to a multiple of 16 bytes.
+    pub pad1: u32,
 }
 
 impl Job {
     /// Field names in declaration order (all u32).
-    pub const FIELDS: [&'static str; 12] = [
+    pub const FIELDS: [&'static str; 16] = [
         "seed_lo",
         "seed_hi",
         "step",
@@ -55,6 +65,10 @@ impl Job {
         "spt",
         "groups",
         "sample0",
+        "group0",
+        "row0",
+        "pad0",
+        "pad1",
     ];
 
     /// The WGSL declaration.
@@ -203,10 +217,14 @@ mod tests {
             spt: 10,
             groups: 11,
             sample0: 12,
+            group0: 13,
+            row0: 14,
+            pad0: 15,
+            pad1: 16,
         };
         // every field at the position its name has in FIELDS
         let words: &[u32] = bytemuck::cast_slice(bytemuck::bytes_of(&j));
-        assert_eq!(words, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        assert_eq!(words, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
         let w = Job::wgsl();
         for f in Job::FIELDS {
             assert!(w.contains(&format!("    {f}: u32,")));

@@ -81,6 +81,14 @@ pub fn caps(adapter: &wgpu::Adapter) -> Result<(wgpu::AdapterInfo, wgpu::Limits,
     })
 }
 
+/// The adapter type that sets the default dispatch cap: the emulated profile's where it names
+/// one, else the adapter's.
+pub fn dispatch_type(info: &wgpu::AdapterInfo) -> Result<wgpu::DeviceType> {
+    Ok(super::profile::Profile::from_env()?
+        .and_then(|p| p.device_type)
+        .unwrap_or(info.device_type))
+}
+
 /// One line per adapter: name, backend, type, the features fftlearn uses, and key limits (as
 /// the emulated profile offers them, if one is set).
 pub fn report() -> Result<Vec<String>> {
@@ -120,6 +128,9 @@ pub struct Gpu {
     pub features: wgpu::Features,
     /// Limits in force.
     pub limits: wgpu::Limits,
+    /// The adapter's type, or the emulated profile's where it names one: it sets the default
+    /// dispatch cap ([`super::dispatch`]).
+    pub dispatch_type: wgpu::DeviceType,
     lost: Arc<Mutex<Option<String>>>,
     uncaptured: Arc<Mutex<Option<String>>>,
 }
@@ -245,10 +256,12 @@ impl Gpu {
                 *slot = Some(e.to_string().split_whitespace().collect::<Vec<_>>().join(" "));
             }
         }));
+        let dispatch_type = dispatch_type(&info)?;
         Ok(Gpu {
             device,
             queue,
             info,
+            dispatch_type,
             features,
             limits,
             lost,

@@ -454,10 +454,11 @@ fn swz(a: u32) -> u32 {
 ",
         );
         self.line("@compute @workgroup_size(WG)\nfn train_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {");
-        self.line("    let tm = lid / TS;\n    let t = lid % TS;\n    let toff = tm * (WGM / TEAMS);\n    let team_base = (wid.x * TEAMS + tm) * job.spt;");
-        // the cell: row wid.y of the step's cell table (src/backend/gpu/abi.rs, CellRow)
-        self.line("    let cell = cells[wid.y];\n    let pb = cell.x * NP;\n    let pout = wid.y * NP1;");
-        self.line("    let scale = hyper[wid.y * HYL + HY_SCALE];\n    let m0 = params[pb];\n    let m1 = params[pb + 1u];\n    let m2 = params[pb + 2u];\n    let m3 = params[pb + 3u];");
+        self.line("    let tm = lid / TS;\n    let t = lid % TS;\n    let toff = tm * (WGM / TEAMS);\n    let gx = wid.x + job.group0;\n    let y = wid.y + job.row0;\n    let team_base = (gx * TEAMS + tm) * job.spt;");
+        // the cell: row y of the step's cell table (src/backend/gpu/abi.rs, CellRow); (gx, y)
+        // is the workgroup's place in the step's whole grid, of which a dispatch may be a slice
+        self.line("    let cell = cells[y];\n    let pb = cell.x * NP;\n    let pout = y * NP1;");
+        self.line("    let scale = hyper[y * HYL + HY_SCALE];\n    let m0 = params[pb];\n    let m1 = params[pb + 1u];\n    let m2 = params[pb + 2u];\n    let m3 = params[pb + 3u];");
         let np = p.passes.len();
         for (pi, pass) in p.passes.iter().enumerate() {
             let lo = pass.lo;
@@ -592,7 +593,7 @@ fn swz(a: u32) -> u32 {
             sr = sr + wre[pos];
             si = si + wim[pos];
         }}
-        partial[(pout + j) * job.groups + wid.x] = vec2<R>(sr, si);
+        partial[(pout + j) * job.groups + gx] = vec2<R>(sr, si);
     }}",
                 ri + 1
             ));

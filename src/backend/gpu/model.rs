@@ -9,6 +9,7 @@ use super::abi::{CellRow, Hyper, Job};
 use super::build::{bind, buffer, buffer_init, build_chunked, build_fused, pipeline, Shared};
 pub(super) use super::build::{fused_max_groups, Shape};
 use super::context::{Gpu, Precision};
+use super::dispatch::{self, DispatchCap, Slice};
 use super::fused::{self, Plan};
 use super::pack::CellStep;
 use crate::error::{Error, Result};
@@ -199,6 +200,9 @@ pub struct ModelOptions {
     /// The fused plan's (bits per invocation, least invocations per workgroup); None: per
     /// adapter type ([`fused::HARDWARE_SHAPE`], [`fused::CPU_SHAPE`]).
     pub fused_shape: Option<(u32, u32)>,
+    /// Most samples one fused dispatch runs (None: [`DispatchCap::default_for`] the adapter
+    /// type and N). The step's bytes do not depend on it ([`super::dispatch`]).
+    pub dispatch_cap: Option<DispatchCap>,
 }
 
 impl ModelOptions {
@@ -210,6 +214,7 @@ impl ModelOptions {
             chunk: None,
             int64: true,
             fused_shape: None,
+            dispatch_cap: None,
         }
     }
 }
@@ -238,6 +243,8 @@ pub struct GpuModel {
     adam: wgpu::ComputePipeline,
     adam_bg: wgpu::BindGroup,
     pub(super) shape: Shape,
+    /// Most samples per fused dispatch.
+    dispatch_cap: DispatchCap,
 }
 
 pub(super) fn reals(prec: Precision, v: impl Iterator<Item = f64>) -> Vec<u8> {
@@ -328,12 +335,14 @@ pub fn auto_summary(adapter: &wgpu::Adapter, net: &Network, prec: Precision) -> 
     Ok(match (kernel, plan) {
         (Kernel::Fused, Ok(p)) => {
             let groups = fused_max_groups(&limits, net, prec);
+            let ty = super::context::dispatch_type(&info)?;
             format!(
-                "{}: fused, {} invocations per sample, {} per workgroup, {} B workgroup memory, up to {groups} workgroups per dispatch (whole batch in one dispatch)",
+                "{}: fused, {} invocations per sample, {} per workgroup, {} B workgroup memory, up to {groups} workgroups per step, dispatches of at most {} samples ({ty:?} adapter)",
                 prec.wgsl(),
                 p.ts,
                 p.wg,
-                p.wg_bytes
+                p.wg_bytes,
+                DispatchCap::default_for(ty, net.n()).name()
             )
         }
         (k, _) => format!("{}: {} ({})", prec.wgsl(), k.name(), note.unwrap_or_default()),
@@ -458,7 +467,11 @@ impl GpuModel {
             );
             (adam, bg)
         })?;
+        let dispatch_cap = opts
+            .dispatch_cap
+            .unwrap_or_else(|| DispatchCap::default_for(gpu.dispatch_type, net.n()));
         Ok(GpuModel {
+            dispatch_cap,
             gpu,
             net,
             prec,
@@ -495,7 +508,8 @@ impl GpuModel {
     }
 
     /// Samples per dispatch: the lane/group chunk, or for fused the most samples per upload
-    /// of host data (Philox data runs the whole batch in one dispatch unless --chunk is given).
+    /// of host data (Philox data runs the whole batch per step unless --chunk is given, in
+    /// dispatches under the dispatch cap).
     pub fn chunk(&self) -> usize {
         match &self.shape {
             Shape::Chunked(c) => c.chunk,
@@ -508,7 +522,7 @@ impl GpuModel {
         match &self.shape {
             Shape::Chunked(c) => format!("kernel {} | chunk {} samples", self.kernel.name(), c.chunk),
             Shape::Fused(f) => format!(
-                "kernel fused | {} invocations per sample, {} sample(s) per workgroup, {} B workgroup memory ({} exchange buffer(s)) | up to {} workgroups per dispatch | {} | {}",
+                "kernel fused | {} invocations per sample, {} sample(s) per workgroup, {} B workgroup memory ({} exchange buffer(s)) | up to {} workgroups per step | {} | dispatch cap {} | {}",
                 f.plan.ts,
                 f.plan.teams,
                 f.plan.wg_bytes,
@@ -516,10 +530,31 @@ impl GpuModel {
                 f.max_groups,
                 match f.chunk {
                     Some(c) => format!("{c} samples per dispatch"),
-                    None => format!("whole batch per dispatch, host data in uploads of {}", f.host_chunk),
+                    None => format!("whole batch per step, host data in uploads of {}", f.host_chunk),
+                },
+                match self.dispatch_cap {
+                    DispatchCap::Samples(s) => format!("{s} samples ({:?} adapter)", self.gpu.dispatch_type),
+                    DispatchCap::Off => "off".into(),
                 },
                 if self.int64 { "Philox with u64 products" } else { "Philox with 16-bit limbs" }
             ),
+        }
+    }
+
+    /// Most samples one fused dispatch runs.
+    pub fn dispatch_cap(&self) -> DispatchCap {
+        self.dispatch_cap
+    }
+
+    /// The dispatches of the fused kernel's training pass for `count` samples on `rows`
+    /// cells: the slices of its grid under the dispatch cap (lane/group: none).
+    pub fn dispatches(&self, count: usize, rows: usize) -> Vec<Slice> {
+        match &self.shape {
+            Shape::Chunked(_) => Vec::new(),
+            Shape::Fused(f) => {
+                let (spt, groups) = f.plan.shape(count, f.max_groups);
+                dispatch::slices(groups, rows as u32, spt as u64 * f.plan.teams as u64, self.dispatch_cap)
+            }
         }
     }
 
@@ -686,10 +721,32 @@ impl GpuModel {
                         }
                         job.spt = spt;
                         job.groups = groups;
+                        // every slice but the last in a submission of its own, with its job
+                        let per_group = spt as u64 * f.plan.teams as u64;
+                        let slices = dispatch::slices(groups, nrows, per_group, self.dispatch_cap);
+                        let (last_slice, earlier) = slices.split_last().expect("a grid has a slice");
+                        for sl in earlier {
+                            let mut e = self.gpu.device.create_command_encoder(&Default::default());
+                            {
+                                let mut pass = e.begin_compute_pass(&Default::default());
+                                pass.set_pipeline(&f.train);
+                                pass.set_bind_group(0, &f.train_bg, &[]);
+                                pass.dispatch_workgroups(sl.groups, sl.rows, 1);
+                            }
+                            let js = Job {
+                                group0: sl.group0,
+                                row0: sl.row0,
+                                ..job
+                            };
+                            self.gpu.queue.write_buffer(&self.job, 0, bytemuck::bytes_of(&js));
+                            self.gpu.queue.submit([e.finish()]);
+                        }
+                        job.group0 = last_slice.group0;
+                        job.row0 = last_slice.row0;
                         let mut pass = enc.begin_compute_pass(&Default::default());
                         pass.set_pipeline(&f.train);
                         pass.set_bind_group(0, &f.train_bg, &[]);
-                        pass.dispatch_workgroups(groups, nrows, 1);
+                        pass.dispatch_workgroups(last_slice.groups, last_slice.rows, 1);
                         let np1 = 4 + self.net.n_twiddles() as u32 + 1;
                         if groups <= fused::SMALL_COMBINE {
                             pass.set_pipeline(&f.combine_small);

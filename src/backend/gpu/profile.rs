@@ -2,8 +2,8 @@
 //! platform's limits and shader features, so that plan choice, fallbacks, the f64 refusal,
 //! `devices` and the error messages run as they would there, on whatever adapter is present
 //! (Mesa lavapipe in CI). A profile can only lower what the adapter offers: a limit above the
-//! adapter's stays at the adapter's (and `devices` says so), and the adapter's type is not
-//! emulated.
+//! adapter's stays at the adapter's (and `devices` says so). The adapter's type is emulated
+//! only for the default dispatch cap.
 
 use crate::error::{Error, Result};
 
@@ -28,6 +28,10 @@ pub struct Profile {
     pub f64: bool,
     /// Whether it offers SHADER_INT64.
     pub int64: bool,
+    /// The adapter type the platform has, where it has one (an Apple GPU is integrated): it
+    /// sets the default dispatch cap ([`super::dispatch`]); plan choice follows the adapter's
+    /// own type.
+    pub device_type: Option<wgpu::DeviceType>,
 }
 
 const MIB: u64 = 1 << 20;
@@ -48,6 +52,7 @@ pub const PROFILES: [Profile; 6] = [
         buffer: Some(256 * MIB),
         f64: false,
         int64: false,
+        device_type: None,
     },
     Profile {
         name: "apple-m",
@@ -59,6 +64,7 @@ pub const PROFILES: [Profile; 6] = [
         buffer: None,
         f64: false,
         int64: true,
+        device_type: Some(wgpu::DeviceType::IntegratedGpu),
     },
     Profile {
         name: "dx12-dxc",
@@ -70,6 +76,7 @@ pub const PROFILES: [Profile; 6] = [
         buffer: None,
         f64: false,
         int64: true,
+        device_type: None,
     },
     Profile {
         name: "dx12-fxc",
@@ -81,6 +88,7 @@ pub const PROFILES: [Profile; 6] = [
         buffer: None,
         f64: false,
         int64: false,
+        device_type: None,
     },
     Profile {
         name: "amd-rdna",
@@ -92,6 +100,7 @@ pub const PROFILES: [Profile; 6] = [
         buffer: None,
         f64: true,
         int64: true,
+        device_type: Some(wgpu::DeviceType::DiscreteGpu),
     },
     Profile {
         name: "intel-arc",
@@ -103,6 +112,7 @@ pub const PROFILES: [Profile; 6] = [
         buffer: None,
         f64: false,
         int64: true,
+        device_type: Some(wgpu::DeviceType::DiscreteGpu),
     },
 ];
 
