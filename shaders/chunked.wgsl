@@ -43,20 +43,21 @@ fn forward(s: u32, t: u32, use_exact: bool) {
         let e = 1u << st;
         let lq = LOG2 - st - 1u;
         let q = 1u << lq;
-        let off = e - 2u;
         for (var bf = t; bf < H; bf = bf + STRIDE) {
             let i = bf >> lq;
             let j = bf & (q - 1u);
             var w: vec2<R>;
             if (use_exact) {
-                w = exact[off + i];
+                w = exact[tw_index(st, i)];
             } else {
-                w = params[4u + off + i];
+                w = params[param_index(st, i)];
             }
-            let top = act[slot(st - 1u, i * 2u * q + j, s)];
-            let p = cmul(w, act[slot(st - 1u, i * 2u * q + q + j, s)]);
-            act[slot(st, i * q + j, s)] = top + p;
-            act[slot(st, (i + e) * q + j, s)] = top - p;
+            let io = bf_inputs(q, i, j);
+            let oo = bf_outputs(e, q, i, j);
+            let top = act[slot(st - 1u, io.x, s)];
+            let p = cmul(w, act[slot(st - 1u, io.y, s)]);
+            act[slot(st, oo.x, s)] = top + p;
+            act[slot(st, oo.y, s)] = top - p;
         }
         sync();
     }
@@ -65,10 +66,12 @@ fn forward(s: u32, t: u32, use_exact: bool) {
 // The adjoint of one butterfly of stage st (twiddle w): overwrites layer st-1 with its adjoint
 // and returns the twiddle-gradient term.
 fn backward_butterfly(st: u32, e: u32, q: u32, i: u32, j: u32, w: vec2<R>, s: u32) -> vec2<R> {
-    let it = slot(st - 1u, i * 2u * q + j, s);
-    let ib = slot(st - 1u, i * 2u * q + q + j, s);
-    let g1 = act[slot(st, i * q + j, s)];
-    let g2 = act[slot(st, (i + e) * q + j, s)];
+    let io = bf_inputs(q, i, j);
+    let oo = bf_outputs(e, q, i, j);
+    let it = slot(st - 1u, io.x, s);
+    let ib = slot(st - 1u, io.y, s);
+    let g1 = act[slot(st, oo.x, s)];
+    let g2 = act[slot(st, oo.y, s)];
     let gp = g1 - g2;
     let gw = cmulc(act[ib], gp);
     act[it] = g1 + g2;
@@ -136,35 +139,34 @@ fn train_sample(s: u32, t: u32) {
         let e = 1u << st;
         let lq = LOG2 - st - 1u;
         let q = 1u << lq;
-        let off = e - 2u;
         if (q >= STRIDE) {
             // few twiddles with many butterflies each: the whole team shares each twiddle
             for (var i = 0u; i < e; i = i + 1u) {
-                let w = params[4u + off + i];
+                let w = params[param_index(st, i)];
                 var gw = vec2<R>(0.0, 0.0);
                 for (var j = t; j < q; j = j + STRIDE) {
                     gw = gw + backward_butterfly(st, e, q, i, j, w, s);
                 }
                 let sum = sample_sum(t, gw);
                 if (t == 0u) {
-                    pg[(4u + off + i) * C + s] = sum;
+                    pg[param_index(st, i) * C + s] = sum;
                 }
             }
         } else {
             // many twiddles with few butterflies: one invocation per twiddle
             for (var i = t; i < e; i = i + STRIDE) {
-                let w = params[4u + off + i];
+                let w = params[param_index(st, i)];
                 var gw = vec2<R>(0.0, 0.0);
                 for (var j = 0u; j < q; j = j + 1u) {
                     gw = gw + backward_butterfly(st, e, q, i, j, w, s);
                 }
-                pg[(4u + off + i) * C + s] = gw;
+                pg[param_index(st, i) * C + s] = gw;
             }
         }
         sync();
     }
     // split: dM[r][c] = sum_i g0[r H + i] x[i + c H]
-    for (var rc = 0u; rc < 4u; rc = rc + 1u) {
+    for (var rc = 0u; rc < M_ENTRIES; rc = rc + 1u) {
         let r = rc / 2u;
         let c = rc % 2u;
         var a = vec2<R>(0.0, 0.0);

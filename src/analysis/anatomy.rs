@@ -17,7 +17,7 @@
 use crate::analysis::snr::median;
 use crate::backend::cpu;
 use crate::error::Result;
-use crate::model::network::Network;
+use crate::model::network::{Network, M_ENTRIES};
 use crate::model::params::{exact_twiddles, root_of_unity, Params, EXACT_M};
 use crate::objective::hessian;
 use crate::train::{self, Backend, End, Span, UntilThreshold};
@@ -174,7 +174,7 @@ pub fn twiddle_deviation(p: &Params) -> Vec<(usize, u32, usize, C64, C64)> {
     p.net
         .stages()
         .iter()
-        .flat_map(|st| (0..st.e).map(move |i| (st.offset + i, st.s, i)))
+        .flat_map(|st| (0..st.e).map(move |i| (st.tw(i), st.s, i)))
         .map(|(k, s, i)| (k, s, i, p.tw[k], ex[k]))
         .collect()
 }
@@ -225,7 +225,8 @@ pub fn half_of(net: &Network, j: usize) -> Option<usize> {
     if c < 4 {
         return Some(c / 2);
     }
-    net.stage_of_twiddle(c - 4).map(|st| (c - 4 - st.offset) % 2)
+    net.stage_of_twiddle(c - M_ENTRIES)
+        .map(|st| (c - M_ENTRIES - st.offset) % 2)
 }
 
 /// The population gradient at a point: its norm, per half and per group (M, stage 1..).

@@ -375,7 +375,7 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
     let half = |h: usize| -> Vec<(f64, f64)> {
         dev.iter()
             .filter(|d| d.2 % 2 == h)
-            .map(|(_, s, i, w, t)| (*s as f64 + 0.8 * (*i as f64) / (1u64 << s) as f64, (w - t).norm()))
+            .map(|(_, s, i, w, t)| (f64::from(*s) + 0.8 * (*i as f64) / (1u64 << s) as f64, (w - t).norm()))
             .collect()
     };
     charts(

@@ -252,7 +252,7 @@ fn r_sweep(_ctx: &mut Ctx) -> Result<Rows> {
 fn signal_per_stage(_ctx: &mut Ctx) -> Result<Rows> {
     let net = Network::seed();
     let mut rows = Rows::new();
-    // 4 + 5. per-stage std and the symmetric-init saddle
+    // 4 and 5. per-stage std and the symmetric-init saddle
     let ps = Params::init(&net, &Scheme::Seed, 0);
     let pr = Params::init(&net, &Scheme::Random, 0);
     let mut slopes = Vec::new();

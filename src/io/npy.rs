@@ -280,7 +280,12 @@ impl Npz {
 
     /// Read a complex128 array.
     pub fn read_c128(&mut self, name: &str, spec: ShapeSpec, max_elems: usize) -> Result<(Vec<usize>, Vec<Complex64>)> {
-        match self.read(name, Dtype::C128, spec, MAX_HEADER as u64 + 16 * max_elems as u64 + 64)? {
+        match self.read(
+            name,
+            Dtype::C128,
+            spec,
+            (MAX_HEADER as u64) + 16 * (max_elems as u64) + 64,
+        )? {
             Array::C128(s, d) => Ok((s, d)),
             _ => unreachable!("checked"),
         }
@@ -288,7 +293,7 @@ impl Npz {
 
     /// Read a uint8 array (text stored as bytes).
     pub fn read_u8(&mut self, name: &str, max_elems: usize) -> Result<Vec<u8>> {
-        match self.read(name, Dtype::U8, &[None], MAX_HEADER as u64 + max_elems as u64 + 64)? {
+        match self.read(name, Dtype::U8, &[None], (MAX_HEADER as u64) + (max_elems as u64) + 64)? {
             Array::U8(_, d) => Ok(d),
             _ => unreachable!("checked"),
         }
@@ -296,7 +301,12 @@ impl Npz {
 
     /// Read a float64 array.
     pub fn read_f64(&mut self, name: &str, spec: ShapeSpec, max_elems: usize) -> Result<(Vec<usize>, Vec<f64>)> {
-        match self.read(name, Dtype::F64, spec, MAX_HEADER as u64 + 8 * max_elems as u64 + 64)? {
+        match self.read(
+            name,
+            Dtype::F64,
+            spec,
+            (MAX_HEADER as u64) + 8 * (max_elems as u64) + 64,
+        )? {
             Array::F64(s, d) => Ok((s, d)),
             _ => unreachable!("checked"),
         }

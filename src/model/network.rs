@@ -1,5 +1,10 @@
-//! The wiring of the seed's `Radix2RFFT`: sizes, stages (e, q, twiddle offset) and which
-//! output bins each parameter reaches. Single source of truth for the CPU and GPU paths.
+//! The wiring of the seed's `Radix2RFFT`: sizes, stages (e, q, twiddle offset), the butterfly
+//! geometry (a butterfly's inputs and outputs, its twiddle's index among the twiddles and among
+//! all parameters) and which output bins each parameter reaches. Single source of truth for
+//! the CPU and GPU paths: the CPU kernels, objectives and solvers call [`Stage`]'s methods,
+//! the WGSL modules get the same definitions in their generated header
+//! (`backend::gpu::abi::GEOMETRY`), and the fused kernel's bit-reversed addressing takes its
+//! offsets from [`stage_offset`] and [`M_ENTRIES`].
 //!
 //! For N = 2^n the model is:
 //! * stage 0 (the "split"): a 2x2 complex matrix M maps (x\[i\], x\[i + N/2\]) to rows 0 and 1,
@@ -22,6 +27,15 @@ pub const MAX_LOG2: u32 = 16;
 /// The seed's size.
 pub const DEFAULT_N: usize = 512;
 
+/// M's four entries come first in the flat parameter vector (row-major), then the N - 1
+/// twiddles.
+pub const M_ENTRIES: usize = 4;
+
+/// Index of stage s's first twiddle among the twiddles: 2^s - 2 (0, 2, 6, ..., N - 4).
+pub const fn stage_offset(s: u32) -> usize {
+    (1 << s) - 2
+}
+
 /// One twiddle stage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stage {
@@ -33,6 +47,40 @@ pub struct Stage {
     pub q: usize,
     /// Index of this stage's first twiddle, 2^s - 2.
     pub offset: usize,
+}
+
+impl Stage {
+    /// Butterfly (i, j)'s inputs, `in[i][j]` and `in[i][j + q]`, as indices into the stage's
+    /// input layer (e rows of 2q, row-major).
+    #[inline(always)]
+    pub fn inputs(&self, i: usize, j: usize) -> (usize, usize) {
+        let t = i * 2 * self.q + j;
+        (t, t + self.q)
+    }
+
+    /// Butterfly (i, j)'s outputs, `out[i][j]` and `out[i + e][j]`, as indices into the
+    /// stage's output layer (2e rows of q, row-major).
+    #[inline(always)]
+    pub fn outputs(&self, i: usize, j: usize) -> (usize, usize) {
+        (i * self.q + j, (i + self.e) * self.q + j)
+    }
+
+    /// Index of the stage's twiddle i among the twiddles.
+    #[inline(always)]
+    pub fn tw(&self, i: usize) -> usize {
+        self.offset + i
+    }
+
+    /// Index of the stage's twiddle i among all complex parameters (after M's entries).
+    #[inline(always)]
+    pub fn param(&self, i: usize) -> usize {
+        M_ENTRIES + self.offset + i
+    }
+
+    /// The stage's twiddles' indices among the twiddles.
+    pub fn twiddles(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.e
+    }
 }
 
 /// The wiring for one size N.
@@ -67,7 +115,7 @@ impl Network {
                 s,
                 e: 1 << s,
                 q: n >> (s + 1),
-                offset: (1 << s) - 2,
+                offset: stage_offset(s),
             })
             .collect();
         Ok(Network { log2, stages })
@@ -102,9 +150,13 @@ impl Network {
     pub fn unused_twiddle(&self) -> usize {
         self.n() - 2
     }
-    /// Real parameters: 2 * (4 + N - 1).
+    /// Complex parameters: M's four entries and the N - 1 twiddles.
+    pub fn n_params(&self) -> usize {
+        M_ENTRIES + self.n_twiddles()
+    }
+    /// Real parameters: twice the complex ones.
     pub fn n_real_params(&self) -> usize {
-        2 * (4 + self.n_twiddles())
+        2 * self.n_params()
     }
     /// The twiddle stages, s = 1..=n-1.
     pub fn stages(&self) -> &[Stage] {
@@ -130,6 +182,44 @@ impl Network {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_butterfly_geometry_is_a_bijection_per_stage_and_the_offsets_tile_the_twiddles() {
+        for log2 in MIN_LOG2..=12 {
+            let net = Network::new(1 << log2).unwrap();
+            let n = net.n();
+            let mut next = 0;
+            for st in net.stages() {
+                // offsets run on from the stage before: 0, 2, 6, ... (the last twiddle unused)
+                assert_eq!(st.offset, next, "N = {n} stage {}", st.s);
+                assert_eq!(st.offset, stage_offset(st.s));
+                next += st.e;
+                assert_eq!(st.twiddles(), st.tw(0)..st.tw(st.e));
+                let (mut seen_in, mut seen_out) = (vec![0u8; n], vec![0u8; n]);
+                for i in 0..st.e {
+                    assert_eq!(st.param(i), M_ENTRIES + st.tw(i));
+                    for j in 0..st.q {
+                        let (t, b) = st.inputs(i, j);
+                        let (o1, o2) = st.outputs(i, j);
+                        // in[i][j], in[i][j + q] in rows of 2q; out[i][j], out[i + e][j] in rows of q
+                        assert_eq!((t / (2 * st.q), t % (2 * st.q), b - t), (i, j, st.q));
+                        assert_eq!((o1 / st.q, o1 % st.q, o2 / st.q, o2 % st.q), (i, j, i + st.e, j));
+                        seen_in[t] += 1;
+                        seen_in[b] += 1;
+                        seen_out[o1] += 1;
+                        seen_out[o2] += 1;
+                    }
+                }
+                assert!(
+                    seen_in.iter().chain(&seen_out).all(|&c| c == 1),
+                    "N = {n} stage {}",
+                    st.s
+                );
+            }
+            assert_eq!(next, net.unused_twiddle());
+            assert_eq!(net.n_params(), M_ENTRIES + n - 1);
+        }
+    }
 
     #[test]
     fn seed_wiring() {

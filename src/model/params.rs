@@ -51,7 +51,7 @@ pub fn exact_twiddles(net: &Network) -> Vec<C64> {
     let mut tw = vec![C64::new(1.0, 0.0); net.n_twiddles()];
     for st in net.stages() {
         for k in 0..st.e {
-            tw[st.offset + k] = root_of_unity(k as u64, 2 * st.e as u64);
+            tw[st.tw(k)] = root_of_unity(k as u64, 2 * st.e as u64);
         }
     }
     tw
@@ -226,7 +226,7 @@ impl Params {
                 let mut tw = exact_twiddles(net);
                 for st in net.stages() {
                     for i in (1..st.e).step_by(2) {
-                        tw[st.offset + i] = random.tw[st.offset + i];
+                        tw[st.tw(i)] = random.tw[st.tw(i)];
                     }
                 }
                 let mut m = EXACT_M;
@@ -260,9 +260,9 @@ impl Params {
         }
     }
 
-    /// Number of complex parameters (4 + N - 1).
+    /// Number of complex parameters (M's four entries and N - 1 twiddles).
     pub fn len(&self) -> usize {
-        4 + self.tw.len()
+        self.net.n_params()
     }
 
     /// Always false: a model has parameters.

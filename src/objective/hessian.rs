@@ -14,24 +14,24 @@
 use crate::backend::cpu;
 use crate::error::{Error, Result};
 use crate::model::data::Batch;
-use crate::model::network::Network;
+use crate::model::network::{Network, M_ENTRIES};
 use crate::model::params::Params;
 use num_complex::Complex64 as C64;
 use rayon::prelude::*;
 
-/// Number of real parameters: 2 (4 + N - 1).
+/// Number of real parameters: twice M's four entries and N - 1 twiddles.
 pub fn n_real(net: &Network) -> usize {
-    2 * (4 + net.n_twiddles())
+    net.n_real_params()
 }
 
 /// A readable name for real parameter `j`: `M[r,c].re` or `tw[k](s=S,i=I).im`.
 pub fn param_name(net: &Network, j: usize) -> String {
     let part = if j.is_multiple_of(2) { "re" } else { "im" };
     let c = j / 2;
-    if c < 4 {
+    if c < M_ENTRIES {
         return format!("M[{},{}].{part}", c / 2, c % 2);
     }
-    let k = c - 4;
+    let k = c - M_ENTRIES;
     match net.stage_of_twiddle(k) {
         Some(st) => format!("tw[{k}](s={},i={}).{part}", st.s, k - st.offset),
         None => format!("tw[{k}, unused].{part}"),
@@ -253,7 +253,7 @@ impl GnOperator {
         let (n, k) = (net.n(), net.bins());
         let h = n / 2;
         let dz: Vec<C64> = v.chunks(2).map(|c| C64::new(c[0], c[1])).collect();
-        let (dm, dtw) = dz.split_at(4);
+        let (dm, dtw) = dz.split_at(M_ENTRIES);
         let mut out = vec![C64::default(); n * k];
         out.par_chunks_mut(k).enumerate().for_each(|(a, o)| {
             // the split of e_a: column a mod h of rows 0 and 1
@@ -265,17 +265,17 @@ impl GnOperator {
             t[h + c] = dm[2 + hi];
             let (mut y2, mut t2) = (vec![C64::default(); n], vec![C64::default(); n]);
             for st in net.stages() {
-                let (e, q) = (st.e, st.q);
-                for i in 0..e {
-                    let (w, dw) = (self.p.tw[st.offset + i], dtw[st.offset + i]);
-                    for j in 0..q {
-                        let (ti, bi) = (i * 2 * q + j, i * 2 * q + q + j);
+                for i in 0..st.e {
+                    let (w, dw) = (self.p.tw[st.tw(i)], dtw[st.tw(i)]);
+                    for j in 0..st.q {
+                        let (ti, bi) = st.inputs(i, j);
+                        let (o1, o2) = st.outputs(i, j);
                         let pv = w * y[bi];
                         let pt = dw * y[bi] + w * t[bi];
-                        y2[i * q + j] = y[ti] + pv;
-                        y2[(i + e) * q + j] = y[ti] - pv;
-                        t2[i * q + j] = t[ti] + pt;
-                        t2[(i + e) * q + j] = t[ti] - pt;
+                        y2[o1] = y[ti] + pv;
+                        y2[o2] = y[ti] - pv;
+                        t2[o1] = t[ti] + pt;
+                        t2[o2] = t[ti] - pt;
                     }
                 }
                 std::mem::swap(&mut y, &mut y2);

@@ -76,14 +76,14 @@ impl Problem {
 
 /// One twiddle stage on one sample's activations (length N): input (e, 2q) -> output (2e, q).
 pub(crate) fn stage(st: &Stage, w: &[C64], inp: &[C64], out: &mut [C64]) {
-    let (e, q) = (st.e, st.q);
-    for i in 0..e {
-        let wi = w[i];
-        for j in 0..q {
-            let top = inp[i * 2 * q + j];
-            let p = wi * inp[i * 2 * q + q + j];
-            out[i * q + j] = top + p;
-            out[(i + e) * q + j] = top - p;
+    for (i, &wi) in w.iter().enumerate().take(st.e) {
+        for j in 0..st.q {
+            let (t, b) = st.inputs(i, j);
+            let (o1, o2) = st.outputs(i, j);
+            let top = inp[t];
+            let p = wi * inp[b];
+            out[o1] = top + p;
+            out[o2] = top - p;
         }
     }
 }
@@ -91,7 +91,7 @@ pub(crate) fn stage(st: &Stage, w: &[C64], inp: &[C64], out: &mut [C64]) {
 /// Apply stages after `from` (stages from+1..=L, 1-based; 0 = all) to `a` in place.
 pub(crate) fn suffix(p: &Params, from: usize, a: &mut Vec<C64>, tmp: &mut Vec<C64>) {
     for st in &p.net.stages()[from..] {
-        stage(st, &p.tw[st.offset..st.offset + st.e], a, tmp);
+        stage(st, &p.tw[st.twiddles()], a, tmp);
         std::mem::swap(a, tmp);
     }
 }
@@ -139,7 +139,7 @@ pub(crate) fn layers(p: &Params, prob: &Problem) -> Vec<Vec<C64>> {
             split(&p.m, &prob.x[s * n..(s + 1) * n], &mut all[..n]);
             for (li, st) in p.net.stages().iter().enumerate() {
                 let (a, b) = all.split_at_mut((li + 1) * n);
-                stage(st, &p.tw[st.offset..st.offset + st.e], &a[li * n..], &mut b[..n]);
+                stage(st, &p.tw[st.twiddles()], &a[li * n..], &mut b[..n]);
             }
             all
         })
@@ -216,7 +216,7 @@ pub fn gn_diagonal(p: &Params, prob: &Problem) -> Vec<f64> {
             },
         );
         for (i, v) in sq.iter().enumerate() {
-            let j = 2 * (4 + st.offset + i);
+            let j = 2 * st.param(i);
             diag[j] = 2.0 * prob.scale * v;
             diag[j + 1] = diag[j];
         }
@@ -227,15 +227,15 @@ pub fn gn_diagonal(p: &Params, prob: &Problem) -> Vec<f64> {
 /// The "top" (twiddles 0) and "bottom" (tangent) outputs of stage `st` for one sample whose
 /// stage input is `inp`.
 pub(crate) fn stage_parts(st: &Stage, inp: &[C64], top: &mut [C64], bot: &mut [C64]) {
-    let (e, q) = (st.e, st.q);
-    for i in 0..e {
-        for j in 0..q {
-            let t = inp[i * 2 * q + j];
-            let b = inp[i * 2 * q + q + j];
-            top[i * q + j] = t;
-            top[(i + e) * q + j] = t;
-            bot[i * q + j] = b;
-            bot[(i + e) * q + j] = -b;
+    for i in 0..st.e {
+        for j in 0..st.q {
+            let (it, ib) = st.inputs(i, j);
+            let (o1, o2) = st.outputs(i, j);
+            let (t, b) = (inp[it], inp[ib]);
+            top[o1] = t;
+            top[o2] = t;
+            bot[o1] = b;
+            bot[o2] = -b;
         }
     }
 }

@@ -147,12 +147,12 @@ pub fn als_sweep_generic(p: &mut Params, prob: &Problem) -> f64 {
         let (num, den) = stage_sums(p, prob, si, &inputs, si);
         for i in 0..st.e {
             if den[i] > 0.0 {
-                p.tw[st.offset + i] = num[i] / den[i];
+                p.tw[st.tw(i)] = num[i] / den[i];
             }
         }
         // refresh this stage's output (the next stage's input) with the new twiddles
         let n = p.net.n();
-        let w = &p.tw[st.offset..st.offset + st.e];
+        let w = &p.tw[st.twiddles()];
         inputs.par_iter_mut().for_each(|a| {
             let (lo, hi) = a.split_at_mut((si + 1) * n);
             stage(&st, w, &lo[si * n..], &mut hi[..n]);
@@ -234,7 +234,7 @@ fn sweep_population(p: &mut Params, work: &mut AlsWork) -> f64 {
         let next = &hi[0];
         let cur = &mut lo[s];
         cur.par_chunks_mut(q * q).enumerate().for_each(|(r, blk)| {
-            let w = p.tw[st.offset + r];
+            let w = p.tw[st.tw(r)];
             for bp in 0..q {
                 let src = ((r + 2 * e * (bp % 2)) * qn + bp / 2) * qn;
                 let sign = if bp % 2 == 0 { w } else { -w };
@@ -333,11 +333,11 @@ fn sweep_population(p: &mut Params, work: &mut AlsWork) -> f64 {
             .collect();
         for (i, u) in upd.into_iter().enumerate() {
             if let Some(w) = u {
-                p.tw[st.offset + i] = w;
+                p.tw[st.tw(i)] = w;
             }
         }
         // advance the prefix vectors to the next stage's input (2e values each)
-        let w = &p.tw[st.offset..st.offset + e];
+        let w = &p.tw[st.twiddles()];
         nv[..n * 2 * e].par_chunks_mut(2 * e).enumerate().for_each(|(a, out)| {
             let va = &v[a * e..(a + 1) * e];
             let (top, bot) = out.split_at_mut(e);

@@ -125,7 +125,7 @@ fn lanczos_on_the_gn_operator_matches_the_dense_spectrum() {
         let p = Params::init(&net, &scheme, 3);
         let (gn, _) = gauss_newton(&p);
         let op = GnOperator::new(&p).unwrap();
-        let nr = 2 * (4 + net.n_twiddles());
+        let nr = net.n_real_params();
         // the operator reproduces the dense matrix column by column
         for j in [0usize, 5, 9, nr / 2, nr - 3] {
             let mut e = vec![0.0; nr];

@@ -115,7 +115,7 @@ fn minibatch_statistics_agree_with_the_closed_form_within_sampling_error() {
     }
     let all = rows.last().unwrap();
     assert_eq!(all.group, "all");
-    assert_eq!(all.params, 2 * (4 + net.n_twiddles() - 1));
+    assert_eq!(all.params, net.n_real_params() - 2);
     assert!((all.pop_norm - pop.iter().map(|v| v * v).sum::<f64>().sqrt()).abs() < 1e-12 * all.pop_norm);
 }
 

@@ -2,7 +2,7 @@
 //! adjoint, and the reverse pass accumulating per-lane gradient partials.
 
 use crate::model::data::{Batch, Source};
-use crate::model::network::{Network, Stage};
+use crate::model::network::{Network, Stage, M_ENTRIES};
 use crate::model::params::Params;
 use num_complex::Complex64 as C64;
 
@@ -48,8 +48,8 @@ impl Work {
             g0im: vec![ZERO; n],
             g1re: vec![ZERO; n],
             g1im: vec![ZERO; n],
-            gre: vec![ZERO; 4 + net.n_twiddles()],
-            gim: vec![ZERO; 4 + net.n_twiddles()],
+            gre: vec![ZERO; net.n_params()],
+            gim: vec![ZERO; net.n_params()],
             xs: vec![0.0; n],
             ts: vec![C64::default(); k],
         }
@@ -205,7 +205,7 @@ impl Work {
                 ini,
                 (&self.g0re, &self.g0im),
                 (&mut self.g1re, &mut self.g1im),
-                (&mut self.gre[4..], &mut self.gim[4..]),
+                (&mut self.gre[M_ENTRIES..], &mut self.gim[M_ENTRIES..]),
             );
             std::mem::swap(&mut self.g0re, &mut self.g1re);
             std::mem::swap(&mut self.g0im, &mut self.g1im);
@@ -246,12 +246,11 @@ impl Work {
 /// One twiddle stage forward: input (e, 2q) -> output (2e, q).
 #[inline(always)]
 fn stage_forward(st: &Stage, tw: &[C64], inr: &[Lane], ini: &[Lane], outr: &mut [Lane], outi: &mut [Lane]) {
-    let (e, q) = (st.e, st.q);
-    for i in 0..e {
-        let w = tw[st.offset + i];
-        for j in 0..q {
-            let (t, b) = (i * 2 * q + j, i * 2 * q + q + j);
-            let (o1, o2) = (i * q + j, (i + e) * q + j);
+    for i in 0..st.e {
+        let w = tw[st.tw(i)];
+        for j in 0..st.q {
+            let (t, b) = st.inputs(i, j);
+            let (o1, o2) = st.outputs(i, j);
             let (tr, ti, br, bi) = (inr[t], ini[t], inr[b], ini[b]);
             let (mut r1, mut i1, mut r2, mut i2) = (ZERO, ZERO, ZERO, ZERO);
             for l in 0..LANES {
@@ -282,16 +281,16 @@ fn stage_backward(
     gin: (&mut [Lane], &mut [Lane]),
     gw: (&mut [Lane], &mut [Lane]),
 ) {
-    let (e, q) = (st.e, st.q);
     let (gor, goi) = gout;
     let (gir, gii) = gin;
     let (gwr, gwi) = gw;
-    for i in 0..e {
-        let w = tw[st.offset + i];
-        let (mut awr, mut awi) = (gwr[st.offset + i], gwi[st.offset + i]);
-        for j in 0..q {
-            let (t, b) = (i * 2 * q + j, i * 2 * q + q + j);
-            let (o1, o2) = (i * q + j, (i + e) * q + j);
+    for i in 0..st.e {
+        let k = st.tw(i);
+        let w = tw[k];
+        let (mut awr, mut awi) = (gwr[k], gwi[k]);
+        for j in 0..st.q {
+            let (t, b) = st.inputs(i, j);
+            let (o1, o2) = st.outputs(i, j);
             let (g1r, g1i, g2r, g2i) = (gor[o1], goi[o1], gor[o2], goi[o2]);
             let (br, bi) = (inr[b], ini[b]);
             let (mut tr, mut ti, mut bgr, mut bgi) = (ZERO, ZERO, ZERO, ZERO);
@@ -310,7 +309,7 @@ fn stage_backward(
             gir[b] = bgr;
             gii[b] = bgi;
         }
-        gwr[st.offset + i] = awr;
-        gwi[st.offset + i] = awi;
+        gwr[k] = awr;
+        gwi[k] = awi;
     }
 }

@@ -3,7 +3,7 @@
 //! header, with the size constants and the Philox product (`mulhilo`) variant the adapter runs.
 
 use super::context::Precision;
-use crate::model::network::Network;
+use crate::model::network::{Network, M_ENTRIES};
 use bytemuck::{Pod, Zeroable};
 
 const COMMON: &str = include_str!("../../../shaders/common.wgsl");
@@ -173,21 +173,49 @@ const MULHILO_INT64: &str = "fn mulhilo(a: u32, b: u32) -> vec2<u32> {
 }
 ";
 
+/// The butterfly geometry in WGSL, the twin of `model::network` ([`M_ENTRIES`],
+/// [`crate::model::network::stage_offset`], `Stage::tw`, `Stage::param`, `Stage::inputs`,
+/// `Stage::outputs`), for stage `st` (e = 2^st rows in, q columns out): the gradient checks of
+/// every kernel shape against the CPU path (tests/it/gpu.rs) would fail if the two differed.
+pub fn geometry() -> String {
+    format!(
+        "const M_ENTRIES: u32 = {M_ENTRIES}u;
+// stage st's twiddle i among the twiddles (offset 2^st - 2), and among all parameters
+fn tw_index(st: u32, i: u32) -> u32 {{
+    return (1u << st) - 2u + i;
+}}
+fn param_index(st: u32, i: u32) -> u32 {{
+    return M_ENTRIES + tw_index(st, i);
+}}
+// butterfly (i, j): its inputs in[i][j], in[i][j + q] (rows of 2q), its outputs out[i][j],
+// out[i + e][j] (rows of q)
+fn bf_inputs(q: u32, i: u32, j: u32) -> vec2<u32> {{
+    let t = i * 2u * q + j;
+    return vec2<u32>(t, t + q);
+}}
+fn bf_outputs(e: u32, q: u32, i: u32, j: u32) -> vec2<u32> {{
+    return vec2<u32>(i * q + j, (i + e) * q + j);
+}}
+"
+    )
+}
+
 /// The WGSL source of one module: constants (`NP1` = NP + 1 accumulators per cell, `HYL`
 /// hyper reals per cell), `Job`, hyper indices, `mulhilo`, common.wgsl, then `body`. `chunk` is the per-chunk sample stride of the lane/group layouts.
 pub fn source(net: &Network, prec: Precision, chunk: usize, int64: bool, body: &str) -> String {
     format!(
-        "alias R = {};\nconst N: u32 = {}u;\nconst H: u32 = {}u;\nconst K: u32 = {}u;\nconst LOG2: u32 = {}u;\nconst NP: u32 = {}u;\nconst NP1: u32 = NP + 1u;\nconst HYL: u32 = {}u;\nconst C: u32 = {}u;\n{}{}{}\n{COMMON}\n{body}",
+        "alias R = {};\nconst N: u32 = {}u;\nconst H: u32 = {}u;\nconst K: u32 = {}u;\nconst LOG2: u32 = {}u;\nconst NP: u32 = {}u;\nconst NP1: u32 = NP + 1u;\nconst HYL: u32 = {}u;\nconst C: u32 = {}u;\n{}{}{}{}\n{COMMON}\n{body}",
         prec.wgsl(),
         net.n(),
         net.half(),
         net.bins(),
         net.log2(),
-        4 + net.n_twiddles(),
+        net.n_params(),
         Hyper::LEN,
         chunk,
         Job::wgsl(),
         Hyper::wgsl(),
+        geometry(),
         if int64 { MULHILO_INT64 } else { MULHILO_LIMBS },
     )
 }

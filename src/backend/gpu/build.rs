@@ -121,7 +121,7 @@ pub(super) fn binding_limit(limits: &wgpu::Limits) -> u64 {
 /// Most workgroups of one fused dispatch: [`fused::MAX_GROUPS`], the dispatch limit, and the
 /// partials (one per parameter and the loss per workgroup) within one binding.
 pub(super) fn fused_max_groups(limits: &wgpu::Limits, net: &Network, prec: Precision) -> u32 {
-    let np1 = (4 + net.n_twiddles() + 1) as u64;
+    let np1 = (net.n_params() + 1) as u64;
     (fused::MAX_GROUPS as u64)
         .min(limits.max_compute_workgroups_per_dimension as u64)
         .min(binding_limit(limits) / (np1 * 2 * prec.bytes() as u64)) as u32
@@ -160,9 +160,9 @@ pub(super) fn build_chunked(
     sh: &Shared,
 ) -> Result<Chunked> {
     let (n, k) = (net.n(), net.bins());
-    let np = 4 + net.n_twiddles();
+    let np = net.n_params();
     let cb = 2 * prec.bytes() as u64;
-    let layers = net.log2() as u64 + 2;
+    let layers = u64::from(net.log2()) + 2;
     let limit = binding_limit(&gpu.limits);
     let mut chunk = MAX_CHUNK;
     while chunk > 1 && layers * n as u64 * chunk as u64 * cb > limit {
@@ -192,7 +192,7 @@ pub(super) fn build_chunked(
     let (act, pg, xin, tin) = gpu.scoped("buffer allocation", || {
         (
             buffer(dev, "act", layers * n as u64 * chunk as u64 * cb),
-            buffer(dev, "pg", (np as u64 + 1) * chunk as u64 * cb),
+            buffer(dev, "pg", (np + 1) as u64 * chunk as u64 * cb),
             buffer(dev, "xin", (chunk * n) as u64 * prec.bytes() as u64),
             buffer(dev, "tin", (chunk * k) as u64 * cb),
         )
@@ -253,7 +253,7 @@ pub(super) fn build_fused(
     pack_batch: Option<usize>,
 ) -> Result<FusedRun> {
     let (n, k) = (net.n(), net.bins());
-    let np1 = (4 + net.n_twiddles() + 1) as u64;
+    let np1 = (net.n_params() + 1) as u64;
     let cb = 2 * prec.bytes() as u64;
     let rb = prec.bytes() as u64;
     let limit = binding_limit(&gpu.limits);

@@ -31,7 +31,7 @@
 //! size and the plan: a step is bit-identical run to run on one adapter.
 
 use super::context::Precision;
-use crate::model::network::Network;
+use crate::model::network::{stage_offset, Network, M_ENTRIES};
 
 /// Largest workgroup count of one dispatch (the partials buffer is sized for it).
 pub const MAX_GROUPS: u32 = 16_384;
@@ -217,7 +217,7 @@ impl Plan {
         let mut passes = Vec::new();
         let mut hi = l as i64 - 1;
         while hi >= 0 {
-            let lo_stage = (hi - r as i64 + 1).max(0) as u32;
+            let lo_stage = (hi + 1 - r as i64).max(0) as u32;
             let lo = lo_stage.min(l - r);
             let stages = (lo_stage..=hi as u32).rev().map(|b| l - 1 - b).collect();
             passes.push(Pass { lo, stages });
@@ -275,7 +275,7 @@ impl Plan {
     /// parameter's contributors (a parameter's terms all sit in one slot number, so a round
     /// holds all of them); then the loss round, which also zeroes untouched parameters.
     fn make_rounds(&self, per: usize) -> Vec<Round> {
-        let np = 4 + self.n() - 1;
+        let np = (M_ENTRIES as u32) + self.n() - 1;
         let mut touched = vec![false; np as usize];
         let mut rounds = Vec::new();
         for p in 0..self.passes.len() {
@@ -290,7 +290,7 @@ impl Plan {
                         let param = if s == 0 {
                             c
                         } else {
-                            4 + (1 << s) - 2 + (rev(at >> (self.l - s), s) | c)
+                            (M_ENTRIES + stage_offset(s)) as u32 + (rev(at >> (self.l - s), s) | c)
                         };
                         lists.entry(param).or_default().push((q - q0) as u32 * self.wg + lid);
                     }
@@ -633,8 +633,8 @@ fn swz(a: u32) -> u32 {
         let p = self.plan;
         let c = rev((k << p.passes[pi].lo) >> (p.l - s), s);
         match src {
-            Src::Learned => format!("params[pb + {}u + (tb{pi}_{s} | {c}u)]", 4 + (1u32 << s) - 2),
-            Src::Exact => format!("exact[{}u + (tb{pi}_{s} | {c}u)]", (1u32 << s) - 2),
+            Src::Learned => format!("params[pb + {}u + (tb{pi}_{s} | {c}u)]", M_ENTRIES + stage_offset(s)),
+            Src::Exact => format!("exact[{}u + (tb{pi}_{s} | {c}u)]", stage_offset(s)),
         }
     }
 
@@ -775,7 +775,7 @@ mod tests {
                 let Ok(plan) = Plan::new(&net, Precision::F32, fit(), false, shape.0, shape.1) else {
                     continue;
                 };
-                let np = 4 + net.n_twiddles();
+                let np = net.n_params();
                 let mut reached = vec![0usize; np + 1];
                 for r in &plan.rounds {
                     let mut seen = std::collections::HashSet::new();
@@ -796,7 +796,7 @@ mod tests {
                     }
                 }
                 for (j, &c) in reached.iter().enumerate() {
-                    let unused = j == 4 + net.unused_twiddle();
+                    let unused = j == M_ENTRIES + net.unused_twiddle();
                     assert_eq!(
                         c == 0,
                         unused,
@@ -809,7 +809,7 @@ mod tests {
                 // twiddle has teams x (butterflies per slot) ... at least one term per team
                 for st in net.stages() {
                     for i in 0..st.e {
-                        assert!(reached[4 + st.offset + i] >= plan.teams as usize);
+                        assert!(reached[st.param(i)] >= plan.teams as usize);
                     }
                 }
                 assert_eq!(reached[np], plan.wg as usize, "the loss: one term per invocation");
@@ -838,7 +838,7 @@ mod tests {
                 for a in 0..n {
                     if a & bit == 0 {
                         let i = rev((a >> (log2 - s)) as u32, s) as usize;
-                        let w = p.tw[(1 << s) - 2 + i];
+                        let w = p.tw[stage_offset(s) + i];
                         let (t, b) = (v[a], w * v[a + bit]);
                         v[a] = t + b;
                         v[a + bit] = t - b;

@@ -6,6 +6,7 @@ use super::model::{GpuBatch, GpuModel};
 use crate::backend::cpu::{self, Grad};
 use crate::error::Result;
 use crate::model::data::{rfft_rows, Batch};
+use crate::model::network::M_ENTRIES;
 use crate::model::params::Params;
 use crate::model::rng::{self, Stream};
 use num_complex::Complex64 as C64;
@@ -88,9 +89,9 @@ pub fn inputs(n: usize, b: usize, seed: u64) -> (Vec<f64>, Vec<C64>) {
 pub fn compare(p: &Params, cpu: &Grad, gpu: &Grad, zero: Option<&Grad>) -> Report {
     let net = &p.net;
     let mut groups = Vec::new();
-    let mut ranges = vec![("M".to_string(), 0usize, 4usize)];
+    let mut ranges = vec![("M".to_string(), 0usize, M_ENTRIES)];
     for st in net.stages() {
-        ranges.push((format!("stage{}", st.s), 4 + st.offset, 4 + st.offset + st.e));
+        ranges.push((format!("stage{}", st.s), st.param(0), st.param(st.e)));
     }
     let (a, b) = (cpu.flat(), gpu.flat());
     let z = zero.map_or_else(|| a.clone(), |g| g.flat());

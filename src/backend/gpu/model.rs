@@ -415,7 +415,7 @@ impl GpuModel {
         let cap = ps.len();
         let flat: Vec<C64> = ps.iter().flat_map(|q| q.flat()).collect();
         let int64 = opts.int64 && gpu.features.contains(wgpu::Features::SHADER_INT64);
-        let np = 4 + net.n_twiddles();
+        let np = net.n_params();
         let cb = 2 * prec.bytes() as u64;
         let dev = &gpu.device;
         let (job, params, exact, hyper, acc, moments, table, losses) = gpu.scoped("buffer allocation", || {
@@ -430,7 +430,7 @@ impl GpuModel {
                 buffer_init(dev, "params", &complexes(prec, &flat)),
                 buffer_init(dev, "exact", &complexes(prec, &exact_twiddles(&net))),
                 buffer(dev, "hyper", (cap * Hyper::LEN * prec.bytes()) as u64),
-                buffer(dev, "acc", cap as u64 * 2 * (np as u64 + 1) * cb),
+                buffer(dev, "acc", cap as u64 * 2 * (np + 1) as u64 * cb),
                 buffer(dev, "moments", cap as u64 * 2 * np as u64 * cb),
                 buffer(dev, "cells", (cap * std::mem::size_of::<CellRow>()) as u64),
                 buffer(dev, "losses", (cap * prec.bytes()) as u64),
@@ -569,7 +569,7 @@ impl GpuModel {
     }
 
     fn adam_pass(&self, enc: &mut wgpu::CommandEncoder, rows: u32) {
-        let np = 4 + self.net.n_twiddles() as u32;
+        let np = self.net.n_params() as u32;
         let mut pass = enc.begin_compute_pass(&Default::default());
         pass.set_pipeline(&self.adam);
         pass.set_bind_group(0, &self.adam_bg, &[]);
@@ -709,7 +709,7 @@ impl GpuModel {
                         pass.dispatch_workgroups(groups, 1, 1);
                         pass.set_pipeline(&c.reduce);
                         pass.set_bind_group(0, &c.reduce_bg, &[]);
-                        pass.dispatch_workgroups((4 + self.net.n_twiddles() as u32 + 1).div_ceil(WG), 1, 1);
+                        pass.dispatch_workgroups((self.net.n_params() as u32 + 1).div_ceil(WG), 1, 1);
                     }
                     Shape::Fused(f) => {
                         let (spt, groups) = f.plan.shape(count, f.max_groups);
@@ -747,7 +747,7 @@ impl GpuModel {
                         pass.set_pipeline(&f.train);
                         pass.set_bind_group(0, &f.train_bg, &[]);
                         pass.dispatch_workgroups(last_slice.groups, last_slice.rows, 1);
-                        let np1 = 4 + self.net.n_twiddles() as u32 + 1;
+                        let np1 = self.net.n_params() as u32 + 1;
                         if groups <= fused::SMALL_COMBINE {
                             pass.set_pipeline(&f.combine_small);
                             pass.set_bind_group(0, &f.combine_small_bg, &[]);

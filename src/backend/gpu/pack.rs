@@ -71,7 +71,7 @@ impl PackNeeds {
     /// `limits` (fused plan `plan`): every per-cell buffer within one storage binding, the
     /// rows within one dispatch dimension.
     pub fn of(limits: &wgpu::Limits, net: &Network, prec: Precision, plan: &super::fused::Plan, batch: usize) -> Self {
-        let np = (4 + net.n_twiddles()) as u64;
+        let np = (net.n_params()) as u64;
         let (cb, rb) = (2 * prec.bytes() as u64, prec.bytes() as u64);
         let groups = plan.shape(batch.max(1), fused_max_groups(limits, net, prec)).1 as u64;
         let binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
@@ -151,7 +151,7 @@ impl GpuModel {
     }
 
     fn np(&self) -> usize {
-        4 + self.net.n_twiddles()
+        self.net.n_params()
     }
 
     /// One Adam step of every cell of `rows` on `batch` (per row: hyper-parameters and Adam's
