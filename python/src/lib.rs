@@ -15,7 +15,7 @@ use fl::backend::{self as be, Chosen, Device, GpuChoice};
 use fl::error::Kind;
 use fl::model::data::Batch;
 use fl::model::network::Network;
-use fl::model::params::{Init, Params, Scheme};
+use fl::model::params::{Init, Params, Point, Scheme};
 use fl::objective::hessian;
 use fl::optim::{Optimizer, Schedule};
 use fl::train::{self, DataMode, Start, TrainConfig};
@@ -135,11 +135,13 @@ fn gpu_choice(adapter: Option<String>, precision: &str, kernel: &str) -> PyResul
 fn point(params: Option<&Bound<'_, PyAny>>, init: &str, n: usize, seed: u64) -> PyResult<Params> {
     match params {
         Some(v) => params_of(v),
-        None => Ok(Params::init(
-            &Network::new(n).map_err(py_err)?,
-            &parse::<Scheme>("init", init)?,
+        None => Point::Init {
+            n,
+            scheme: parse::<Scheme>("init", init)?,
             seed,
-        )),
+        }
+        .params()
+        .map_err(py_err),
     }
 }
 
@@ -368,6 +370,11 @@ fn train_py(
         schedule: parse::<Schedule>("schedule", schedule)?,
         data: parse::<DataMode>("data", data)?,
         beta2,
+        kernel: match kernel {
+            "auto" => None,
+            k => Some(parse::<Kernel>("kernel", k)?),
+        },
+        chunk: None,
     };
     if device == Device::Cpu {
         // GPU settings on the CPU path would change nothing: refused, as the CLI refuses them

@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use fftlearn::backend::gpu::{DispatchCap, Kernel, Precision};
 use fftlearn::backend::{Device, GpuChoice};
-use fftlearn::model::params::{Init, Scheme};
+use fftlearn::model::params::{Init, Point, Scheme};
 use fftlearn::optim::{Optimizer, Schedule};
 use fftlearn::train::DataMode;
 use std::io::Write;
@@ -576,7 +576,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "minibatch")]
     pub data: DataMode,
     /// Continue the run in this directory from its checkpoint.npz. The config comes from the
-    /// checkpoint; only --steps, --checkpoint-every, --max-loss-ratio and --adapter may change.
+    /// checkpoint; only --steps, --checkpoint-every, --max-loss-ratio, --adapter and --dispatch-cap may change.
     #[arg(long, conflicts_with = "overwrite")]
     pub resume: Option<PathBuf>,
     /// Start a new run in --out even if it holds one (its checkpoint, metrics and parameters
@@ -602,6 +602,36 @@ pub fn given_of(ids: &[&str]) -> Vec<String> {
         .filter(|i| given(i))
         .map(|i| format!("--{}", i.replace('_', "-")))
         .collect()
+}
+
+/// The parameter point of `gradcheck`, `snr`, `hessian`, `rsweep` and `inspect`: a `--params`
+/// file (then `--n` and `--init`, which it replaces, must not be given) or an init scheme at N.
+pub fn point_of(params: Option<&std::path::Path>, n: usize, init: &Scheme, seed: u64) -> fftlearn::Result<Point> {
+    match params {
+        Some(f) => {
+            let both = given_of(&["n", "init"]);
+            if !both.is_empty() {
+                return Err(fftlearn::Error::input(format!(
+                    "{} conflicts with --params {}: the file fixes the point (and N)",
+                    both.join(", "),
+                    f.display()
+                )));
+            }
+            Ok(Point::File(f.to_path_buf()))
+        }
+        None => Ok(Point::Init {
+            n,
+            scheme: init.clone(),
+            seed,
+        }),
+    }
+}
+
+impl PointArgs {
+    /// The point these flags name ([`point_of`]).
+    pub fn point(&self) -> fftlearn::Result<Point> {
+        point_of(self.params.as_deref(), self.n, &self.init, self.seed)
+    }
 }
 
 /// Parse the process arguments (a usage error is one `error:` line and exit 2), recording which

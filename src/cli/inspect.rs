@@ -76,7 +76,7 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
     };
     let p = match &ck {
         Some(k) => k.params.clone(),
-        None => crate::cli::point(a.point.params.as_deref(), a.point.n, &a.point.init, a.point.seed)?,
+        None => a.point.point()?.params()?,
     };
     let run = EscapeRun {
         start_step: ck.as_ref().map_or(0, |k| k.step),

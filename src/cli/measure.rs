@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::Instant;
 
 fn point(a: &PointArgs) -> Result<Params> {
-    crate::cli::point(a.params.as_deref(), a.n, &a.init, a.seed)
+    a.point()?.params()
 }
 
 fn mkdir(d: &Path) -> Result<()> {
@@ -321,7 +321,7 @@ pub fn rsweep_cmd(a: RsweepArgs) -> Result<()> {
 
 /// `fftlearn snr`.
 pub fn snr_cmd(a: SnrArgs) -> Result<()> {
-    let p = crate::cli::point(a.params.as_deref(), a.n, &a.init, a.seed)?;
+    let p = crate::cli::args::point_of(a.params.as_deref(), a.n, &a.init, a.seed)?.params()?;
     let net = p.net.clone();
     let exact = match a.exact {
         ExactArg::Auto => snr::ExactMode::Auto,
@@ -329,6 +329,14 @@ pub fn snr_cmd(a: SnrArgs) -> Result<()> {
         ExactArg::Off => snr::ExactMode::Off,
     };
     let req = snr::SnrRequest::new(net.n(), a.batches.clone(), a.k, exact)?;
+    let gpu_flags =
+        crate::cli::args::given_of(&["precision", "kernel", "chunk", "dispatch_cap", "adapter", "adapters"]);
+    if matches!(a.device, crate::cli::args::DeviceArg::Cpu) && !gpu_flags.is_empty() {
+        return Err(Error::input(format!(
+            "{} set the GPU path, but --device cpu measures on the CPU f64 path; drop them or use --device gpu",
+            gpu_flags.join(", ")
+        )));
+    }
     let with_exact = req.exact;
     mkdir(&a.out)?;
     let point = a
@@ -345,7 +353,7 @@ pub fn snr_cmd(a: SnrArgs) -> Result<()> {
             Chosen::Cpu(_) => (None, None),
         }
     } else {
-        let m = crate::cli::open_adapters(&a.gpu, &a.gpu.choice(), a.device.into(), &p)?;
+        let m = crate::cli::device::open_adapters(&a.gpu, &a.gpu.choice(), a.device.into(), &p)?;
         (None, Some(m))
     };
     let on = match (&gpu, &multi) {

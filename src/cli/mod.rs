@@ -3,10 +3,12 @@
 //! in [`measure`]).
 
 pub mod args;
+pub mod device;
 pub mod inspect;
 pub mod measure;
 pub mod out;
 
+use device::{open_adapters, open_model};
 use out::say;
 
 use crate::cli::args::{Cmd, DeviceArg, ForwardArgs, GradArgs, GradcheckArgs, InitArgs, PlotArgs, TrainArgs};
@@ -22,30 +24,6 @@ use fftlearn::optim::Optimizer;
 use fftlearn::train::checkpoint::{self, Checkpoint};
 use fftlearn::train::{self, BackendKind, DataMode, TrainConfig};
 use std::path::Path;
-
-/// The parameter point of `gradcheck`, `snr` and `hessian`: a `--params` file (then `--n` and
-/// `--init`, which it replaces, must not be given) or an init scheme at N.
-pub(crate) fn point(
-    params: Option<&Path>,
-    n: usize,
-    init: &fftlearn::model::params::Scheme,
-    seed: u64,
-) -> Result<Params> {
-    match params {
-        Some(f) => {
-            let both = args::given_of(&["n", "init"]);
-            if !both.is_empty() {
-                return Err(Error::input(format!(
-                    "{} conflicts with --params {}: the file fixes the point (and N)",
-                    both.join(", "),
-                    f.display()
-                )));
-            }
-            Params::load(f)
-        }
-        None => Ok(Params::init(&Network::new(n)?, init, seed)),
-    }
-}
 
 fn path_of(p: &Option<std::path::PathBuf>) -> String {
     p.as_ref().map_or(String::new(), |p| p.display().to_string())
@@ -278,7 +256,9 @@ fn resume_config(a: &TrainArgs, dir: &Path, ck: &Checkpoint) -> Result<TrainConf
         Precision::F64 => BackendKind::GpuF64,
     };
     // (flag id, differs from the checkpoint, the flag's value, the checkpoint's value)
-    let checks: [(&str, bool, String, String); 12] = [
+    let name_of = |k: Option<Kernel>| k.map_or("auto", |k| k.name()).to_string();
+    let chunk_of = |c: Option<usize>| c.map_or("default".to_string(), |c| c.to_string());
+    let checks: [(&str, bool, String, String); 14] = [
         (
             "optimizer",
             a.optimizer != cfg.optimizer,
@@ -326,11 +306,23 @@ fn resume_config(a: &TrainArgs, dir: &Path, ck: &Checkpoint) -> Result<TrainConf
             gpu_kind.to_string(),
             cfg.backend.to_string(),
         ),
+        (
+            "kernel",
+            a.gpu.kernel.0 != cfg.kernel,
+            name_of(a.gpu.kernel.0),
+            name_of(cfg.kernel),
+        ),
+        (
+            "chunk",
+            a.gpu.chunk != cfg.chunk,
+            chunk_of(a.gpu.chunk),
+            chunk_of(cfg.chunk),
+        ),
     ];
     for (id, conflict, cli, stored) in checks {
         if given(id) && conflict {
             return Err(Error::input(format!(
-                "--{} {cli} conflicts with the checkpoint's {id} = {stored} ({}); a resumed run keeps its config (may change: --steps, --checkpoint-every, --max-loss-ratio, --adapter, and --adapters where the update stays where it ran)",
+                "--{} {cli} conflicts with the checkpoint's {id} = {stored} ({}); a resumed run keeps its config (may change: --steps, --checkpoint-every, --max-loss-ratio, --adapter, --dispatch-cap, and --adapters where the update stays where it ran)",
                 id.replace('_', "-"),
                 checkpoint::path_in(dir).display()
             )));
@@ -376,7 +368,14 @@ fn resume_config(a: &TrainArgs, dir: &Path, ck: &Checkpoint) -> Result<TrainConf
     if given("max_loss_ratio") {
         cfg.max_loss_ratio = a.max_loss_ratio;
     }
-    if cfg.steps <= ck.step {
+    // a last step whose evaluation an interrupt cut short: resuming completes its row and
+    // writes the run's final files
+    let pending_last = ck.step == cfg.steps
+        && ck
+            .metrics
+            .last()
+            .is_some_and(|m| m.step == ck.step && m.rel_op_err.is_nan());
+    if cfg.steps <= ck.step && !pending_last {
         return Err(Error::input(format!(
             "--steps {}: the checkpoint in {} is already at step {}; pass --steps above {} to continue",
             cfg.steps,
@@ -393,7 +392,7 @@ fn resume_config(a: &TrainArgs, dir: &Path, ck: &Checkpoint) -> Result<TrainConf
 fn refuse_unused_train_flags(a: &TrainArgs, cfg: &TrainConfig) -> Result<()> {
     let on_cpu =
         !cfg.optimizer.on_gpu() || matches!(a.device, DeviceArg::Cpu) || (a.resume.is_some() && !cfg.backend.is_gpu());
-    let gpu_flags = args::given_of(&["precision", "kernel", "chunk", "adapter", "adapters"]);
+    let gpu_flags = args::given_of(&["precision", "kernel", "chunk", "dispatch_cap", "adapter", "adapters"]);
     if on_cpu && !gpu_flags.is_empty() {
         return Err(Error::input(format!(
             "{} set the GPU path, but this run is on the CPU f64 path ({}); drop them or use --device gpu",
@@ -465,6 +464,8 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             schedule: a.schedule,
             data: a.data,
             beta2: a.beta2,
+            kernel: a.gpu.kernel.0,
+            chunk: a.gpu.chunk,
         },
     };
     let net = cfg.validate()?;
@@ -488,6 +489,9 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         None => a.device.into(),
     };
     let mut gpu = a.gpu.choice();
+    // the kernel shape and chunking the run started with (they fix the reduction order)
+    gpu.kernel = cfg.kernel;
+    gpu.chunk = cfg.chunk;
     if resume.is_some() {
         // a resumed run keeps the precision it started with
         gpu.precision = if cfg.backend == BackendKind::GpuF64 {
@@ -515,38 +519,6 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     fftlearn::interrupt::install();
     train::run(&cfg, backend.as_mut(), resume, &lock, &mut out::Stdout)?;
     Ok(())
-}
-
-/// The models of `--adapters` (with the GPU path, without `--adapter`), each adapter's line
-/// printed.
-pub(crate) fn open_adapters(
-    a: &args::GpuArgs,
-    choice: &be::GpuChoice,
-    device: Device,
-    p: &Params,
-) -> Result<gpu::multi::MultiGpu> {
-    if a.adapter.is_some() {
-        return Err(Error::input(
-            "--adapters and --adapter exclude each other: list every adapter in --adapters",
-        ));
-    }
-    if device == Device::Cpu {
-        return Err(Error::input("--adapters runs the GPU path: drop --device cpu"));
-    }
-    let m = be::open_multi(choice, &a.adapters, p)?;
-    for (i, n) in m.names().iter().enumerate() {
-        say!("[device] adapter {i}: {n}");
-    }
-    Ok(m)
-}
-
-/// Open the GPU model: `allow_software` admits software adapters such as lavapipe.
-pub(crate) fn open_model(a: &args::GpuArgs, p: &Params, allow_software: bool) -> Result<gpu::GpuModel> {
-    let m = be::open_model(&a.choice(), p, allow_software)?;
-    for l in be::gpu_lines(&m) {
-        say!("{l}");
-    }
-    Ok(m)
 }
 
 fn devices() -> Result<()> {
@@ -585,7 +557,7 @@ fn gradcheck(a: GradcheckArgs) -> Result<()> {
     if a.batch == 0 {
         return Err(Error::input("--batch 0: the batch must be at least 1"));
     }
-    let p = point(a.params.as_deref(), a.n, &a.init, a.seed)?;
+    let p = args::point_of(a.params.as_deref(), a.n, &a.init, a.seed)?.params()?;
     let (prec, r) = if a.gpu.adapters.is_empty() {
         let m = open_model(&a.gpu, &p, true)?;
         (m.precision(), gpu::gradcheck::run(&m, &p, a.batch, a.seed)?)
@@ -708,7 +680,7 @@ fn bench_cmd(a: crate::cli::args::BenchArgs) -> Result<()> {
     }
     let gpu = a.device != BenchDevice::Cpu;
     if !gpu {
-        let unused = args::given_of(&["kernel", "precision", "adapter", "chunk"]);
+        let unused = args::given_of(&["kernel", "precision", "adapter", "chunk", "dispatch_cap"]);
         if !unused.is_empty() {
             return Err(Error::input(format!(
                 "{} set the GPU path, and --device cpu measures the CPU f64 path only; drop them or use --device gpu|both",

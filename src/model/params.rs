@@ -45,6 +45,33 @@ pub fn root_of_unity(num: u64, den: u64) -> C64 {
     C64::new(cos, -sin)
 }
 
+/// Where a command's parameter point comes from: a parameters file (which fixes N), or an init
+/// scheme at N with its seed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Point {
+    /// A `params.npz` or checkpoint file.
+    File(std::path::PathBuf),
+    /// An init scheme at N.
+    Init {
+        /// N.
+        n: usize,
+        /// The scheme.
+        scheme: Scheme,
+        /// Its seed.
+        seed: u64,
+    },
+}
+
+impl Point {
+    /// The parameters.
+    pub fn params(&self) -> Result<Params> {
+        match self {
+            Point::File(f) => Params::load(f),
+            Point::Init { n, scheme, seed } => Ok(Params::init(&Network::new(*n)?, scheme, *seed)),
+        }
+    }
+}
+
 /// The exact twiddles of the seed's indexing: `tw[offset_s + k] = exp(-i pi k / e_s)`; the
 /// unused last entry is 1.
 pub fn exact_twiddles(net: &Network) -> Vec<C64> {

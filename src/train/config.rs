@@ -1,6 +1,7 @@
 //! The typed configuration of a training run ([`TrainConfig`], with the seed's settings as its
 //! [`Default`]), its checks, and its text form (the `config` array of a checkpoint).
 
+use crate::backend::gpu::Kernel;
 use crate::error::{Context, Error, Result};
 use crate::model::network::Network;
 use crate::model::params::Init;
@@ -154,6 +155,12 @@ pub struct TrainConfig {
     /// Adam's beta2 (adam, phase): how long the second moments remember, about
     /// 1 / (1 - beta2) steps.
     pub beta2: f64,
+    /// The GPU kernel shape asked for (None: `auto`, chosen per adapter). Kept by a resumed
+    /// run, since the shape fixes the reduction order and so the bits.
+    pub kernel: Option<Kernel>,
+    /// Samples per GPU dispatch asked for (None: the shape's own). Kept by a resumed run for
+    /// the same reason.
+    pub chunk: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -177,12 +184,14 @@ impl Default for TrainConfig {
             schedule: Schedule::Constant,
             data: DataMode::Minibatch,
             beta2: crate::optim::BETA2,
+            kernel: None,
+            chunk: None,
         }
     }
 }
 
 /// The config keys, in the order written; every one must be present when read back.
-const KEYS: [&str; 16] = [
+const KEYS: [&str; 18] = [
     "n",
     "steps",
     "batch",
@@ -199,14 +208,18 @@ const KEYS: [&str; 16] = [
     "schedule",
     "data",
     "beta2",
+    "kernel",
+    "chunk",
 ];
 
 /// Keys added after format 1's first release: read with these defaults when absent.
-const OPTIONAL: [(&str, &str); 4] = [
+const OPTIONAL: [(&str, &str); 6] = [
     ("momentum", "0e0"),
     ("schedule", "constant"),
     ("data", "minibatch"),
     ("beta2", "9.99e-1"),
+    ("kernel", "auto"),
+    ("chunk", "default"),
 ];
 
 impl TrainConfig {
@@ -327,6 +340,8 @@ impl TrainConfig {
             self.schedule.to_string(),
             self.data.to_string(),
             format!("{:e}", self.beta2),
+            self.kernel.map_or("auto", |k| k.name()).to_string(),
+            self.chunk.map_or("default".to_string(), |c| c.to_string()),
         ];
         let mut t = String::new();
         for (k, v) in KEYS.iter().zip(vals) {
@@ -383,6 +398,14 @@ impl TrainConfig {
             schedule: named(KEYS[13], get(13)?)?,
             data: named(KEYS[14], get(14)?)?,
             beta2: num(KEYS[15], get(15)?)?,
+            kernel: match get(16)? {
+                "auto" => None,
+                k => Some(named(KEYS[16], k)?),
+            },
+            chunk: match get(17)? {
+                "default" => None,
+                c => Some(num(KEYS[17], c)?),
+            },
         };
         cfg.validate().context("config")?;
         Ok(cfg)

@@ -490,13 +490,15 @@ pub fn run(
             ck.metrics.retain(keep);
             // a row whose evaluation was interrupted: the restored parameters are the ones
             // it evaluates, so completing it now gives the uninterrupted run's row
-            if let Some(m) = ck
+            let pending = ck
                 .metrics
                 .last_mut()
-                .filter(|m| m.rel_op_err.is_nan() && m.step == ck.step)
-            {
+                .filter(|m| m.rel_op_err.is_nan() && m.step == ck.step);
+            if let Some(m) = pending {
                 m.rel_op_err = cpu::rel_operator_error(&backend.params()?);
                 writeln!(log, "{}", row_lines(m))?;
+                // the checkpoint too: the same state, its row now complete
+                ck.save(&checkpoint::path_in(&cfg.out))?;
             }
             // metrics.csv describes the checkpoint's step, whatever an interrupted write left
             npy::write_text(&cfg.out.join("metrics.csv"), &metrics::csv_of(&ck.metrics))?;

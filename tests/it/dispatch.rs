@@ -195,3 +195,99 @@ fn the_dispatch_cap_flag_refuses_what_is_not_a_count() {
         assert_error(&o, 2, &["--dispatch-cap", &format!("'{bad}'"), "or off"]);
     }
 }
+
+#[test]
+fn a_resumed_gpu_run_keeps_its_kernel_shape_and_chunk() {
+    let Some(probe) = gpu(false) else { return };
+    drop(probe);
+    let d = tmpdir("resume-kernel");
+    let train = |out: &str, steps: &str, extra: &[&str]| {
+        bin()
+            .args([
+                "train", "--device", "gpu", "--n", "64", "--batch", "1000", "--steps", steps, "--out",
+            ])
+            .arg(d.join(out))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // group, which auto would not pick here, with a chunk of its own: 2 steps, resumed to 4
+    let shape = ["--kernel", "group", "--chunk", "300"];
+    assert!(train("leg", "2", &shape).status.success());
+    let r = bin()
+        .args(["train", "--resume"])
+        .arg(d.join("leg"))
+        .args(["--steps", "4"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(out.contains("kernel group | chunk 300 samples"), "{out}");
+    assert!(train("whole", "4", &shape).status.success());
+    for f in ["metrics.csv", "params.npz"] {
+        assert_eq!(
+            std::fs::read(d.join("leg").join(f)).unwrap(),
+            std::fs::read(d.join("whole").join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    // another shape or chunk is refused by name; the dispatch cap may change (same bytes)
+    for (flag, val, stored) in [("--kernel", "fused", "kernel = group"), ("--chunk", "7", "chunk = 300")] {
+        let o = bin()
+            .args(["train", "--resume"])
+            .arg(d.join("leg"))
+            .args(["--steps", "6", flag, val])
+            .output()
+            .unwrap();
+        assert_error(&o, 2, &[flag, stored]);
+    }
+}
+
+#[test]
+fn the_dispatch_cap_is_refused_where_the_cpu_path_runs() {
+    let d = tmpdir("cpu");
+    for args in [
+        vec![
+            "train",
+            "--device",
+            "cpu",
+            "--steps",
+            "1",
+            "--dispatch-cap",
+            "5",
+            "--out",
+        ],
+        vec![
+            "snr",
+            "--device",
+            "cpu",
+            "--n",
+            "8",
+            "--batches",
+            "2",
+            "--k",
+            "2",
+            "--dispatch-cap",
+            "5",
+            "--out",
+        ],
+    ] {
+        let o = bin().args(&args).arg(d.join(args[0])).output().unwrap();
+        assert_error(&o, 2, &["--dispatch-cap", "CPU f64 path"]);
+    }
+    let o = bin()
+        .args([
+            "bench",
+            "--device",
+            "cpu",
+            "--n",
+            "8",
+            "--batches",
+            "4",
+            "--dispatch-cap",
+            "5",
+        ])
+        .output()
+        .unwrap();
+    assert_error(&o, 2, &["--dispatch-cap", "CPU f64 path"]);
+}

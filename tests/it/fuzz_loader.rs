@@ -72,6 +72,8 @@ fn seeds(dir: &Path) -> Vec<Vec<u8>> {
                     schedule: "constant".parse().unwrap(),
                     data: "minibatch".parse().unwrap(),
                     beta2: 0.999,
+                    kernel: None,
+                    chunk: None,
                 };
                 let st = AdamState::new(p.len());
                 Checkpoint {

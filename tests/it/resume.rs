@@ -206,3 +206,46 @@ fn divergence_names_the_step_and_the_last_good_checkpoint() {
     let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert!(!csv.contains("NaN") && !csv.contains("inf"), "{csv}");
 }
+
+#[test]
+fn an_interrupt_during_the_last_steps_evaluation_is_completed_by_resume() {
+    // at N = 8192 the exact evaluation after the one step takes about a second: a SIGINT
+    // sent once the run has started lands in it, and the row is checkpointed as pending
+    let d = tmpdir("last-eval");
+    let run = [
+        "train", "--device", "cpu", "--n", "8192", "--batch", "1", "--steps", "1", "--out",
+    ];
+    let out = d.join("cut");
+    let mut args: Vec<&str> = run.to_vec();
+    args.push(out.to_str().unwrap());
+    let child = crate::util::start_until(&args, "[info]");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let o = crate::util::signal(child, "-INT");
+    let err = String::from_utf8_lossy(&o.stderr);
+    if o.status.success() {
+        // the machine finished the evaluation before the signal: nothing left to test
+        eprintln!("[resume test] the run finished before SIGINT arrived");
+        return;
+    }
+    assert!(
+        err.contains("interrupted at step 1 of 1") && err.contains("--resume"),
+        "{err}"
+    );
+    assert!(!out.join("params.npz").exists());
+    // the suggested command finishes the run: its files are an uninterrupted run's
+    let r = bin().args(["train", "--resume"]).arg(&out).output().unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let whole = d.join("whole");
+    let w = bin().args(run).arg(&whole).output().unwrap();
+    assert!(w.status.success());
+    for f in ["metrics.csv", "params.npz"] {
+        assert_eq!(
+            std::fs::read(out.join(f)).unwrap(),
+            std::fs::read(whole.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    // and once complete, a further resume has nothing to do
+    let again = bin().args(["train", "--resume"]).arg(&out).output().unwrap();
+    assert_input_error(&again, &["already at step 1"]);
+}

@@ -29,6 +29,8 @@ fn cfg(n: usize, optimizer: &str, lr: f64, momentum: f64, data: &str, schedule: 
         schedule: schedule.parse().unwrap(),
         data: data.parse().unwrap(),
         beta2: fftlearn::optim::BETA2,
+        kernel: None,
+        chunk: None,
     }
 }
 

@@ -65,11 +65,10 @@ impl DispatchCap {
 impl std::str::FromStr for DispatchCap {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        let t = s.trim();
-        if t == "off" {
+        if s == "off" {
             return Ok(DispatchCap::Off);
         }
-        match t.parse::<u64>() {
+        match s.parse::<u64>() {
             Ok(v) if v >= 1 => Ok(DispatchCap::Samples(v)),
             _ => Err(Error::input(format!(
                 "--dispatch-cap '{s}': accepted: a sample count from 1 to {}, or off",
@@ -215,7 +214,7 @@ mod tests {
     fn the_flag_takes_a_positive_count_or_off() {
         assert_eq!("off".parse::<DispatchCap>().unwrap(), DispatchCap::Off);
         assert_eq!("4096".parse::<DispatchCap>().unwrap(), DispatchCap::Samples(4096));
-        for bad in ["0", "-1", "1e6", "", "none"] {
+        for bad in ["0", "-1", "1e6", "", "none", " off", "5 "] {
             let e = bad.parse::<DispatchCap>().unwrap_err().to_string();
             assert!(e.contains(&format!("'{bad}'")) && e.contains("or off"), "{e}");
         }

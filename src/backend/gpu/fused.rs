@@ -62,65 +62,10 @@ pub fn cpu_shape(l: u32) -> (u32, u32) {
         CPU_SHAPE
     }
 }
-/// `combine`: one workgroup per parameter (and the loss) and cell sums the partials of the
-/// cell's workgroups with a fixed tree and adds the result to the cell's step accumulator;
-/// the loss also goes to `losses[y]`, so a step reads every cell's loss in one copy.
-const COMBINE: &str = "@compute @workgroup_size(CWG)
-fn combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) u: u32) {
-    let j = wid.x;
-    let y = wid.y;
-    let a = cells[y].x * 2u * NP1 + 2u * j;
-    var s = vec2<R>(0.0, 0.0);
-    for (var g = u; g < job.groups; g = g + CWG) {
-        s = s + partial[(y * NP1 + j) * job.groups + g];
-    }
-    wre[u] = s.x;
-    wim[u] = s.y;
-    workgroupBarrier();
-    for (var w = CWG / 2u; w > 0u; w = w >> 1u) {
-        if (u < w) {
-            wre[u] = wre[u] + wre[u + w];
-            wim[u] = wim[u] + wim[u + w];
-        }
-        workgroupBarrier();
-    }
-    if (u == 0u) {
-        // a step's first dispatch starts the accumulator (no clear of the whole buffer)
-        let total = select(acc[a], vec2<R>(0.0, 0.0), job.base == 0u) + vec2<R>(wre[0], wim[0]);
-        acc[a] = total;
-        acc[a + 1u] = vec2<R>(0.0, 0.0);
-        if (j == NP) {
-            losses[y] = total.x;
-        }
-    }
-}
-";
-
-/// `combine_small`: where a dispatch has at most [`SMALL_COMBINE`] workgroups per cell (small
-/// batches, the common case of a learnability map), one invocation per parameter (and the
-/// loss) and cell adds the cell's partials in workgroup order: no barrier and no workgroup per
-/// parameter, which on CPU-type adapters costs more than the sums. The choice depends on the
-/// batch alone, so a cell takes the same one alone and in a pack.
-const COMBINE_SMALL: &str = "@compute @workgroup_size(64)
-fn combine_small(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let j = gid.x;
-    if (j >= NP1) {
-        return;
-    }
-    let y = gid.y;
-    let a = cells[y].x * 2u * NP1 + 2u * j;
-    var s = vec2<R>(0.0, 0.0);
-    for (var g = 0u; g < job.groups; g = g + 1u) {
-        s = s + partial[(y * NP1 + j) * job.groups + g];
-    }
-    let total = select(acc[a], vec2<R>(0.0, 0.0), job.base == 0u) + s;
-    acc[a] = total;
-    acc[a + 1u] = vec2<R>(0.0, 0.0);
-    if (j == NP) {
-        losses[y] = total.x;
-    }
-}
-";
+/// The reduction of a step's partials, `combine` (a fixed tree per parameter and cell) and
+/// `combine_small` (workgroup order, for at most [`SMALL_COMBINE`] workgroups per cell), appended
+/// to every fused module.
+const COMBINE: &str = include_str!("../../../shaders/combine.wgsl");
 
 /// Most workgroups per cell whose partials `combine_small` sums (above it, `combine`'s tree).
 pub const SMALL_COMBINE: u32 = 16;
@@ -600,7 +545,6 @@ fn swz(a: u32) -> u32 {
         }
         self.line("}");
         self.line(COMBINE);
-        self.line(COMBINE_SMALL);
     }
 
     /// Exchange values held in pass `from`'s layout into pass `to`'s layout.

@@ -1,0 +1,41 @@
+//! Opening the GPU for a command: one model (`--adapter`, or the pick of `--device`) or the
+//! models of `--adapters`, each adapter's `[device]` line printed.
+
+use crate::cli::args;
+use crate::cli::out::say;
+use fftlearn::backend::gpu;
+use fftlearn::backend::{self as be, Device};
+use fftlearn::error::{Error, Result};
+use fftlearn::model::params::Params;
+
+/// The models of `--adapters` (with the GPU path, without `--adapter`), each adapter's line
+/// printed.
+pub fn open_adapters(
+    a: &args::GpuArgs,
+    choice: &be::GpuChoice,
+    device: Device,
+    p: &Params,
+) -> Result<gpu::multi::MultiGpu> {
+    if a.adapter.is_some() {
+        return Err(Error::input(
+            "--adapters and --adapter exclude each other: list every adapter in --adapters",
+        ));
+    }
+    if device == Device::Cpu {
+        return Err(Error::input("--adapters runs the GPU path: drop --device cpu"));
+    }
+    let m = be::open_multi(choice, &a.adapters, p)?;
+    for (i, n) in m.names().iter().enumerate() {
+        say!("[device] adapter {i}: {n}");
+    }
+    Ok(m)
+}
+
+/// Open the GPU model: `allow_software` admits software adapters such as lavapipe.
+pub fn open_model(a: &args::GpuArgs, p: &Params, allow_software: bool) -> Result<gpu::GpuModel> {
+    let m = be::open_model(&a.choice(), p, allow_software)?;
+    for l in be::gpu_lines(&m) {
+        say!("{l}");
+    }
+    Ok(m)
+}
