@@ -728,6 +728,17 @@ fn bench_cmd(a: crate::cli::args::BenchArgs) -> Result<()> {
             r.cell_steps_per_s(),
             r.adapter
         );
+        if let Some(g) = &r.gpu {
+            say!(
+                "     GPU timestamps (median step): {:.4} ms = train {:.4} + combine {:.4} + Adam {:.4} ms (and gaps); host wall {:.4} ms, {:.1}% of it outside that span",
+                g.span * 1e3,
+                g.train * 1e3,
+                g.combine * 1e3,
+                g.adam * 1e3,
+                r.median_s * 1e3,
+                100.0 * (1.0 - g.span / r.median_s).max(0.0)
+            );
+        }
     })?;
     if let Some(out) = &a.out {
         let mut text = String::from(Row::HEADER);

@@ -73,6 +73,39 @@ pub struct Row {
     pub best_s: f64,
     /// The machine: CPU model, cores.
     pub machine: String,
+    /// GPU timestamps of the timed steps (fused kernel on an adapter with TIMESTAMP_QUERY):
+    /// the medians.
+    pub gpu: Option<GpuTimes>,
+}
+
+/// Median GPU times per step, in seconds (`timing::StepTiming`'s parts).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GpuTimes {
+    /// From the first training dispatch's beginning to the step's last dispatch's end.
+    pub span: f64,
+    /// The fused kernel's dispatches (data, target, forward, loss, backward).
+    pub train: f64,
+    /// The reduction of the partials.
+    pub combine: f64,
+    /// The Adam update.
+    pub adam: f64,
+}
+
+impl GpuTimes {
+    /// The medians of each part over `steps` (None for none).
+    pub fn median(steps: &[crate::backend::gpu::timing::StepTiming]) -> Option<GpuTimes> {
+        let med = |f: fn(&crate::backend::gpu::timing::StepTiming) -> f64| {
+            let mut v: Vec<f64> = steps.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        (!steps.is_empty()).then(|| GpuTimes {
+            span: med(|t| t.span),
+            train: med(|t| t.train),
+            combine: med(|t| t.combine),
+            adam: med(|t| t.adam),
+        })
+    }
 }
 
 impl Row {
@@ -86,11 +119,11 @@ impl Row {
     }
     /// The CSV header.
     pub const HEADER: &'static str =
-        "device,adapter,kernel,precision,n,batch,cells,steps,median_s,best_s,samples_per_s,samples_per_s_best,cell_steps_per_s,machine";
+        "device,adapter,kernel,precision,n,batch,cells,steps,median_s,best_s,samples_per_s,samples_per_s_best,cell_steps_per_s,machine,gpu_step_s,gpu_train_s,gpu_combine_s,gpu_adam_s";
     /// One CSV line (text fields quoted).
     pub fn csv(&self) -> String {
         format!(
-            "{},\"{}\",{},{},{},{},{},{},{:.6e},{:.6e},{:.1},{:.1},{:.1},\"{}\"",
+            "{},\"{}\",{},{},{},{},{},{},{:.6e},{:.6e},{:.1},{:.1},{:.1},\"{}\",{}",
             self.device,
             self.adapter.replace('"', "'"),
             self.kernel,
@@ -104,7 +137,11 @@ impl Row {
             self.samples_per_s(),
             (self.cells * self.batch) as f64 / self.best_s,
             self.cell_steps_per_s(),
-            self.machine.replace('"', "'")
+            self.machine.replace('"', "'"),
+            match &self.gpu {
+                Some(g) => format!("{:.6e},{:.6e},{:.6e},{:.6e}", g.span, g.train, g.combine, g.adam),
+                None => ",,,".to_string(),
+            }
         )
     }
 }
@@ -125,7 +162,17 @@ pub fn machine() -> String {
 }
 
 /// Time `step` (called with step numbers from 2; step 1 is the untimed warm-up).
-fn time_steps(min_steps: usize, min_time: f64, mut step: impl FnMut(u32) -> Result<f64>) -> Result<(usize, f64, f64)> {
+fn time_steps(min_steps: usize, min_time: f64, step: impl FnMut(u32) -> Result<f64>) -> Result<(usize, f64, f64)> {
+    time_steps_then(min_steps, min_time, step, || Ok(()))
+}
+
+/// [`time_steps`], calling `after` untimed after each timed step.
+fn time_steps_then(
+    min_steps: usize,
+    min_time: f64,
+    mut step: impl FnMut(u32) -> Result<f64>,
+    mut after: impl FnMut() -> Result<()>,
+) -> Result<(usize, f64, f64)> {
     let l = step(1)?;
     if !l.is_finite() {
         return Err(Error::runtime(format!("bench: warm-up step gave loss {l}")));
@@ -137,6 +184,7 @@ fn time_steps(min_steps: usize, min_time: f64, mut step: impl FnMut(u32) -> Resu
         let s = Instant::now();
         step(t)?;
         times.push(s.elapsed().as_secs_f64());
+        after()?;
         t += 1;
     }
     times.sort_by(f64::total_cmp);
@@ -181,7 +229,8 @@ pub fn run(cfg: &BenchConfig, mut each: impl FnMut(&Row)) -> Result<Vec<Row>> {
                       precision: &str,
                       batch: usize,
                       cells: usize,
-                      t: (usize, f64, f64)| {
+                      t: (usize, f64, f64),
+                      gpu: Option<GpuTimes>| {
         let r = Row {
             device: device.into(),
             adapter,
@@ -194,6 +243,7 @@ pub fn run(cfg: &BenchConfig, mut each: impl FnMut(&Row)) -> Result<Vec<Row>> {
             median_s: t.1,
             best_s: t.2,
             machine: machine.clone(),
+            gpu,
         };
         each(&r);
         rows.push(r);
@@ -211,7 +261,16 @@ pub fn run(cfg: &BenchConfig, mut each: impl FnMut(&Row)) -> Result<Vec<Row>> {
                     let mut pack = CpuPack::new(configs.into_iter().map(|c| (c, p.clone())).collect())?;
                     time_pack(cfg, &mut pack)?
                 };
-                record("cpu", format!("cpu f64 ({threads} threads)"), "-", "f64", b, cells, t);
+                record(
+                    "cpu",
+                    format!("cpu f64 ({threads} threads)"),
+                    "-",
+                    "f64",
+                    b,
+                    cells,
+                    t,
+                    None,
+                );
             }
         }
     }
@@ -239,27 +298,48 @@ pub fn run(cfg: &BenchConfig, mut each: impl FnMut(&Row)) -> Result<Vec<Row>> {
                             };
                             let mut pack = GpuAdamPack::new(m, &cell_configs(cfg.n, b, cells, backend))?;
                             let t = time_pack(cfg, &mut pack)?;
-                            record("gpu", name, kname, prec.wgsl(), b, cells, t);
+                            record("gpu", name, kname, prec.wgsl(), b, cells, t, None);
                         }
                         continue;
                     }
                     let g = Gpu::open(&adapter, prec == Precision::F64)?;
-                    let m = GpuModel::with_options(g, &p, opts)?;
+                    let mut m = GpuModel::with_options(g, &p, opts)?;
+                    // GPU timestamps where the adapter has them (fused steps)
+                    m.enable_timing();
                     for &b in &cfg.batches {
                         m.set_params(&p);
                         let adam = Adam::new(1e-3);
                         let mut tt = 0u64;
-                        let t = time_steps(cfg.min_steps, cfg.min_time, |t| {
-                            tt += 1;
-                            let batch = GpuBatch::Gaussian {
-                                seed,
-                                stream: Stream::Data,
-                                step: t,
-                                size: b,
-                            };
-                            m.adam_step(&batch, &adam.hyper(), tt)
-                        })?;
-                        record("gpu", m.gpu().name(), m.kernel().name(), prec.wgsl(), b, 1, t);
+                        let mut gpu_times = Vec::new();
+                        let t = time_steps_then(
+                            cfg.min_steps,
+                            cfg.min_time,
+                            |t| {
+                                tt += 1;
+                                let batch = GpuBatch::Gaussian {
+                                    seed,
+                                    stream: Stream::Data,
+                                    step: t,
+                                    size: b,
+                                };
+                                m.adam_step(&batch, &adam.hyper(), tt)
+                            },
+                            || {
+                                gpu_times.extend(m.last_step_timing()?);
+                                Ok(())
+                            },
+                        )?;
+                        let name = m.gpu().name();
+                        record(
+                            "gpu",
+                            name,
+                            m.kernel().name(),
+                            prec.wgsl(),
+                            b,
+                            1,
+                            t,
+                            GpuTimes::median(&gpu_times),
+                        );
                     }
                 }
             }

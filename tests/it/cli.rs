@@ -667,6 +667,9 @@ fn bench_writes_one_row_per_device_kernel_and_batch_and_rejects_bad_flags() {
     let require = std::env::var("FFTLEARN_REQUIRE_GPU").is_ok_and(|v| v == "1");
     assert!(has_gpu || !require, "FFTLEARN_REQUIRE_GPU=1 but no adapter");
     let device = if has_gpu { "both" } else { "cpu" };
+    let timestamps = has_gpu
+        && fftlearn::backend::gpu::context::pick(None, true)
+            .is_ok_and(|a| a.features().contains(wgpu::Features::TIMESTAMP_QUERY));
     let out = run(&[
         "bench",
         "--device",
@@ -702,9 +705,28 @@ fn bench_writes_one_row_per_device_kernel_and_batch_and_rejects_bad_flags() {
     for r in &rows {
         // samples/s is the batch over the median step: positive and finite
         let f: Vec<&str> = r.split(',').collect();
-        let sps: f64 = f[f.len() - 3].parse().unwrap();
+        let sps: f64 = f[f.len() - 7].parse().unwrap();
         assert!(sps.is_finite() && sps > 0.0, "{r}");
         assert!(r.contains("cores"), "the machine is named: {r}");
+        // GPU timestamps (step, train, combine, Adam) on fused rows where the adapter has
+        // them (lavapipe does), none elsewhere
+        let gpu: Vec<&str> = f[f.len() - 4..].to_vec();
+        if r.contains(",fused,") && timestamps {
+            let t: Vec<f64> = gpu.iter().map(|v| v.parse().unwrap()).collect();
+            assert!(t.iter().all(|&v| v > 0.0) && t[0] >= t[1], "{r}");
+            // the GPU's step lies within the host's median step (a 10% allowance for clocks)
+            let median: f64 = f[f.len() - 11].parse().unwrap();
+            assert!(t[0] <= 1.1 * median, "{r}");
+        } else {
+            assert!(gpu.iter().all(|v| v.is_empty()), "{r}");
+        }
+    }
+    if timestamps {
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("GPU timestamps (median step)"),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
     assert_error(&run(&["bench", "--batches", "0"]), 2, &["--batches", "at least 1"]);
     assert_error(

@@ -588,3 +588,42 @@ fn train_adapters_prints_the_assignment_and_matches_one_adapter() {
         std::fs::read(d.join("snr2/snr.csv")).unwrap()
     );
 }
+
+#[test]
+fn gpu_timestamps_time_a_fused_step_inside_its_wall_time_and_change_no_bits() {
+    let Some(g) = gpu(false) else { return };
+    if !g.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+        eprintln!("[gpu test] adapter has no TIMESTAMP_QUERY: nothing to time");
+        return;
+    }
+    let net = Network::new(64).unwrap();
+    let p = Params::init(&net, &Scheme::Random, 8);
+    let batch = GpuBatch::Gaussian {
+        seed: 3,
+        stream: Stream::Data,
+        step: 1,
+        size: 20_000,
+    };
+    let adam = Adam::new(1e-2);
+    let mut timed = model(g, &p, Precision::F32, Kernel::Fused);
+    assert!(timed.enable_timing());
+    let start = std::time::Instant::now();
+    let loss = timed.adam_step(&batch, &adam.hyper(), 1).unwrap();
+    let wall = start.elapsed().as_secs_f64();
+    let t = timed.last_step_timing().unwrap().expect("a timed step");
+    assert!(t.train > 0.0 && t.combine > 0.0 && t.adam > 0.0, "{t:?}");
+    // the passes run in order in one queue, and all of it inside the host's wait
+    assert!(t.span >= 0.999 * (t.train + t.combine + t.adam), "{t:?}");
+    assert!(t.span <= 1.1 * wall + 1e-3, "{t:?} against {wall} s of wall time");
+    // timing changes no bits: an untimed model takes the same step
+    let plain = model(gpu(false).unwrap(), &p, Precision::F32, Kernel::Fused);
+    assert_eq!(
+        plain.adam_step(&batch, &adam.hyper(), 1).unwrap().to_bits(),
+        loss.to_bits()
+    );
+    assert_eq!(plain.params().unwrap(), timed.params().unwrap());
+    // a step without an update: its Adam pair is an empty pass, not the last step's
+    timed.loss_grad(&batch).unwrap();
+    let t2 = timed.last_step_timing().unwrap().expect("a timed step");
+    assert!(t2.train > 0.0 && t2.adam < t.train, "{t2:?}");
+}

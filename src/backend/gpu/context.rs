@@ -232,6 +232,8 @@ impl Gpu {
         }
         // native 64-bit integer products for Philox where offered (the fused kernel uses them)
         features |= offered & wgpu::Features::SHADER_INT64;
+        // GPU timestamps for `bench` where offered
+        features |= offered & wgpu::Features::TIMESTAMP_QUERY;
         let limits = offered_limits;
         let desc = wgpu::DeviceDescriptor {
             label: Some("fftlearn"),

@@ -1,11 +1,15 @@
 //! The GPU path: WGSL kernels in f32 (or f64 where the adapter has SHADER_F64), driven
 //! through wgpu; same wiring, data generator and Adam as the CPU path. `context` opens
-//! devices, `abi` is the host/shader interface, `model` owns buffers and the step, `fused`
-//! generates the on-chip kernel, `gradcheck` compares against the f64 CPU path, `multi` spreads a step over several adapters,
-//! `pack` runs many cells in one step, `dispatch` caps one dispatch's work.
+//! devices, `profile` emulates platforms' limits, `abi` is the host/shader interface,
+//! `choice` picks the kernel shape and plan, `build` builds the shapes, `model` owns buffers
+//! and the step, `fused` generates the on-chip kernel, `dispatch` caps one dispatch's work,
+//! `timing` reads a step's GPU timestamps, `pack` runs many cells in one step, `multi`
+//! spreads a step over several adapters, `gradcheck` compares against the f64 CPU path,
+//! `modules` lists every module the path can build.
 
 pub mod abi;
 mod build;
+pub mod choice;
 pub mod context;
 pub mod dispatch;
 pub mod fused;
@@ -15,6 +19,7 @@ pub mod modules;
 pub mod multi;
 pub mod pack;
 pub mod profile;
+pub mod timing;
 
 pub use context::{Gpu, Precision};
 pub use dispatch::DispatchCap;

@@ -8,18 +8,21 @@
 use super::abi::{CellRow, Hyper, Job};
 use super::build::{bind, buffer, buffer_init, build_chunked, build_fused, pipeline, Shared};
 pub(super) use super::build::{fused_max_groups, Shape};
+use super::choice::env_shape;
+pub use super::choice::{auto_summary, fused_plan, Kernel};
 use super::context::{Gpu, Precision};
 use super::dispatch::{self, DispatchCap, Slice};
-use super::fused::{self, Plan};
+use super::fused;
 use super::pack::CellStep;
+use super::timing::{Part, StepTiming, Timer};
 use crate::error::{Error, Result};
 use crate::model::network::Network;
 use crate::model::params::{exact_twiddles, Params};
 use num_complex::Complex64 as C64;
 
 pub(super) const CHUNKED: &str = include_str!("../../../shaders/chunked.wgsl");
-const LANE: &str = include_str!("../../../shaders/lane.wgsl");
-const GROUP: &str = include_str!("../../../shaders/group.wgsl");
+pub(super) const LANE: &str = include_str!("../../../shaders/lane.wgsl");
+pub(super) const GROUP: &str = include_str!("../../../shaders/group.wgsl");
 pub(super) const REDUCE: &str = include_str!("../../../shaders/reduce.wgsl");
 /// Invocations per workgroup in the lane/group/reduce kernels.
 pub(super) const WG: u32 = 64;
@@ -100,77 +103,6 @@ impl GpuBatch<'_> {
     }
 }
 
-/// The shape of the training kernel. Adding one: an arm here, its name, and its arm in
-/// [`GpuModel::with_options`] (the compiler lists every match that must learn it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kernel {
-    /// One invocation per sample, loops over global memory (shaders/lane.wgsl).
-    Lane,
-    /// One workgroup of 64 invocations per sample, barriers between stages, every layer in
-    /// global memory (shaders/group.wgsl).
-    Group,
-    /// A team of invocations per sample holding it on chip through every stage, generated
-    /// straight-line WGSL (src/backend/gpu/fused.rs).
-    Fused,
-}
-
-impl Kernel {
-    /// Every shape, for conformance loops.
-    pub const ALL: [Kernel; 3] = [Kernel::Lane, Kernel::Group, Kernel::Fused];
-
-    /// Its name on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kernel::Lane => "lane",
-            Kernel::Group => "group",
-            Kernel::Fused => "fused",
-        }
-    }
-
-    /// The layout file of a chunked shape (every layer in global memory, the per-sample work
-    /// in shaders/chunked.wgsl); `None` for a shape built otherwise.
-    pub fn chunked_layout(self) -> Option<&'static str> {
-        match self {
-            Kernel::Lane => Some(LANE),
-            Kernel::Group => Some(GROUP),
-            Kernel::Fused => None,
-        }
-    }
-
-    /// The shape `--kernel auto` takes on an adapter at size `n`, and a note when the
-    /// preferred one does not fit: `fused` wherever a sample fits the adapter's workgroup
-    /// memory (measured fastest on lavapipe and on hardware GPUs, see docs/speed.md), else
-    /// `group` on hardware GPUs and `lane` on CPU-type adapters (`group` above
-    /// [`LANE_MAX_N`]).
-    pub fn auto(
-        info: &wgpu::AdapterInfo,
-        plan: &std::result::Result<Plan, String>,
-        n: usize,
-    ) -> (Kernel, Option<String>) {
-        match plan {
-            Ok(_) => (Kernel::Fused, None),
-            Err(why) => {
-                let k = if info.device_type == wgpu::DeviceType::Cpu && n <= LANE_MAX_N {
-                    Kernel::Lane
-                } else {
-                    Kernel::Group
-                };
-                (k, Some(format!("fused does not fit ({why}); using {}", k.name())))
-            }
-        }
-    }
-}
-
-impl std::str::FromStr for Kernel {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Kernel> {
-        Kernel::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
-            let names: Vec<&str> = Kernel::ALL.iter().map(|k| k.name()).collect();
-            Error::input(format!("--kernel '{s}': accepted: auto, {}", names.join(", ")))
-        })
-    }
-}
-
 /// Adam's hyper-parameters as the device's update reads them (the optimizer layer's
 /// `optim::Adam` converts into this; the backend does not depend on the optimizers).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -245,6 +177,10 @@ pub struct GpuModel {
     pub(super) shape: Shape,
     /// Most samples per fused dispatch.
     dispatch_cap: DispatchCap,
+    /// GPU timestamps of each step, once [`GpuModel::enable_timing`] is called.
+    timer: Option<Timer>,
+    /// Whether the last step wrote every timestamp.
+    timed: std::sync::atomic::AtomicBool,
 }
 
 pub(super) fn reals(prec: Precision, v: impl Iterator<Item = f64>) -> Vec<u8> {
@@ -269,84 +205,6 @@ pub(super) fn from_reals(prec: Precision, b: &[u8]) -> Vec<f64> {
             .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
             .collect(),
     }
-}
-
-/// The fused plan for `net` at `prec` on `gpu`, or why it does not fit. `shape`: (bits per
-/// invocation, least invocations per workgroup); None: the adapter type's, or the
-/// environment's `FFTLEARN_FUSED_SHAPE=BITS,WG` (for measurements).
-pub fn fused_plan(
-    info: &wgpu::AdapterInfo,
-    limits: &wgpu::Limits,
-    features: wgpu::Features,
-    net: &Network,
-    prec: Precision,
-    int64: bool,
-    shape: Option<(u32, u32)>,
-) -> std::result::Result<Plan, String> {
-    let int64 = int64 && features.contains(wgpu::Features::SHADER_INT64);
-    let env = env_shape()?;
-    let (bits, min_wg) = shape.or(env).unwrap_or(if info.device_type == wgpu::DeviceType::Cpu {
-        fused::cpu_shape(net.log2())
-    } else {
-        fused::HARDWARE_SHAPE
-    });
-    let mut plan = Plan::new(net, prec, fused::Fit::of(limits), int64, bits, min_wg)?;
-    if info.device_type == wgpu::DeviceType::Cpu {
-        plan.cwg = fused::COMBINE_WG.1;
-    }
-    Ok(plan)
-}
-
-/// The fused plan shape `FFTLEARN_FUSED_SHAPE=BITS,WG` sets for measurements, if set; an
-/// error naming it if it does not parse.
-fn env_shape() -> std::result::Result<Option<(u32, u32)>, String> {
-    match std::env::var("FFTLEARN_FUSED_SHAPE") {
-        Ok(v) => parse_shape(&v)
-            .map(Some)
-            .map_err(|e| format!("FFTLEARN_FUSED_SHAPE={v}: {e}")),
-        Err(_) => Ok(None),
-    }
-}
-
-/// A fused plan shape `BITS,WG`: log2 of the values per invocation (1..=16) and the least
-/// invocations per workgroup (1..=1024).
-fn parse_shape(v: &str) -> std::result::Result<(u32, u32), String> {
-    let bad = || "expected BITS,WG with BITS in 1..=16 and WG in 1..=1024 (e.g. 3,64)".to_string();
-    let (a, b) = v.split_once(',').ok_or_else(bad)?;
-    let (bits, wg): (u32, u32) = (
-        a.trim().parse().map_err(|_| bad())?,
-        b.trim().parse().map_err(|_| bad())?,
-    );
-    if !(1..=16).contains(&bits) || !(1..=1024).contains(&wg) {
-        return Err(bad());
-    }
-    Ok((bits, wg))
-}
-
-/// What `--kernel auto` runs on `adapter` at size `net` and `prec`, with the limits it uses:
-/// one line for `fftlearn devices`.
-pub fn auto_summary(adapter: &wgpu::Adapter, net: &Network, prec: Precision) -> Result<String> {
-    let (info, limits, features) = super::context::caps(adapter)?;
-    if prec == Precision::F64 && !features.contains(wgpu::Features::SHADER_F64) {
-        return Ok(format!("{}: no SHADER_F64", prec.wgsl()));
-    }
-    let plan = fused_plan(&info, &limits, features, net, prec, true, None);
-    let (kernel, note) = Kernel::auto(&info, &plan, net.n());
-    Ok(match (kernel, plan) {
-        (Kernel::Fused, Ok(p)) => {
-            let groups = fused_max_groups(&limits, net, prec);
-            let ty = super::context::dispatch_type(&info)?;
-            format!(
-                "{}: fused, {} invocations per sample, {} per workgroup, {} B workgroup memory, up to {groups} workgroups per step, dispatches of at most {} samples ({ty:?} adapter)",
-                prec.wgsl(),
-                p.ts,
-                p.wg,
-                p.wg_bytes,
-                DispatchCap::default_for(ty, net.n()).name()
-            )
-        }
-        (k, _) => format!("{}: {} ({})", prec.wgsl(), k.name(), note.unwrap_or_default()),
-    })
 }
 
 impl GpuModel {
@@ -472,6 +330,8 @@ impl GpuModel {
             .unwrap_or_else(|| DispatchCap::default_for(gpu.dispatch_type, net.n()));
         Ok(GpuModel {
             dispatch_cap,
+            timer: None,
+            timed: std::sync::atomic::AtomicBool::new(false),
             gpu,
             net,
             prec,
@@ -541,6 +401,24 @@ impl GpuModel {
         }
     }
 
+    /// Time every later step with GPU timestamps; false where the device has no
+    /// TIMESTAMP_QUERY or the kernel is not fused (only its steps are timed).
+    pub fn enable_timing(&mut self) -> bool {
+        if matches!(self.shape, Shape::Fused(_)) && self.timer.is_none() {
+            self.timer = Timer::new(&self.gpu);
+        }
+        self.timer.is_some()
+    }
+
+    /// The GPU times of the last step, if it was timed (timing enabled, a fused step in one
+    /// chunk: Philox data, or host data of at most one upload).
+    pub fn last_step_timing(&self) -> Result<Option<StepTiming>> {
+        match &self.timer {
+            Some(t) if self.timed.load(std::sync::atomic::Ordering::Relaxed) => t.read(&self.gpu).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// Most samples one fused dispatch runs.
     pub fn dispatch_cap(&self) -> DispatchCap {
         self.dispatch_cap
@@ -568,9 +446,17 @@ impl GpuModel {
         &self.net
     }
 
-    fn adam_pass(&self, enc: &mut wgpu::CommandEncoder, rows: u32) {
+    fn adam_pass(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        rows: u32,
+        writes: Option<wgpu::ComputePassTimestampWrites<'_>>,
+    ) {
         let np = self.net.n_params() as u32;
-        let mut pass = enc.begin_compute_pass(&Default::default());
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: None,
+            timestamp_writes: writes,
+        });
         pass.set_pipeline(&self.adam);
         pass.set_bind_group(0, &self.adam_bg, &[]);
         pass.dispatch_workgroups(np.div_ceil(WG), rows, 1);
@@ -640,6 +526,8 @@ impl GpuModel {
                 GpuBatch::Host { .. } | GpuBatch::HostPart { .. } => f.chunk.unwrap_or(f.host_chunk),
             },
         };
+        let timed = self.timer.is_some() && b <= per && matches!(self.shape, Shape::Fused(_));
+        self.timed.store(timed, std::sync::atomic::Ordering::Relaxed);
         self.gpu.scoped("a training step", || -> Result<()> {
             let mut base = 0usize;
             while base < b {
@@ -725,10 +613,17 @@ impl GpuModel {
                         let per_group = spt as u64 * f.plan.teams as u64;
                         let slices = dispatch::slices(groups, nrows, per_group, self.dispatch_cap);
                         let (last_slice, earlier) = slices.split_last().expect("a grid has a slice");
-                        for sl in earlier {
+                        // timestamps where the step is one chunk (Philox data): the training
+                        // dispatches' first beginning and last end, combine, Adam
+                        let timer = self.timer.as_ref().filter(|_| timed);
+                        let writes = |part, begin, end| timer.and_then(|t| t.writes(part, begin, end));
+                        for (i, sl) in earlier.iter().enumerate() {
                             let mut e = self.gpu.device.create_command_encoder(&Default::default());
                             {
-                                let mut pass = e.begin_compute_pass(&Default::default());
+                                let mut pass = e.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                                    label: None,
+                                    timestamp_writes: writes(Part::Train, i == 0, false),
+                                });
                                 pass.set_pipeline(&f.train);
                                 pass.set_bind_group(0, &f.train_bg, &[]);
                                 pass.dispatch_workgroups(sl.groups, sl.rows, 1);
@@ -743,10 +638,19 @@ impl GpuModel {
                         }
                         job.group0 = last_slice.group0;
                         job.row0 = last_slice.row0;
-                        let mut pass = enc.begin_compute_pass(&Default::default());
-                        pass.set_pipeline(&f.train);
-                        pass.set_bind_group(0, &f.train_bg, &[]);
-                        pass.dispatch_workgroups(last_slice.groups, last_slice.rows, 1);
+                        {
+                            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                                label: None,
+                                timestamp_writes: writes(Part::Train, earlier.is_empty(), true),
+                            });
+                            pass.set_pipeline(&f.train);
+                            pass.set_bind_group(0, &f.train_bg, &[]);
+                            pass.dispatch_workgroups(last_slice.groups, last_slice.rows, 1);
+                        }
+                        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                            label: None,
+                            timestamp_writes: writes(Part::Combine, true, true),
+                        });
                         let np1 = self.net.n_params() as u32 + 1;
                         if groups <= fused::SMALL_COMBINE {
                             pass.set_pipeline(&f.combine_small);
@@ -759,8 +663,15 @@ impl GpuModel {
                         }
                     }
                 }
+                let adam_writes = self.timer.as_ref().filter(|_| timed).and_then(|t| t.writes(Part::Adam, true, true));
                 if last && adam.is_some() {
-                    self.adam_pass(&mut enc, nrows);
+                    self.adam_pass(&mut enc, nrows, adam_writes);
+                } else if adam_writes.is_some() {
+                    // a step without an update: an empty pass keeps the Adam pair this step's
+                    enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: None,
+                        timestamp_writes: adam_writes,
+                    });
                 }
                 self.gpu.queue.write_buffer(&self.job, 0, bytemuck::bytes_of(&job));
                 self.gpu.queue.submit([enc.finish()]);
