@@ -592,10 +592,9 @@ fn snr_py<'py>(
                 Chosen::Gpu(m) => Some(*m),
                 Chosen::Cpu(_) => None,
             };
-            let (_, pop) = hessian::population_grad(&p);
-            let ex = req.exact.then(|| snr::exact(&p));
+            let base = req.baseline(&p);
             let on = model.as_ref().map_or(snr::On::Cpu, snr::On::Gpu);
-            req.rows(&p, on, seed, &pop, ex.as_ref(), |_, _, _| Ok(()))
+            req.rows(&p, on, seed, &base.pop, base.exact.as_ref(), |_, _, _| Ok(()))
         })
         .map_err(py_err)?;
     let d = PyDict::new(py);

@@ -1,7 +1,8 @@
 //! Measurements of the loss landscape that return structs and print nothing: gradient
-//! signal-to-noise per group ([`snr`]), the twiddle-modulus scan ([`rsweep`]) and the anatomy
+//! signal-to-noise per group ([`snr`], its fits and files in [`snr_report`]), the twiddle-modulus scan ([`rsweep`]) and the anatomy
 //! of a point, stalls included ([`anatomy`]).
 
 pub mod anatomy;
 pub mod rsweep;
 pub mod snr;
+pub mod snr_report;

@@ -401,7 +401,44 @@ pub struct SnrRequest {
     pub exact: bool,
 }
 
+/// The population side of an `snr` measurement: the population loss and gradient, and where
+/// the request asks for them the closed-form moments, with the seconds they took.
+pub struct Baseline {
+    /// The population loss.
+    pub pop_loss: f64,
+    /// The population gradient (reals).
+    pub pop: Vec<f64>,
+    /// The closed-form moments.
+    pub exact: Option<Exact>,
+    /// Seconds the closed form took (0 without it).
+    pub exact_s: f64,
+}
+
+impl Baseline {
+    /// The largest |tr A_j - population gradient_j|: how far the closed form's mean is from the
+    /// population gradient computed directly (a check; rounding only).
+    pub fn gap(&self, e: &Exact) -> f64 {
+        e.grad
+            .iter()
+            .zip(&self.pop)
+            .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
+    }
+}
+
 impl SnrRequest {
+    /// The population loss and gradient at `p`, and the closed form if asked for.
+    pub fn baseline(&self, p: &Params) -> Baseline {
+        let (pop_loss, pop) = crate::objective::hessian::population_grad(p);
+        let t = std::time::Instant::now();
+        let exact = self.exact.then(|| exact(p));
+        Baseline {
+            pop_loss,
+            pop,
+            exact_s: if self.exact { t.elapsed().as_secs_f64() } else { 0.0 },
+            exact,
+        }
+    }
+
     /// Check `batches`, `k` and `exact` for a point of size `n`.
     pub fn new(n: usize, batches: Vec<usize>, k: usize, exact: ExactMode) -> Result<Self> {
         if k < 2 {

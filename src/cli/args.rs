@@ -356,6 +356,29 @@ pub enum ExactArg {
     Off,
 }
 
+impl From<ExactArg> for fftlearn::analysis::snr::ExactMode {
+    fn from(e: ExactArg) -> Self {
+        match e {
+            ExactArg::Auto => Self::Auto,
+            ExactArg::On => Self::On,
+            ExactArg::Off => Self::Off,
+        }
+    }
+}
+
+/// GPU flags given to a measurement on `--device cpu` are refused, naming them (they would
+/// change nothing).
+pub fn refuse_gpu_flags_on_cpu(device: DeviceArg) -> fftlearn::Result<()> {
+    let set = given_of(&["precision", "kernel", "chunk", "dispatch_cap", "adapter", "adapters"]);
+    if matches!(device, DeviceArg::Cpu) && !set.is_empty() {
+        return Err(fftlearn::Error::input(format!(
+            "{} set the GPU path, but --device cpu measures on the CPU f64 path; drop them or use --device gpu",
+            set.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 /// `fftlearn plot`.
 #[derive(Args, Debug)]
 pub struct PlotArgs {

@@ -39,3 +39,23 @@ pub fn open_model(a: &args::GpuArgs, p: &Params, allow_software: bool) -> Result
     }
     Ok(m)
 }
+
+/// The GPU model `device` chooses (its `[device]` lines printed; None on the CPU path), or
+/// with `--adapters` the models of those adapters.
+pub fn open_for(
+    a: &args::GpuArgs,
+    device: Device,
+    p: &Params,
+) -> Result<(Option<gpu::GpuModel>, Option<gpu::multi::MultiGpu>)> {
+    if !a.adapters.is_empty() {
+        return Ok((None, Some(open_adapters(a, &a.choice(), device, p)?)));
+    }
+    let chosen = be::choose(device, &a.choice(), p)?;
+    for l in chosen.lines() {
+        say!("{l}");
+    }
+    Ok(match chosen {
+        be::Chosen::Gpu(m) => (Some(*m), None),
+        be::Chosen::Cpu(_) => (None, None),
+    })
+}

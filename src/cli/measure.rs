@@ -1,11 +1,10 @@
 //! The measurement subcommands (`hessian`, `rsweep`, `snr`): run the analysis, print the
 //! report, write its CSV files and PNG.
 
-use crate::cli::args::{ExactArg, HessianArgs, PhasesArg, PointArgs, RsweepArgs, SnrArgs};
+use crate::cli::args::{HessianArgs, PhasesArg, PointArgs, RsweepArgs, SnrArgs};
 use crate::cli::out::say;
 use fftlearn::analysis::rsweep::{self, Phases};
-use fftlearn::analysis::snr;
-use fftlearn::backend::{self as be, Chosen};
+use fftlearn::analysis::{snr, snr_report};
 use fftlearn::error::{Error, Result};
 use fftlearn::io::npy::{self, Out};
 use fftlearn::io::plot::{charts, Chart, Series};
@@ -319,64 +318,49 @@ pub fn rsweep_cmd(a: RsweepArgs) -> Result<()> {
     Ok(())
 }
 
+/// The fits `snr` prints after its rows.
+fn print_fits(fits: &snr_report::Fits, l: usize) {
+    say!("\nper-stage fit: slope of ln std(g_s) on ({l} - s) ln 2 over stages 1..{l} (the seed claims 0.5)");
+    for (b, measured, closed) in &fits.stage {
+        say!("  B = {b:>8}: measured {measured:.4}, closed form {closed:.4}");
+    }
+    if !fits.batch.is_empty() {
+        say!("batch fit: slope of ln(median SNR) on ln B per group (independent minibatches give 0.5)");
+        for (g, measured, closed) in &fits.batch {
+            say!("  {g:<7} measured {measured:.4}, closed form {closed:.4}");
+        }
+    }
+}
+
 /// `fftlearn snr`.
 pub fn snr_cmd(a: SnrArgs) -> Result<()> {
     let p = crate::cli::args::point_of(a.params.as_deref(), a.n, &a.init, a.seed)?.params()?;
     let net = p.net.clone();
-    let exact = match a.exact {
-        ExactArg::Auto => snr::ExactMode::Auto,
-        ExactArg::On => snr::ExactMode::On,
-        ExactArg::Off => snr::ExactMode::Off,
-    };
-    let req = snr::SnrRequest::new(net.n(), a.batches.clone(), a.k, exact)?;
-    let gpu_flags =
-        crate::cli::args::given_of(&["precision", "kernel", "chunk", "dispatch_cap", "adapter", "adapters"]);
-    if matches!(a.device, crate::cli::args::DeviceArg::Cpu) && !gpu_flags.is_empty() {
-        return Err(Error::input(format!(
-            "{} set the GPU path, but --device cpu measures on the CPU f64 path; drop them or use --device gpu",
-            gpu_flags.join(", ")
-        )));
-    }
-    let with_exact = req.exact;
+    let req = snr::SnrRequest::new(net.n(), a.batches.clone(), a.k, a.exact.into())?;
+    crate::cli::args::refuse_gpu_flags_on_cpu(a.device)?;
     mkdir(&a.out)?;
     let point = a
         .params
         .as_ref()
         .map_or(format!("init {}", a.init), |f| f.display().to_string());
-    let (gpu, multi) = if a.gpu.adapters.is_empty() {
-        let chosen = be::choose(a.device.into(), &a.gpu.choice(), &p)?;
-        for l in chosen.lines() {
-            say!("{l}");
-        }
-        match chosen {
-            Chosen::Gpu(m) => (Some(*m), None),
-            Chosen::Cpu(_) => (None, None),
-        }
-    } else {
-        let m = crate::cli::device::open_adapters(&a.gpu, &a.gpu.choice(), a.device.into(), &p)?;
-        (None, Some(m))
-    };
+    let (gpu, multi) = crate::cli::device::open_for(&a.gpu, a.device.into(), &p)?;
     let on = match (&gpu, &multi) {
         (Some(g), _) => snr::On::Gpu(g),
         (_, Some(m)) => snr::On::Multi(m),
         _ => snr::On::Cpu,
     };
     let t0 = Instant::now();
-    let (pop_loss, pop) = hessian::population_grad(&p);
-    let ex = if with_exact {
-        let t = Instant::now();
-        let e = snr::exact(&p);
-        let gap = e.grad.iter().zip(&pop).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
-        say!(
-            "closed form (N (N + 1) / 2 = {} per-sample gradients): {:.1} s; max |tr A_j - population gradient_j| = {gap:.2e}",
+    let base = req.baseline(&p);
+    let (pop_loss, pop, ex) = (base.pop_loss, &base.pop, base.exact.as_ref());
+    match ex {
+        Some(e) => say!(
+            "closed form (N (N + 1) / 2 = {} per-sample gradients): {:.1} s; max |tr A_j - population gradient_j| = {:.2e}",
             net.n() * (net.n() + 1) / 2,
-            t.elapsed().as_secs_f64()
-        );
-        Some(e)
-    } else {
-        say!("closed form: skipped (--exact {:?}, N = {})", a.exact, net.n());
-        None
-    };
+            base.exact_s,
+            base.gap(e)
+        ),
+        None => say!("closed form: skipped (--exact {:?}, N = {})", a.exact, net.n()),
+    }
     say!(
         "snr: N = {}, {point}, population loss {pop_loss:.6e}, |G| = {:.6e}, K = {} minibatches per batch size (stream Measure, seed {})",
         net.n(),
@@ -387,7 +371,7 @@ pub fn snr_cmd(a: SnrArgs) -> Result<()> {
     if pop.iter().all(|&v| v == 0.0) {
         say!("note: the population gradient is exactly zero here (a stationary point): SNR, MeanGSNR, cosines and B_simple are undefined (NaN/inf)");
     }
-    let all_rows = req.rows(&p, on, a.seed, &pop, ex.as_ref(), |b, rows, secs| {
+    let all_rows = req.rows(&p, on, a.seed, pop, ex, |b, rows, secs| {
         if let Some(m) = &multi {
             say!("[device] B = {b}: {}", m.assignment(b));
         }
@@ -399,108 +383,8 @@ pub fn snr_cmd(a: SnrArgs) -> Result<()> {
         print_rows(rows);
         Ok(())
     })?;
-    let l = net.stages().len();
-    say!("\nper-stage fit: slope of ln std(g_s) on ({l} - s) ln 2 over stages 1..{l} (the seed claims 0.5)");
-    for &b in &a.batches {
-        say!(
-            "  B = {b:>8}: measured {:.4}, closed form {:.4}",
-            snr::stage_slope(&all_rows, b, |r| r.std),
-            snr::stage_slope(&all_rows, b, |r| r.std_exact)
-        );
-    }
-    if a.batches.len() >= 2 {
-        say!("batch fit: slope of ln(median SNR) on ln B per group (independent minibatches give 0.5)");
-        for (g, _) in snr::groups(&net) {
-            say!(
-                "  {g:<7} measured {:.4}, closed form {:.4}",
-                snr::batch_slope(&all_rows, &g, |r| r.snr_median),
-                snr::batch_slope(&all_rows, &g, |r| r.snr_exact_median)
-            );
-        }
-    }
-    let mut csv = String::from(snr::Row::HEADER);
-    csv.push('\n');
-    for r in &all_rows {
-        csv.push_str(&r.csv());
-        csv.push('\n');
-    }
-    npy::write_text(&a.out.join("snr.csv"), &csv)?;
-    let groups: Vec<String> = snr::groups(&net)
-        .into_iter()
-        .map(|g| g.0)
-        .filter(|g| g != "all")
-        .collect();
-    let per_group = |pick: &dyn Fn(&snr::Row) -> f64| -> Vec<Series> {
-        groups
-            .iter()
-            .map(|g| Series {
-                label: g.clone(),
-                points: all_rows
-                    .iter()
-                    .filter(|r| &r.group == g)
-                    .map(|r| (r.batch as f64, pick(r)))
-                    .collect(),
-                markers: false,
-            })
-            .collect()
-    };
-    let bmax = *a.batches.iter().max().expect("non-empty");
-    let per_sample_std =
-        |r: &snr::Row, exact: bool| (if exact { r.std_exact } else { r.std }) * (r.batch as f64).sqrt();
-    let stage_series = |exact: bool, label: &str| Series {
-        label: label.into(),
-        points: all_rows
-            .iter()
-            .filter(|r| r.batch == bmax && r.group.starts_with("stage"))
-            .enumerate()
-            .map(|(i, r)| ((i + 1) as f64, per_sample_std(r, exact)))
-            .collect(),
-        markers: true,
-    };
-    let mut stage_panel = vec![stage_series(false, &format!("measured, B = {bmax}"))];
-    if ex.is_some() {
-        stage_panel.push(stage_series(true, "closed form"));
-    }
-    if let Some(last) = stage_panel[0].points.last().copied() {
-        stage_panel.push(Series {
-            label: format!("seed: sqrt(2^({l} - s)), through stage {l}"),
-            points: (1..=l)
-                .map(|s| (s as f64, last.1 * 2f64.powf((l - s) as f64 / 2.0)))
-                .collect(),
-            markers: false,
-        });
-    }
-    charts(
-        &a.out.join("snr.png"),
-        &[
-            Chart {
-                title: "std of the minibatch gradient".into(),
-                x_label: "batch size B".into(),
-                y_label: "sqrt(mean var g)".into(),
-                log_x: true,
-                log_y: true,
-                series: per_group(&|r| r.std),
-            },
-            Chart {
-                title: "median SNR |E g| / std(g)".into(),
-                x_label: "batch size B".into(),
-                y_label: "SNR".into(),
-                log_x: true,
-                log_y: true,
-                series: per_group(&|r| r.snr_median),
-            },
-            Chart {
-                title: "per-sample std by stage".into(),
-                x_label: "stage s".into(),
-                y_label: "sqrt(B mean var g)".into(),
-                log_x: false,
-                log_y: true,
-                series: stage_panel,
-            },
-        ],
-        560,
-        480,
-    )?;
+    print_fits(&snr_report::Fits::of(&net, &a.batches, &all_rows), net.stages().len());
+    snr_report::write(&a.out, &net, &a.batches, &all_rows, ex.is_some())?;
     say!(
         "total {:.1} s; wrote {} and {}",
         t0.elapsed().as_secs_f64(),
