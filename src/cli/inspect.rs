@@ -19,43 +19,15 @@ use fftlearn::io::plot::{charts, Chart, Series};
 use fftlearn::model::params::Params;
 use fftlearn::optim::{OptState, Optimizer, Schedule};
 use fftlearn::train::{Checkpoint, DataMode};
+use std::path::Path;
 use std::time::Instant;
+
+/// One twiddle's deviation: (k, stage, i, w, exact).
+type TwiddleDev = (usize, u32, usize, num_complex::Complex64, num_complex::Complex64);
 
 /// `fftlearn inspect`.
 pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
-    if a.point.params.is_some() && !given_of(&["seed"]).is_empty() {
-        return Err(Error::input(
-            "--seed with --params: the file fixes the point (the escape runs' data seed is --data-seed)",
-        ));
-    }
-    for &e in &a.escape {
-        if !(e.is_finite() && e >= 0.0) {
-            return Err(Error::input(format!("--escape {e}: sizes must be finite and >= 0")));
-        }
-    }
-    if !(a.threshold > 0.0 && a.threshold < 1.0) {
-        return Err(Error::input(format!("--threshold {}: must be in (0, 1)", a.threshold)));
-    }
-    if !(a.lr > 0.0 && a.lr.is_finite()) {
-        return Err(Error::input(format!("--lr {}: must be finite and > 0", a.lr)));
-    }
-    if a.batch == 0 || a.escape_steps == 0 || a.eval_every == 0 {
-        return Err(Error::input(format!(
-            "--batch {}, --escape-steps {}, --eval-every {}: each must be >= 1",
-            a.batch, a.escape_steps, a.eval_every
-        )));
-    }
-    // the escape runs' flags act only where there are escape runs
-    if a.escape.is_empty() && a.checkpoint.is_none() {
-        let unused =
-            crate::cli::args::given_of(&["lr", "escape_steps", "batch", "data_seed", "eval_every", "threshold"]);
-        if !unused.is_empty() {
-            return Err(Error::input(format!(
-                "{} set the escape runs, and there are none: give --escape EPS,... (or --checkpoint), or drop them",
-                unused.join(", ")
-            )));
-        }
-    }
+    check_flags(&a)?;
     // a checkpoint gives the point, the Adam state and the escape runs' data
     let ck = match &a.checkpoint {
         Some(f) => {
@@ -114,20 +86,77 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
     };
     say!("inspect: N = {}, {src}", net.n());
 
-    // 1. where the error lives
+    let (bins, rel) = where_the_error_lives(&p, &a.out)?;
+    let dev = which_parameters_are_off(&p, &a.out)?;
+    let curv = gradient_and_curvature(&p, rel, a.lanczos)?;
+    if let Some(k) = &ck {
+        adam_state(k, &a.out)?;
+    }
+    let rows = escapes(&a, &p, ck.as_ref(), &run, rel, curv.as_ref())?;
+    picture(&a.out, net.n(), rel, &bins, &dev)?;
+    say!(
+        "wrote {}/{{bins,stages,twiddles{}}}.csv and anatomy.png",
+        a.out.display(),
+        if rows.is_empty() { "" } else { ",escape" }
+    );
+    Ok(())
+}
+
+/// The flags' own checks, and the escape runs' flags refused where there are no escape runs.
+fn check_flags(a: &InspectArgs) -> Result<()> {
+    if a.point.params.is_some() && !given_of(&["seed"]).is_empty() {
+        return Err(Error::input(
+            "--seed with --params: the file fixes the point (the escape runs' data seed is --data-seed)",
+        ));
+    }
+    for &e in &a.escape {
+        if !(e.is_finite() && e >= 0.0) {
+            return Err(Error::input(format!("--escape {e}: sizes must be finite and >= 0")));
+        }
+    }
+    if !(a.threshold > 0.0 && a.threshold < 1.0) {
+        return Err(Error::input(format!("--threshold {}: must be in (0, 1)", a.threshold)));
+    }
+    if !(a.lr > 0.0 && a.lr.is_finite()) {
+        return Err(Error::input(format!("--lr {}: must be finite and > 0", a.lr)));
+    }
+    if a.batch == 0 || a.escape_steps == 0 || a.eval_every == 0 {
+        return Err(Error::input(format!(
+            "--batch {}, --escape-steps {}, --eval-every {}: each must be >= 1",
+            a.batch, a.escape_steps, a.eval_every
+        )));
+    }
+    // the escape runs' flags act only where there are escape runs
+    if a.escape.is_empty() && a.checkpoint.is_none() {
+        let unused =
+            crate::cli::args::given_of(&["lr", "escape_steps", "batch", "data_seed", "eval_every", "threshold"]);
+        if !unused.is_empty() {
+            return Err(Error::input(format!(
+                "{} set the escape runs, and there are none: give --escape EPS,... (or --checkpoint), or drop them",
+                unused.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Section 1, where the error lives: per bin, per residue class, the subtrees wholly wrong
+/// (bins.csv). Returns the bins and the relative operator error.
+fn where_the_error_lives(p: &Params, out: &Path) -> Result<(Vec<anatomy::Bin>, f64)> {
+    let net = &p.net;
     let t0 = Instant::now();
-    let bins = anatomy::bins(&p);
+    let bins = anatomy::bins(p);
     let rel = anatomy::rel_error(&bins);
     say!(
         "relative operator error {rel:.6e} (1/sqrt(2) = 0.707107; one half switched off: {:.6}) [{:.1} s]",
-        anatomy::odd_off_error(&net),
+        anatomy::odd_off_error(net),
         t0.elapsed().as_secs_f64()
     );
     let mut csv = String::from("bin,err2,energy\n");
     for b in &bins {
         csv.push_str(&format!("{},{:e},{:e}\n", b.bin, b.err2, b.energy));
     }
-    npy::write_text(&a.out.join("bins.csv"), &csv)?;
+    npy::write_text(&out.join("bins.csv"), &csv)?;
     say!("error by residue class (bins k = r mod m): mean relative squared error / mean relative energy / share of the error");
     for t in anatomy::subtrees(&bins, 3.min(net.log2() - 1)) {
         say!(
@@ -140,7 +169,7 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
             t.share
         );
     }
-    let failed = anatomy::failed_subtrees(&bins, &net, 1e-2);
+    let failed = anatomy::failed_subtrees(&bins, net, 1e-2);
     if failed.is_empty() {
         say!("no subtree has every bin wrong (relative squared error > 1e-2)");
     }
@@ -156,8 +185,13 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
         );
     }
 
-    // 2. which parameters are off, in what pattern
-    let md = anatomy::m_deviation(&p);
+    Ok((bins, rel))
+}
+
+/// Section 2, which parameters are off, in what pattern: M, the twiddles per stage and half
+/// (stages.csv), every twiddle (twiddles.csv). Returns the twiddles' deviations.
+fn which_parameters_are_off(p: &Params, out: &Path) -> Result<Vec<TwiddleDev>> {
+    let md = anatomy::m_deviation(p);
     say!(
         "M - [[1,1],[1,-1]]: |row 0| = ({:.3e}, {:.3e}), |row 1| = ({:.3e}, {:.3e}); M = [[{:.4}, {:.4}], [{:.4}, {:.4}]]",
         md[0],
@@ -170,7 +204,7 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
         p.m[3]
     );
     say!("twiddles per stage and half (i even: the even bins; i odd: the odd bins): canonical (|w - t| <= 1e-6) / count, max and mean |w - t|, |w| min/median/max, median |arg(w/t)|");
-    let stages = anatomy::stages(&p);
+    let stages = anatomy::stages(p);
     let mut csv = String::from("stage,half,count,exact,max_dev,mean_dev,mod_min,mod_median,mod_max,median_phase_err\n");
     for s in &stages {
         say!(
@@ -200,8 +234,8 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
             s.median_phase_err
         ));
     }
-    npy::write_text(&a.out.join("stages.csv"), &csv)?;
-    let dev = anatomy::twiddle_deviation(&p);
+    npy::write_text(&out.join("stages.csv"), &csv)?;
+    let dev = anatomy::twiddle_deviation(p);
     let mut csv = String::from("k,stage,i,w_re,w_im,t_re,t_im,dev\n");
     for (k, s, i, w, t) in &dev {
         csv.push_str(&format!(
@@ -213,11 +247,16 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
             (w - t).norm()
         ));
     }
-    npy::write_text(&a.out.join("twiddles.csv"), &csv)?;
+    npy::write_text(&out.join("twiddles.csv"), &csv)?;
 
-    // 3. gradient and curvature
+    Ok(dev)
+}
+
+/// Section 3, gradient and curvature: the population gradient per group, the exact Hessian's extreme
+/// eigenvalues by `lanczos` Lanczos steps (0: skipped), and the verdict.
+fn gradient_and_curvature(p: &Params, rel: f64, lanczos: usize) -> Result<Option<anatomy::Curvature>> {
     let t0 = Instant::now();
-    let g = anatomy::grad_norms(&p);
+    let g = anatomy::grad_norms(p);
     say!(
         "population loss {:.6e}; population gradient norm {:.6e} (even half {:.3e}, odd half {:.3e}); per group (M, s = 1..): {} [{:.1} s]",
         g.loss,
@@ -227,9 +266,9 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
         g.groups.iter().map(|v| format!("{v:.2e}")).collect::<Vec<_>>().join(" "),
         t0.elapsed().as_secs_f64()
     );
-    let curv = if a.lanczos > 0 {
+    Ok(if lanczos > 0 {
         let t0 = Instant::now();
-        let c = anatomy::curvature(&p, a.lanczos, 1)?;
+        let c = anatomy::curvature(p, lanczos, 1)?;
         let rho = g.total / (2.0 * c.max.max(0.0) * g.loss).sqrt();
         say!(
             "exact Hessian (Lanczos, {} steps, unused twiddle excluded): lambda_min {:.6e}, lambda_max {:.6e}, lambda_min / lambda_max {:.3e}; rho = ||g|| / sqrt(2 lambda_max L) = {rho:.3e} [{:.1} s]",
@@ -255,21 +294,24 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
             )
         };
         say!("verdict: {verdict}");
-        if c.steps >= a.lanczos {
+        if c.steps >= lanczos {
             say!(
                 "(Lanczos stopped at --lanczos {}: the extremes may not have converged)",
-                a.lanczos
+                lanczos
             );
         }
         Some(c)
     } else {
         say!("curvature skipped (--lanczos 0)");
         None
-    };
+    })
+}
 
-    // 3b. the optimizer's state, from a checkpoint
-    if let Some(k) = &ck {
-        if let Some(sc) = anatomy::adam_scales(&net, &k.opt) {
+/// Section 3b, Adam's state from a checkpoint, per group and half (adam_state.csv).
+fn adam_state(k: &Checkpoint, out: &Path) -> Result<()> {
+    let net = &k.params.net;
+    {
+        if let Some(sc) = anatomy::adam_scales(net, &k.opt) {
             say!("Adam's state at step {} (medians): sqrt(v_hat) and the step Adam takes, |m_hat / sqrt(v_hat)|, in units of lr", k.step);
             let mut csv = String::from("group,half,sqrt_v_hat,step_over_lr\n");
             for r in &sc {
@@ -292,27 +334,41 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
                     r.step
                 ));
             }
-            npy::write_text(&a.out.join("adam_state.csv"), &csv)?;
+            npy::write_text(&out.join("adam_state.csv"), &csv)?;
         }
     }
 
-    // 4. escapes
+    Ok(())
+}
+
+/// Section 4, escapes: Adam from the point itself (with the run's own state where a checkpoint gives
+/// it, and fresh) and from kicks of each size along the lowest-curvature and a random
+/// direction (escape.csv). Returns the runs.
+fn escapes(
+    a: &InspectArgs,
+    p: &Params,
+    ck: Option<&Checkpoint>,
+    run: &EscapeRun,
+    rel: f64,
+    curv: Option<&anatomy::Curvature>,
+) -> Result<Vec<Escape>> {
+    let net = &p.net;
     let mut rows: Vec<Escape> = Vec::new();
     if !a.escape.is_empty() || ck.is_some() {
-        let rand = anatomy::random_direction(&net, run.seed);
+        let rand = anatomy::random_direction(net, run.seed);
         let mut starts: Vec<(&str, f64, Params, Option<&OptState>)> = Vec::new();
-        if let Some(k) = &ck {
+        if let Some(k) = ck {
             starts.push(("kept", 0.0, p.clone(), Some(&k.opt)));
         }
         starts.push(("fresh", 0.0, p.clone(), None));
         // a kick keeps the run's own Adam state when there is one (is the run itself escaped by
         // it?), else starts fresh
-        let kept = ck.as_ref().map(|k| &k.opt);
+        let kept = ck.map(|k| &k.opt);
         for &e in &a.escape {
-            if let Some(c) = &curv {
-                starts.push(("lowest", e, anatomy::perturbed(&p, &c.min_vector, e), kept));
+            if let Some(c) = curv {
+                starts.push(("lowest", e, anatomy::perturbed(p, &c.min_vector, e), kept));
             }
-            starts.push(("random", e, anatomy::perturbed(&p, &rand, e), kept));
+            starts.push(("random", e, anatomy::perturbed(p, &rand, e), kept));
         }
         say!(
             "escape: Adam (lr {:e}, batch {}, data seed {}, data from step {}, CPU f64) for at most {} steps from each start, evaluated every {}; success at {:e}",
@@ -332,7 +388,7 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
             } else {
                 anatomy::rel_error(&anatomy::bins(&start))
             };
-            let (final_rel, left, reached) = anatomy::adam_from(&start, state, &run)?;
+            let (final_rel, left, reached) = anatomy::adam_from(&start, state, run)?;
             say!(
                 "  {dir:6} eps {eps:9.3e}: start {start_rel:.4e} -> <= {:.0e} {}, <= {:.0e} {} (final {final_rel:.3e}) [{:.1} s]",
                 anatomy::LEFT_PLATEAU,
@@ -365,7 +421,11 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
         npy::write_text(&a.out.join("escape.csv"), &csv)?;
     }
 
-    // 5. the picture
+    Ok(rows)
+}
+
+/// Section 5, the picture (anatomy.png): relative squared error per bin, twiddle deviation per stage.
+fn picture(out: &Path, n: usize, rel: f64, bins: &[anatomy::Bin], dev: &[TwiddleDev]) -> Result<()> {
     let err_pts = |h: usize| -> Vec<(f64, f64)> {
         bins.iter()
             .filter(|b| b.bin % 2 == h)
@@ -379,12 +439,12 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
             .collect()
     };
     charts(
-        &a.out.join("anatomy.png"),
+        &out.join("anatomy.png"),
         &[
             Chart {
                 title: format!(
                     "relative squared error per bin (N = {}, relative operator error {rel:.4})",
-                    net.n()
+                    n
                 ),
                 x_label: "bin k".into(),
                 y_label: "|W_k - F_k|^2 / |F_k|^2".into(),
@@ -426,10 +486,5 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<()> {
         1200,
         480,
     )?;
-    say!(
-        "wrote {}/{{bins,stages,twiddles{}}}.csv and anatomy.png",
-        a.out.display(),
-        if rows.is_empty() { "" } else { ",escape" }
-    );
     Ok(())
 }
