@@ -6,7 +6,7 @@
 //! (src/backend/gpu/fused.rs: each sample on chip, one partial per workgroup, one submit per step).
 
 use super::abi::{CellRow, Hyper, Job};
-use super::build::{bind, buffer, buffer_init, build_chunked, build_fused, pipeline, Shared};
+use super::build::{bind, buffer, buffer_init, build_chunked, build_fused, pipeline, FusedRun, Shared};
 pub(super) use super::build::{fused_max_groups, Shape};
 use super::choice::env_shape;
 pub use super::choice::{auto_summary, fused_plan, Kernel};
@@ -462,27 +462,10 @@ impl GpuModel {
         pass.dispatch_workgroups(np.div_ceil(WG), rows, 1);
     }
 
-    /// Accumulate loss and gradient of `batch` for every cell of `rows` into its accumulator
-    /// (started afresh), then (with `adam`, one entry per row: hyper-parameters and step count
-    /// from 1) update those cells' parameters. Gaussian data: each row's seed and step (the
-    /// fused kernel; lane and group, which run one cell, take the batch's); host data: the
-    /// same samples for every row.
-    pub(super) fn accumulate(
-        &self,
-        batch: &GpuBatch,
-        rows: &[CellStep],
-        adam: Option<&[(AdamHyper, u64)]>,
-    ) -> Result<()> {
+    /// Write the step's hyper-parameters (per row: the loss scale, and with `adam` the
+    /// bias-corrected Adam factors) and its cell table.
+    fn upload_cells(&self, batch: &GpuBatch, rows: &[CellStep], adam: Option<&[(AdamHyper, u64)]>) {
         let (n, k) = (self.net.n(), self.net.bins());
-        let b = batch.len(n);
-        if rows.is_empty() || rows.len() > self.cap || rows.iter().any(|r| r.slot >= self.cap) {
-            return Err(Error::runtime(format!(
-                "a step of {} cell(s) on a model of {} (slots {:?})",
-                rows.len(),
-                self.cap,
-                rows.iter().map(|r| r.slot).collect::<Vec<_>>()
-            )));
-        }
         let mut hyper = Vec::with_capacity(rows.len() * Hyper::LEN);
         for i in 0..rows.len() {
             let mut h = Hyper {
@@ -518,6 +501,106 @@ impl GpuModel {
         self.gpu
             .queue
             .write_buffer(&self.table, 0, bytemuck::cast_slice(&table));
+    }
+
+    /// Encode one chunk of a fused step into `enc`: the training dispatches over the slices of
+    /// its grid under the dispatch cap (every slice but the last submitted at once, each with
+    /// its own job), then the combine; with `timed`, the timestamps of both.
+    fn encode_fused(
+        &self,
+        f: &FusedRun,
+        enc: &mut wgpu::CommandEncoder,
+        job: &mut Job,
+        count: usize,
+        nrows: u32,
+        timed: bool,
+    ) -> Result<()> {
+        let (spt, groups) = f.plan.shape(count, f.max_groups);
+        if groups > f.cell_groups {
+            return Err(Error::runtime(format!(
+                "a dispatch of {count} samples needs {groups} workgroups per cell; this pack's partials hold {}",
+                f.cell_groups
+            )));
+        }
+        job.spt = spt;
+        job.groups = groups;
+        // every slice but the last in a submission of its own, with its job
+        let per_group = spt as u64 * f.plan.teams as u64;
+        let slices = dispatch::slices(groups, nrows, per_group, self.dispatch_cap);
+        let (last_slice, earlier) = slices.split_last().expect("a grid has a slice");
+        // timestamps where the step is one chunk (Philox data): the training
+        // dispatches' first beginning and last end, combine, Adam
+        let timer = self.timer.as_ref().filter(|_| timed);
+        let writes = |part, begin, end| timer.and_then(|t| t.writes(part, begin, end));
+        for (i, sl) in earlier.iter().enumerate() {
+            let mut e = self.gpu.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = e.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes: writes(Part::Train, i == 0, false),
+                });
+                pass.set_pipeline(&f.train);
+                pass.set_bind_group(0, &f.train_bg, &[]);
+                pass.dispatch_workgroups(sl.groups, sl.rows, 1);
+            }
+            let js = Job {
+                group0: sl.group0,
+                row0: sl.row0,
+                ..*job
+            };
+            self.gpu.queue.write_buffer(&self.job, 0, bytemuck::bytes_of(&js));
+            self.gpu.queue.submit([e.finish()]);
+        }
+        job.group0 = last_slice.group0;
+        job.row0 = last_slice.row0;
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: None,
+                timestamp_writes: writes(Part::Train, earlier.is_empty(), true),
+            });
+            pass.set_pipeline(&f.train);
+            pass.set_bind_group(0, &f.train_bg, &[]);
+            pass.dispatch_workgroups(last_slice.groups, last_slice.rows, 1);
+        }
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: None,
+            timestamp_writes: writes(Part::Combine, true, true),
+        });
+        let np1 = self.net.n_params() as u32 + 1;
+        if groups <= fused::SMALL_COMBINE {
+            pass.set_pipeline(&f.combine_small);
+            pass.set_bind_group(0, &f.combine_small_bg, &[]);
+            pass.dispatch_workgroups(np1.div_ceil(WG), nrows, 1);
+        } else {
+            pass.set_pipeline(&f.combine);
+            pass.set_bind_group(0, &f.combine_bg, &[]);
+            pass.dispatch_workgroups(np1, nrows, 1);
+        }
+        Ok(())
+    }
+
+    /// Accumulate loss and gradient of `batch` for every cell of `rows` into its accumulator
+    /// (started afresh), then (with `adam`, one entry per row: hyper-parameters and step count
+    /// from 1) update those cells' parameters. Gaussian data: each row's seed and step (the
+    /// fused kernel; lane and group, which run one cell, take the batch's); host data: the
+    /// same samples for every row.
+    pub(super) fn accumulate(
+        &self,
+        batch: &GpuBatch,
+        rows: &[CellStep],
+        adam: Option<&[(AdamHyper, u64)]>,
+    ) -> Result<()> {
+        let (n, k) = (self.net.n(), self.net.bins());
+        let b = batch.len(n);
+        if rows.is_empty() || rows.len() > self.cap || rows.iter().any(|r| r.slot >= self.cap) {
+            return Err(Error::runtime(format!(
+                "a step of {} cell(s) on a model of {} (slots {:?})",
+                rows.len(),
+                self.cap,
+                rows.iter().map(|r| r.slot).collect::<Vec<_>>()
+            )));
+        }
+        self.upload_cells(batch, rows, adam);
         let nrows = rows.len() as u32;
         let per = match &self.shape {
             Shape::Chunked(c) => c.chunk,
@@ -599,71 +682,13 @@ impl GpuModel {
                         pass.set_bind_group(0, &c.reduce_bg, &[]);
                         pass.dispatch_workgroups((self.net.n_params() as u32 + 1).div_ceil(WG), 1, 1);
                     }
-                    Shape::Fused(f) => {
-                        let (spt, groups) = f.plan.shape(count, f.max_groups);
-                        if groups > f.cell_groups {
-                            return Err(Error::runtime(format!(
-                                "a dispatch of {count} samples needs {groups} workgroups per cell; this pack's partials hold {}",
-                                f.cell_groups
-                            )));
-                        }
-                        job.spt = spt;
-                        job.groups = groups;
-                        // every slice but the last in a submission of its own, with its job
-                        let per_group = spt as u64 * f.plan.teams as u64;
-                        let slices = dispatch::slices(groups, nrows, per_group, self.dispatch_cap);
-                        let (last_slice, earlier) = slices.split_last().expect("a grid has a slice");
-                        // timestamps where the step is one chunk (Philox data): the training
-                        // dispatches' first beginning and last end, combine, Adam
-                        let timer = self.timer.as_ref().filter(|_| timed);
-                        let writes = |part, begin, end| timer.and_then(|t| t.writes(part, begin, end));
-                        for (i, sl) in earlier.iter().enumerate() {
-                            let mut e = self.gpu.device.create_command_encoder(&Default::default());
-                            {
-                                let mut pass = e.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                                    label: None,
-                                    timestamp_writes: writes(Part::Train, i == 0, false),
-                                });
-                                pass.set_pipeline(&f.train);
-                                pass.set_bind_group(0, &f.train_bg, &[]);
-                                pass.dispatch_workgroups(sl.groups, sl.rows, 1);
-                            }
-                            let js = Job {
-                                group0: sl.group0,
-                                row0: sl.row0,
-                                ..job
-                            };
-                            self.gpu.queue.write_buffer(&self.job, 0, bytemuck::bytes_of(&js));
-                            self.gpu.queue.submit([e.finish()]);
-                        }
-                        job.group0 = last_slice.group0;
-                        job.row0 = last_slice.row0;
-                        {
-                            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                                label: None,
-                                timestamp_writes: writes(Part::Train, earlier.is_empty(), true),
-                            });
-                            pass.set_pipeline(&f.train);
-                            pass.set_bind_group(0, &f.train_bg, &[]);
-                            pass.dispatch_workgroups(last_slice.groups, last_slice.rows, 1);
-                        }
-                        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                            label: None,
-                            timestamp_writes: writes(Part::Combine, true, true),
-                        });
-                        let np1 = self.net.n_params() as u32 + 1;
-                        if groups <= fused::SMALL_COMBINE {
-                            pass.set_pipeline(&f.combine_small);
-                            pass.set_bind_group(0, &f.combine_small_bg, &[]);
-                            pass.dispatch_workgroups(np1.div_ceil(WG), nrows, 1);
-                        } else {
-                            pass.set_pipeline(&f.combine);
-                            pass.set_bind_group(0, &f.combine_bg, &[]);
-                            pass.dispatch_workgroups(np1, nrows, 1);
-                        }
-                    }
+                    Shape::Fused(f) => self.encode_fused(f, &mut enc, &mut job, count, nrows, timed)?,
                 }
-                let adam_writes = self.timer.as_ref().filter(|_| timed).and_then(|t| t.writes(Part::Adam, true, true));
+                let adam_writes = self
+                    .timer
+                    .as_ref()
+                    .filter(|_| timed)
+                    .and_then(|t| t.writes(Part::Adam, true, true));
                 if last && adam.is_some() {
                     self.adam_pass(&mut enc, nrows, adam_writes);
                 } else if adam_writes.is_some() {
