@@ -303,6 +303,8 @@ impl std::io::Write for PyLog {
     adapter = None, optimizer = "adam", momentum = 0.0, beta2 = 0.999, schedule = "constant",
     data = "minibatch", max_loss_ratio = 1e8, checkpoint_every = None, log = None
 ))]
+// Long on purpose: one keyword argument per `train` flag, each parsed with its own message;
+// the run itself is the library's (`run_training`).
 #[allow(clippy::too_many_arguments)]
 fn train_py(
     py: Python<'_>,

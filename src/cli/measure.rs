@@ -22,7 +22,8 @@ fn mkdir(d: &Path) -> Result<()> {
     std::fs::create_dir_all(d).map_err(|e| Error::input(format!("cannot create output directory {}: {e}", d.display())))
 }
 
-/// `fftlearn hessian`.
+/// `fftlearn hessian`. Slightly over 120 lines: the dense and Lanczos methods' reports, the
+/// spectrum file and its plot.
 pub fn hessian_cmd(a: HessianArgs) -> Result<()> {
     if !(a.zero_tol > 0.0 && a.zero_tol < 1.0) {
         return Err(Error::input(format!(
@@ -189,7 +190,7 @@ fn lanczos_report(a: &HessianArgs, p: &Params) -> Result<()> {
     Ok(())
 }
 
-/// `fftlearn rsweep`.
+/// `fftlearn rsweep`. Slightly over 120 lines: the scan's table, its CSV and its two plots.
 pub fn rsweep_cmd(a: RsweepArgs) -> Result<()> {
     let net = Network::new(a.n)?;
     if !(a.r_min > 0.0 && a.r_min < a.r_max && a.r_max.is_finite()) {

@@ -247,7 +247,8 @@ fn grad(a: GradArgs) -> Result<()> {
 }
 
 /// With `--resume`: the checkpoint's config, with the allowed overrides applied and any
-/// conflicting explicit flag reported by name.
+/// conflicting explicit flag reported by name. Long on purpose: a table with one row per
+/// kept flag (flag, differs, given, stored), then the flags that may change.
 fn resume_config(a: &TrainArgs, dir: &Path, ck: &Checkpoint) -> Result<TrainConfig> {
     let given = |id: &str| a.explicit.iter().any(|e| e == id);
     let mut cfg = ck.config.clone();
@@ -625,6 +626,8 @@ fn gradcheck(a: GradcheckArgs) -> Result<()> {
     }
 }
 
+/// `fftlearn bench`: the flags' checks, the table and its CSV. Slightly over 120 lines: the
+/// refusals of flags a CPU-only run would not use, and the GPU timestamps' line.
 fn bench_cmd(a: crate::cli::args::BenchArgs) -> Result<()> {
     use crate::cli::args::BenchDevice;
     use fftlearn::experiments::bench::{self, BenchConfig, Row};

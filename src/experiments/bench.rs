@@ -206,7 +206,8 @@ fn cell_configs(n: usize, batch: usize, cells: usize, backend: crate::train::Bac
         .collect()
 }
 
-/// Run every configuration; `each` sees every row as it is measured.
+/// Run every configuration; `each` sees every row as it is measured. Long on purpose: the
+/// CPU rows, the GPU packs and the lone GPU models are three loops over the same grid.
 pub fn run(cfg: &BenchConfig, mut each: impl FnMut(&Row)) -> Result<Vec<Row>> {
     if let Some(&c) = cfg.cells.iter().find(|&&c| c == 0 || c > MAX_CELLS) {
         return Err(Error::input(format!("--cells {c}: each count must be 1..={MAX_CELLS}")));

@@ -246,7 +246,9 @@ impl Key<'_> {
 }
 
 impl SweepConfig {
-    /// Parse and check a config's text (`what` names it in errors).
+    /// Parse and check a config's text (`what` names it in errors). Long on purpose: every
+    /// key's check, in the file's order, in one place, so that a new key's validation sits
+    /// beside the others and none is checked twice.
     pub fn parse(text: &str, what: &str) -> Result<Self> {
         let raw: Raw = toml::from_str(text).map_err(|e| {
             let at = e

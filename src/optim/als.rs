@@ -215,6 +215,9 @@ thread_local! {
     static ALS_WORK: std::cell::RefCell<Option<AlsWork>> = const { std::cell::RefCell::new(None) };
 }
 
+/// One ALS sweep over the population loss (see the module notes). Long on purpose: the
+/// suffix matrices, the loss, and the stage-by-stage solves share their work buffers and
+/// read as the derivation does.
 fn sweep_population(p: &mut Params, work: &mut AlsWork) -> f64 {
     let net = p.net.clone();
     let n = net.n();

@@ -456,7 +456,8 @@ impl TrainLog<'_> {
 /// Run training on `backend` from step 1, or from `resume` (whose state is loaded into
 /// `backend` here), writing `out/metrics.csv`, `out/checkpoint.npz` every
 /// `cfg.checkpoint_every` steps and at the end, and `out/params.npz`, in the directory `dir`
-/// holds (see [`open_run_dir`]).
+/// holds (see [`open_run_dir`]). Long on purpose: the resume (restore, pending row,
+/// metrics), the loop and each way a run ends are one sequence a reader follows in order.
 pub fn run(
     cfg: &TrainConfig,
     backend: &mut dyn Backend,

@@ -356,6 +356,9 @@ impl Gen<'_> {
         self.out.push('\n');
     }
 
+    /// The whole module, in the order the kernel runs (preamble, per pass: loads, butterflies,
+    /// exchanges, then the backward passes and the gather of the partials). Long on purpose:
+    /// the emitted WGSL reads top to bottom as this function does.
     fn module(&mut self) {
         let p = self.plan;
         let (n, rr) = (p.n(), p.rr());

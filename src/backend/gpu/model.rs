@@ -220,6 +220,8 @@ impl GpuModel {
 
     /// The model for cells `ps` (one N) at slots 0.., with `opts`; `pack_batch`: a pack of
     /// steps of that many samples (fused only; its partials sized for it), else one cell.
+    /// Long on purpose: the choice of shape with its refusals, then every buffer and
+    /// pipeline, in the order they are bound.
     pub(super) fn build(gpu: Gpu, ps: &[Params], opts: ModelOptions, pack_batch: Option<usize>) -> Result<Self> {
         // a measurement override that does not parse is an error, never a silent fallback
         env_shape().map_err(Error::input)?;
