@@ -704,7 +704,15 @@ fn bench_cmd(a: crate::cli::args::BenchArgs) -> Result<()> {
         dispatch_cap: a.dispatch_cap,
         cells: a.cells.clone(),
     };
-    say!("bench: N = {}, machine: {}", a.n, bench::machine());
+    // refused before the table's header, not after it
+    bench::check(&cfg)?;
+    say!(
+        "bench: N = {}, machine: {}{}",
+        a.n,
+        bench::machine(),
+        a.dispatch_cap
+            .map_or(String::new(), |c| format!(", --dispatch-cap {}", c.name()))
+    );
     say!(
         "{:<4} {:<6} {:<4} {:>9} {:>6} {:>6} {:>12} {:>14} {:>14}  adapter",
         "dev",

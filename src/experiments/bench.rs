@@ -206,9 +206,9 @@ fn cell_configs(n: usize, batch: usize, cells: usize, backend: crate::train::Bac
         .collect()
 }
 
-/// Run every configuration; `each` sees every row as it is measured. Long on purpose: the
-/// CPU rows, the GPU packs and the lone GPU models are three loops over the same grid.
-pub fn run(cfg: &BenchConfig, mut each: impl FnMut(&Row)) -> Result<Vec<Row>> {
+/// The refusals of a configuration [`run`] would make, before anything is measured.
+pub fn check(cfg: &BenchConfig) -> Result<()> {
+    Network::new(cfg.n)?;
     if let Some(&c) = cfg.cells.iter().find(|&&c| c == 0 || c > MAX_CELLS) {
         return Err(Error::input(format!("--cells {c}: each count must be 1..={MAX_CELLS}")));
     }
@@ -220,6 +220,13 @@ pub fn run(cfg: &BenchConfig, mut each: impl FnMut(&Row)) -> Result<Vec<Row>> {
             )));
         }
     }
+    Ok(())
+}
+
+/// Run every configuration; `each` sees every row as it is measured. Long on purpose: the
+/// CPU rows, the GPU packs and the lone GPU models are three loops over the same grid.
+pub fn run(cfg: &BenchConfig, mut each: impl FnMut(&Row)) -> Result<Vec<Row>> {
+    check(cfg)?;
     let net = Network::new(cfg.n)?;
     let p = Params::init(&net, &Scheme::Seed, 0);
     let machine = machine();
