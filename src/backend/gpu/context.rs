@@ -133,6 +133,9 @@ pub struct Gpu {
     pub dispatch_type: wgpu::DeviceType,
     lost: Arc<Mutex<Option<String>>>,
     uncaptured: Arc<Mutex<Option<String>>>,
+    /// The buffer reads copy into, kept between reads (each step reads its loss: no new
+    /// buffer per step), replaced by a larger one when a read needs it.
+    staging: Mutex<Option<wgpu::Buffer>>,
 }
 
 /// Pick an adapter: one whose name contains `name` (case-insensitive) if given, else the
@@ -268,6 +271,7 @@ impl Gpu {
             limits,
             lost,
             uncaptured,
+            staging: Mutex::new(None),
         })
     }
 
@@ -346,42 +350,44 @@ impl Gpu {
 
     /// Copy `size` bytes of `src` back to the host.
     pub fn read(&self, src: &wgpu::Buffer, offset: u64, size: u64) -> Result<Vec<u8>> {
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("staging"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let mut slot = self.staging.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.as_ref().is_none_or(|b| b.size() < size) {
+            // at least 4 KiB: a step's loss reads all fit one buffer
+            *slot = Some(self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("staging"),
+                size: size.max(4096).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+        }
+        let staging = slot.as_ref().expect("just made");
         let mut enc = self.device.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(src, offset, &staging, 0, size);
+        enc.copy_buffer_to_buffer(src, offset, staging, 0, size);
         self.queue.submit([enc.finish()]);
         self.check_lost()?;
         let (tx, rx) = std::sync::mpsc::channel();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+        staging.slice(..size).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        self.wait()?;
-        match rx.recv_timeout(WAIT_TIMEOUT) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                return Err(Error::runtime(format!(
-                    "GPU buffer map failed on adapter {}: {e}",
-                    self.name()
-                )))
-            }
-            Err(_) => {
-                return Err(Error::runtime(format!(
-                    "GPU buffer map timed out on adapter {}",
-                    self.name()
-                )))
-            }
+        let mapped = self.wait().and_then(|()| match rx.recv_timeout(WAIT_TIMEOUT) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::runtime(format!(
+                "GPU buffer map failed on adapter {}: {e}",
+                self.name()
+            ))),
+            Err(_) => Err(Error::runtime(format!(
+                "GPU buffer map timed out on adapter {}",
+                self.name()
+            ))),
+        });
+        if let Err(e) = mapped {
+            // a buffer left mapped or mid-map is not reused
+            *slot = None;
+            return Err(e);
         }
-        let data = staging
-            .get_mapped_range(..)
-            .map_err(|e| Error::runtime(format!("GPU buffer map failed on adapter {}: {e}", self.name())))?
-            .to_vec();
+        let data = staging.get_mapped_range(..size).map(|v| v.to_vec());
         staging.unmap();
-        Ok(data)
+        data.map_err(|e| Error::runtime(format!("GPU buffer map failed on adapter {}: {e}", self.name())))
     }
 }
 
