@@ -18,6 +18,7 @@
 #   DC_GC_BATCHES    gradcheck batches                         (default 1,4096,65536,1048576)
 #   DC_TORCH_BATCHES torch_vec.py bench batches on CUDA        (default 65536 262144)
 #   DC_TRAIN_BATCH   batch of the two identical runs           (default 65536)
+#   DC_CAP_BATCH     batch of the --dispatch-cap off row       (default 16777216)
 #   DC_DEVICE        torch device                              (default cuda)
 set -uo pipefail
 KIT=$(cd "${1:?usage: device_check.sh KIT OUT}" && pwd)
@@ -72,17 +73,21 @@ for sh in ${DC_SHAPES:-2,64 3,128 4,64 4,128}; do
 done
 step "bench lane f32" 90 - "$FL" bench --kernel lane --precision f32 --batches "$LANE_BATCHES" --min-time 0.5 --min-steps 2 --out "$OUT/b4.csv"
 step "bench cpu f64" 60 - "$FL" bench --device cpu --batches 65536 --min-time 1 --min-steps 2 --out "$OUT/b5.csv"
+# the dispatch cap's cost: a 2^24-sample step in one dispatch against the default cut (its
+# GPU timestamps in the rows); the bytes are the same either way (tests/it/dispatch.rs)
+step "bench fused f32 cap off" 60 - "$FL" bench --kernel fused --precision f32 --batches "${DC_CAP_BATCH:-16777216}" --min-time 1 --min-steps 3 --dispatch-cap off --out "$OUT/c_off.csv"
 # one CSV: the header once, then every row
 {
     head -n1 "$OUT/b1.csv" 2>/dev/null
     for f in "$OUT"/b[1-5].csv; do tail -n +2 "$f" 2>/dev/null; done
+    tail -n +2 "$OUT/c_off.csv" 2>/dev/null | sed "s/,fused,/,fused(cap off),/"
 } >"$OUT/bench.csv"
 for f in "$OUT"/s_*.csv; do
     [ -e "$f" ] || continue
     s=${f##*/s_}
     tail -n +2 "$f" | sed "s/,fused,/,fused(${s%.csv}),/" >>"$OUT/shapes.csv"
 done
-rm -f "$OUT"/b[1-5].csv "$OUT"/s_*.csv
+rm -f "$OUT"/b[1-5].csv "$OUT"/c_off.csv "$OUT"/s_*.csv
 
 # 2. correctness on this card: gradcheck per kernel x init x batch (f32), and f64
 for b in ${GC_BATCHES//,/ }; do
