@@ -56,6 +56,22 @@ pub fn open_for(
     }
     Ok(match chosen {
         be::Chosen::Gpu(m) => (Some(*m), None),
-        be::Chosen::Cpu(_) => (None, None),
+        be::Chosen::Cpu(_) => {
+            refuse_gpu_flags_on_the_cpu_path()?;
+            (None, None)
+        }
     })
+}
+
+/// Flags that set the GPU path, given to a run that `--device auto` put on the CPU path (no
+/// hardware GPU adapter), are refused, naming them: they would change nothing.
+pub fn refuse_gpu_flags_on_the_cpu_path() -> Result<()> {
+    let set = args::given_of(&["precision", "kernel", "chunk", "dispatch_cap", "adapter"]);
+    if set.is_empty() {
+        return Ok(());
+    }
+    Err(Error::input(format!(
+        "{} set the GPU path, but --device auto took the CPU f64 path (no hardware GPU adapter; --device gpu also takes a software one such as lavapipe); drop them or use --device gpu",
+        set.join(", ")
+    )))
 }

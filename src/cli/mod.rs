@@ -259,6 +259,10 @@ fn resume_config(a: &TrainArgs, dir: &Path, ck: &Checkpoint) -> Result<TrainConf
     // (flag id, differs from the checkpoint, the flag's value, the checkpoint's value)
     let name_of = |k: Option<Kernel>| k.map_or("auto", |k| k.name()).to_string();
     let chunk_of = |c: Option<usize>| c.map_or("default".to_string(), |c| c.to_string());
+    let prec_of = |b: BackendKind| match b {
+        BackendKind::GpuF64 => "f64",
+        _ => "f32",
+    };
     let checks: [(&str, bool, String, String); 14] = [
         (
             "optimizer",
@@ -304,8 +308,8 @@ fn resume_config(a: &TrainArgs, dir: &Path, ck: &Checkpoint) -> Result<TrainConf
         (
             "precision",
             cfg.backend.is_gpu() && gpu_kind != cfg.backend,
-            gpu_kind.to_string(),
-            cfg.backend.to_string(),
+            prec_of(gpu_kind).to_string(),
+            prec_of(cfg.backend).to_string(),
         ),
         (
             "kernel",
@@ -377,12 +381,23 @@ fn resume_config(a: &TrainArgs, dir: &Path, ck: &Checkpoint) -> Result<TrainConf
             .last()
             .is_some_and(|m| m.step == ck.step && m.rel_op_err.is_nan());
     if cfg.steps <= ck.step && !pending_last {
+        let pending = ck
+            .metrics
+            .last()
+            .is_some_and(|m| m.step == ck.step && m.rel_op_err.is_nan());
         return Err(Error::input(format!(
-            "--steps {}: the checkpoint in {} is already at step {}; pass --steps above {} to continue",
+            "--steps {}: the checkpoint in {} is already at step {}; {}",
             cfg.steps,
             dir.display(),
             ck.step,
-            ck.step
+            if pending {
+                format!(
+                    "its last row is pending: resume with --steps {} (or more) to complete it",
+                    ck.step
+                )
+            } else {
+                format!("pass --steps above {} to continue", ck.step)
+            }
         )));
     }
     Ok(cfg)
@@ -512,8 +527,16 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         }
         let model = match chosen {
             Chosen::Gpu(m) => Some(*m),
-            Chosen::Cpu(_) => None,
+            Chosen::Cpu(_) => {
+                // --device auto found no GPU: flags for the GPU path would change nothing
+                device::refuse_gpu_flags_on_the_cpu_path()?;
+                None
+            }
         };
+        // the shape that runs, not `auto`: a resume on another adapter keeps it (or says why not)
+        if let Some(m) = &model {
+            cfg.kernel = Some(m.kernel());
+        }
         train::backend_for(&cfg, p, model)?
     };
     cfg.backend = backend.kind();

@@ -231,6 +231,15 @@ fn a_resumed_gpu_run_keeps_its_kernel_shape_and_chunk() {
             "{f}"
         );
     }
+    // a run on `auto` records the shape auto took (here fused), not `auto`
+    assert!(train("auto", "2", &[]).status.success());
+    let o = bin()
+        .args(["train", "--resume"])
+        .arg(d.join("auto"))
+        .args(["--steps", "3", "--kernel", "group"])
+        .output()
+        .unwrap();
+    assert_error(&o, 2, &["--kernel group", "kernel = fused"]);
     // another shape or chunk is refused by name; the dispatch cap may change (same bytes)
     for (flag, val, stored) in [("--kernel", "fused", "kernel = group"), ("--chunk", "7", "chunk = 300")] {
         let o = bin()
@@ -290,4 +299,27 @@ fn the_dispatch_cap_is_refused_where_the_cpu_path_runs() {
         .output()
         .unwrap();
     assert_error(&o, 2, &["--dispatch-cap", "CPU f64 path"]);
+    // --device auto on a machine without a hardware GPU (CI's) takes the CPU path: the same
+    if fftlearn::backend::gpu::context::pick(None, false).is_err() {
+        for args in [
+            vec![
+                "train",
+                "--steps",
+                "1",
+                "--kernel",
+                "fused",
+                "--dispatch-cap",
+                "5",
+                "--out",
+            ],
+            vec!["snr", "--n", "8", "--batches", "2", "--k", "2", "--chunk", "3", "--out"],
+        ] {
+            let o = bin()
+                .args(&args)
+                .arg(d.join(format!("auto-{}", args[0])))
+                .output()
+                .unwrap();
+            assert_error(&o, 2, &["set the GPU path", "--device auto took the CPU f64 path"]);
+        }
+    }
 }

@@ -176,14 +176,15 @@ pub(super) fn build_chunked(
         )));
     }
     if let Some(c) = chunk_opt {
-        let bytes = layers * n as u64 * c as u64 * cb;
+        let bytes = (layers * n as u64 * cb).saturating_mul(c as u64);
         let groups = gpu.limits.max_compute_workgroups_per_dimension as usize;
         // the largest chunk the adapter takes (the default is at most MAX_CHUNK of it)
         let most = ((limit / (layers * n as u64 * cb)) as usize).min(groups);
         if c == 0 || bytes > limit || c > groups {
             return Err(Error::input(format!(
-                "--chunk {c}: must be 1..={most} on adapter {}: {c} samples need {bytes} bytes of activations (max_storage_buffer_binding_size / max_buffer_size: {limit} bytes) and {c} workgroups (max_compute_workgroups_per_dimension: {groups})",
-                gpu.name()
+                "--chunk {c}: must be 1..={most} on adapter {}: {c} samples need {} bytes of activations (max_storage_buffer_binding_size / max_buffer_size: {limit} bytes) and {c} workgroups (max_compute_workgroups_per_dimension: {groups})",
+                gpu.name(),
+                if bytes == u64::MAX { "over 2^64".to_string() } else { bytes.to_string() }
             )));
         }
         chunk = c;
