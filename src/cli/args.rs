@@ -366,10 +366,13 @@ impl From<ExactArg> for fftlearn::analysis::snr::ExactMode {
     }
 }
 
+/// The flags that set the GPU path (ids as `given_of` takes them).
+pub const GPU_FLAGS: [&str; 6] = ["precision", "kernel", "chunk", "dispatch_cap", "adapter", "adapters"];
+
 /// GPU flags given to a measurement on `--device cpu` are refused, naming them (they would
 /// change nothing).
 pub fn refuse_gpu_flags_on_cpu(device: DeviceArg) -> fftlearn::Result<()> {
-    let set = given_of(&["precision", "kernel", "chunk", "dispatch_cap", "adapter", "adapters"]);
+    let set = given_of(&GPU_FLAGS);
     if matches!(device, DeviceArg::Cpu) && !set.is_empty() {
         return Err(fftlearn::Error::input(format!(
             "{} set the GPU path, but --device cpu measures on the CPU f64 path; drop them or use --device gpu",

@@ -66,7 +66,7 @@ pub fn open_for(
 /// Flags that set the GPU path, given to a run that `--device auto` put on the CPU path (no
 /// hardware GPU adapter), are refused, naming them: they would change nothing.
 pub fn refuse_gpu_flags_on_the_cpu_path() -> Result<()> {
-    let set = args::given_of(&["precision", "kernel", "chunk", "dispatch_cap", "adapter"]);
+    let set = args::given_of(&args::GPU_FLAGS);
     if set.is_empty() {
         return Ok(());
     }

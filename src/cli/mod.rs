@@ -375,16 +375,11 @@ fn resume_config(a: &TrainArgs, dir: &Path, ck: &Checkpoint) -> Result<TrainConf
     }
     // a last step whose evaluation an interrupt cut short: resuming completes its row and
     // writes the run's final files
-    let pending_last = ck.step == cfg.steps
-        && ck
-            .metrics
-            .last()
-            .is_some_and(|m| m.step == ck.step && m.rel_op_err.is_nan());
-    if cfg.steps <= ck.step && !pending_last {
-        let pending = ck
-            .metrics
-            .last()
-            .is_some_and(|m| m.step == ck.step && m.rel_op_err.is_nan());
+    let pending = ck
+        .metrics
+        .last()
+        .is_some_and(|m| m.step == ck.step && m.rel_op_err.is_nan());
+    if cfg.steps <= ck.step && !(pending && ck.step == cfg.steps) {
         return Err(Error::input(format!(
             "--steps {}: the checkpoint in {} is already at step {}; {}",
             cfg.steps,
@@ -408,7 +403,7 @@ fn resume_config(a: &TrainArgs, dir: &Path, ck: &Checkpoint) -> Result<TrainConf
 fn refuse_unused_train_flags(a: &TrainArgs, cfg: &TrainConfig) -> Result<()> {
     let on_cpu =
         !cfg.optimizer.on_gpu() || matches!(a.device, DeviceArg::Cpu) || (a.resume.is_some() && !cfg.backend.is_gpu());
-    let gpu_flags = args::given_of(&["precision", "kernel", "chunk", "dispatch_cap", "adapter", "adapters"]);
+    let gpu_flags = args::given_of(&args::GPU_FLAGS);
     if on_cpu && !gpu_flags.is_empty() {
         return Err(Error::input(format!(
             "{} set the GPU path, but this run is on the CPU f64 path ({}); drop them or use --device gpu",
