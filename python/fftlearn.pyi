@@ -7,7 +7,7 @@ failures at run time ``RuntimeError``; a diverged run ``DivergedError``; Ctrl-C 
 ``train`` writes a checkpoint, then raises ``KeyboardInterrupt``.
 """
 
-from typing import Callable, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -53,31 +53,37 @@ def grad(
 
 def train(
     n: Optional[int] = None,
-    steps: int = 3000,
-    batch: int = 16,
-    lr: float = 1e-2,
-    seed: int = 42,
+    steps: Optional[int] = None,
+    batch: Optional[int] = None,
+    lr: Optional[float] = None,
+    seed: Optional[int] = None,
     init: Union[None, str, Params] = None,
-    print_every: int = 10,
+    print_every: Optional[int] = None,
     out: Optional[str] = None,
     overwrite: bool = False,
-    device: str = "auto",
-    precision: str = "f32",
-    kernel: str = "auto",
+    device: Optional[str] = None,
+    precision: Optional[str] = None,
+    kernel: Optional[str] = None,
     adapter: Optional[str] = None,
-    optimizer: str = "adam",
-    momentum: float = 0.0,
-    beta2: float = 0.999,
-    schedule: str = "constant",
-    data: str = "minibatch",
-    max_loss_ratio: float = 1e8,
+    optimizer: Optional[str] = None,
+    momentum: Optional[float] = None,
+    beta2: Optional[float] = None,
+    schedule: Optional[str] = None,
+    data: Optional[str] = None,
+    max_loss_ratio: Optional[float] = None,
     checkpoint_every: Optional[int] = None,
+    resume: Optional[str] = None,
     log: Optional[Callable[[str], object]] = None,
 ) -> Run:
-    """A training run with the CLI's defaults (the seed's run) and ``device="auto"``
-    semantics (a hardware GPU if any, else the exact CPU f64 path). ``out=None`` runs in a new
-    temporary directory; an existing run directory needs ``overwrite=True``. ``log`` receives
-    the log lines."""
+    """A training run with the CLI's defaults (the seed's run: n=512, steps=3000, batch=16,
+    lr=1e-2, seed=42, init="seed", print_every=10, device="auto", precision="f32",
+    kernel="auto", optimizer="adam", momentum=0, beta2=0.999, schedule="constant",
+    data="minibatch", max_loss_ratio=1e8) and ``device="auto"`` semantics (a hardware GPU if
+    any, else the exact CPU f64 path). A keyword left at None takes that default and counts as
+    not given, as a flag left off the command line does. ``out=None`` runs in a new temporary
+    directory; an existing run directory needs ``overwrite=True``; ``resume=DIR`` continues the
+    run there from its checkpoint (only steps, checkpoint_every, max_loss_ratio and adapter
+    may change). ``log`` receives the log lines."""
 
 def gradcheck(
     params: Optional[Params] = None,
@@ -104,10 +110,16 @@ def snr(
     """Gradient statistics per group and batch size (the CLI's snr.csv columns)."""
 
 def hessian(
-    params: Optional[Params] = None, init: str = "exact", n: int = 64, seed: int = 0
-) -> dict[str, np.ndarray]:
-    """The exact Hessian and Gauss-Newton matrix of the population loss (N <= 2048) and their
-    eigenvalues, ascending."""
+    params: Optional[Params] = None,
+    init: str = "exact",
+    n: int = 64,
+    seed: int = 0,
+    zero_tol: float = 1e-9,
+) -> dict[str, Any]:
+    """The CLI's dense ``hessian`` measurement: the exact Hessian and Gauss-Newton matrix of the
+    population loss (N <= 2048), their eigenvalues (ascending), ``loss``, and per matrix
+    ``*_zero_modes``, ``*_negative`` and ``*_condition``; ``blocks`` holds blocks.csv's
+    columns."""
 
 def devices() -> list[str]:
     """Every GPU adapter wgpu finds, one line each."""

@@ -3,14 +3,16 @@
 //! ([`model::rng`]).
 //!
 //! The modules, from the bottom up (each imports only from those above it in this list):
-//! - [`error`], [`interrupt`], [`io`]: errors with exit codes, Ctrl-C/SIGTERM, npy/npz and plots;
+//! - [`error`], [`given`], [`interrupt`], [`io`]: errors with exit codes, the settings a user
+//!   gave as their front end names them, Ctrl-C/SIGTERM, npy/npz and plots;
 //! - [`model`]: the network's wiring, parameters and init schemes, the counter-based
 //!   generator and the data;
 //! - [`backend`]: where the forward and backward passes run (the f64 CPU path, the GPU
 //!   path) and the one `--device auto` choice;
 //! - [`objective`]: the population problem, the exact Hessian and Gauss-Newton operators;
 //! - [`optim`]: every optimizer (one enum), its update rule and state, the schedules;
-//! - [`train`]: the typed run config, metrics, checkpoints, the steppers and the one step loop;
+//! - [`train`]: the typed run config, metrics, checkpoints, the steppers, the one step loop,
+//!   and `train`'s procedure from a request to a summary ([`train::job`]);
 //! - [`analysis`]: measurements that return structs (gradient SNR, the modulus scan);
 //! - [`experiments`]: sweeps, the seed document's claims, throughput benchmarks.
 //!
@@ -20,6 +22,7 @@ pub mod analysis;
 pub mod backend;
 pub mod error;
 pub mod experiments;
+pub mod given;
 pub mod interrupt;
 pub mod io;
 pub mod model;

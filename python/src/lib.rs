@@ -8,17 +8,17 @@
 //! `KeyboardInterrupt` (after its checkpoint). A Rust panic surfaces as pyo3's
 //! `PanicException`, never an abort. Long work runs with the GIL released.
 
-use fl::analysis::snr;
+use fl::analysis::{curvature, snr};
 use fl::backend::cpu;
 use fl::backend::gpu::{self, context, Kernel, Precision};
-use fl::backend::{self as be, Chosen, Device, GpuChoice};
+use fl::backend::{self as be, Device, GpuChoice};
 use fl::error::Kind;
+use fl::given::{Given, Style};
+use fl::io::table::{Table, Values};
 use fl::model::data::Batch;
 use fl::model::network::Network;
-use fl::model::params::{Init, Params, Point, Scheme};
-use fl::objective::hessian;
-use fl::optim::{Optimizer, Schedule};
-use fl::train::{self, DataMode, Start, TrainConfig};
+use fl::model::params::{Params, Point, Scheme};
+use fl::train;
 use num_complex::Complex64 as C64;
 use numpy::{PyArray1, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyTypeError, PyValueError};
@@ -111,6 +111,36 @@ impl<'a, 'py, T: TryFrom<i128>> FromPyObject<'a, 'py> for Whole<T> {
             .map(Whole)
             .map_err(|_| PyValueError::new_err(format!("{v}: out of range (a whole number >= 0 is accepted)")))
     }
+}
+
+/// A report as a dict of columns: numpy arrays of numbers, lists of names.
+fn table_columns<'py>(py: Python<'py>, t: &Table) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for c in &t.columns {
+        match &c.values {
+            Values::Text(v) => d.set_item(&c.name, v.clone())?,
+            Values::Int(v) => d.set_item(&c.name, PyArray1::from_vec(py, v.clone()))?,
+            Values::Float(v) => d.set_item(&c.name, PyArray1::from_vec(py, v.clone()))?,
+        }
+    }
+    Ok(d)
+}
+
+/// A report as a list of dicts, one per row.
+fn table_records<'py>(py: Python<'py>, t: &Table) -> PyResult<Bound<'py, PyList>> {
+    let rows = PyList::empty(py);
+    for i in 0..t.len() {
+        let d = PyDict::new(py);
+        for c in &t.columns {
+            match &c.values {
+                Values::Text(v) => d.set_item(&c.name, &v[i])?,
+                Values::Int(v) => d.set_item(&c.name, v[i])?,
+                Values::Float(v) => d.set_item(&c.name, v[i])?,
+            }
+        }
+        rows.append(d)?;
+    }
+    Ok(rows)
 }
 
 /// The GPU choice from `train`/`gradcheck`'s keyword arguments.
@@ -267,9 +297,11 @@ impl Run {
     }
 }
 
-/// Lines of the run's log, handed to a Python callable (or dropped).
+/// Lines of the run's log, handed to a Python callable (or dropped) a whole line at a time
+/// (a formatted line may arrive in several writes).
 struct PyLog {
     tx: mpsc::Sender<Msg>,
+    partial: String,
 }
 
 enum Msg {
@@ -277,11 +309,28 @@ enum Msg {
     Done(Box<fl::Result<(train::Summary, String)>>),
 }
 
+impl PyLog {
+    fn new(tx: mpsc::Sender<Msg>) -> Self {
+        PyLog {
+            tx,
+            partial: String::new(),
+        }
+    }
+
+    /// Hand over a last line that had no newline.
+    fn finish(&mut self) {
+        if !self.partial.is_empty() {
+            let _ = self.tx.send(Msg::Line(std::mem::take(&mut self.partial)));
+        }
+    }
+}
+
 impl std::io::Write for PyLog {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let text = String::from_utf8_lossy(buf).to_string();
-        for l in text.lines() {
-            let _ = self.tx.send(Msg::Line(l.to_string()));
+        self.partial.push_str(&String::from_utf8_lossy(buf));
+        while let Some(i) = self.partial.find('\n') {
+            let line: String = self.partial.drain(..=i).collect();
+            let _ = self.tx.send(Msg::Line(line.trim_end_matches(['\n', '\r']).to_string()));
         }
         Ok(buf.len())
     }
@@ -292,118 +341,129 @@ impl std::io::Write for PyLog {
 
 /// `train(...) -> Run`: a training run with the CLI's defaults (the seed's: N = 512, Adam at
 /// lr 1e-2, batch 16, all-ones init, 3000 steps, seed 42) and its `device="auto"` semantics.
-/// `init` is a scheme name or a parameters dict; `out=None` runs in a new temporary
-/// directory (its path is `Run.out`); an existing run directory needs `overwrite=True`.
-/// `log(line)` receives the log lines as `train` prints them. Ctrl-C stops the run after
-/// the current step with a checkpoint, then raises KeyboardInterrupt.
+/// Every keyword is a `train` flag; one left at None takes the flag's default and counts as
+/// not given (as a flag left off: a resume keeps the checkpoint's value, and a setting that
+/// would change nothing is refused only when given). `init` is a scheme name or a
+/// parameters dict; `out=None` runs in a new temporary directory (its path is `Run.out`); an
+/// existing run directory needs `overwrite=True`, and `resume=DIR` continues the run there.
+/// `log(line)` receives the log lines as `train` prints them. Ctrl-C stops the run after the
+/// current step with a checkpoint, then raises KeyboardInterrupt.
 #[pyfunction]
 #[pyo3(signature = (
-    n = None, steps = Whole(3000), batch = Whole(16), lr = 1e-2, seed = 42, init = None, print_every = 10,
-    out = None, overwrite = false, device = "auto", precision = "f32", kernel = "auto",
-    adapter = None, optimizer = "adam", momentum = 0.0, beta2 = 0.999, schedule = "constant",
-    data = "minibatch", max_loss_ratio = 1e8, checkpoint_every = None, log = None
+    n = None, steps = None, batch = None, lr = None, seed = None, init = None, print_every = None,
+    out = None, overwrite = false, device = None, precision = None, kernel = None,
+    adapter = None, optimizer = None, momentum = None, beta2 = None, schedule = None,
+    data = None, max_loss_ratio = None, checkpoint_every = None, resume = None, log = None
 ))]
 // Long on purpose: one keyword argument per `train` flag, each parsed with its own message;
-// the run itself is the library's (`run_training`).
+// the run itself is the library's (`train::Job`).
 #[allow(clippy::too_many_arguments)]
 fn train_py(
     py: Python<'_>,
     n: Option<Whole<usize>>,
-    steps: Whole<u32>,
-    batch: Whole<usize>,
-    lr: f64,
-    seed: u64,
+    steps: Option<Whole<u32>>,
+    batch: Option<Whole<usize>>,
+    lr: Option<f64>,
+    seed: Option<u64>,
     init: Option<&Bound<'_, PyAny>>,
-    print_every: u32,
+    print_every: Option<u32>,
     out: Option<PathBuf>,
     overwrite: bool,
-    device: &str,
-    precision: &str,
-    kernel: &str,
+    device: Option<&str>,
+    precision: Option<&str>,
+    kernel: Option<&str>,
     adapter: Option<String>,
-    optimizer: &str,
-    momentum: f64,
-    beta2: f64,
-    schedule: &str,
-    data: &str,
-    max_loss_ratio: f64,
+    optimizer: Option<&str>,
+    momentum: Option<f64>,
+    beta2: Option<f64>,
+    schedule: Option<&str>,
+    data: Option<&str>,
+    max_loss_ratio: Option<f64>,
     checkpoint_every: Option<u32>,
+    resume: Option<PathBuf>,
     log: Option<Py<PyAny>>,
 ) -> PyResult<Run> {
-    let device: Device = parse("device", device)?;
-    let (init_cfg, start_params) = match init {
-        None => (Init::default(), None),
-        Some(v) if v.is_instance_of::<pyo3::types::PyString>() => {
-            (parse::<Init>("init", &v.extract::<String>()?)?, None)
-        }
-        Some(v) => (Init::Scheme(Scheme::Seed), Some(params_of(v)?)),
-    };
-    let out = match out {
-        Some(o) => o,
-        None => tempdir()?,
-    };
-    let cfg = TrainConfig {
-        n: match (&start_params, n.map(|n| n.0)) {
-            (Some(p), Some(n)) if n != p.net.n() => {
-                return Err(PyValueError::new_err(format!(
-                    "n={n} does not match init's parameters of N = {}: drop n, or pass parameters of N = {n}",
-                    p.net.n()
-                )))
-            }
-            (Some(p), _) => p.net.n(),
-            (None, n) => n.unwrap_or(512),
-        },
-        steps: steps.0,
-        batch: batch.0,
-        lr,
-        seed,
-        init: init_cfg,
-        print_every,
-        out: out.clone(),
-        max_loss_ratio,
-        checkpoint_every: checkpoint_every.unwrap_or(TrainConfig::default_checkpoint_every(steps.0)),
-        backend: if device == Device::Gpu {
-            train::BackendKind::GpuF32
-        } else {
-            train::BackendKind::CpuF64
-        },
-        optimizer: parse::<Optimizer>("optimizer", optimizer)?,
-        momentum,
-        schedule: parse::<Schedule>("schedule", schedule)?,
-        data: parse::<DataMode>("data", data)?,
-        beta2,
-        kernel: match kernel {
-            "auto" => None,
-            k => Some(parse::<Kernel>("kernel", k)?),
-        },
-        chunk: None,
-    };
-    if device == Device::Cpu {
-        // GPU settings on the CPU path would change nothing: refused, as the CLI refuses them
-        let set: Vec<String> = [
-            (precision != "f32").then(|| format!("precision='{precision}'")),
-            (kernel != "auto").then(|| format!("kernel='{kernel}'")),
-            adapter.as_ref().map(|a| format!("adapter='{a}'")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        if !set.is_empty() {
-            return Err(PyValueError::new_err(format!(
-                "{} set the GPU path, and device='cpu' runs the CPU f64 path: drop them or use device='gpu'",
-                set.join(", ")
-            )));
-        }
+    // the keywords given (not None), as the CLI's flag ids
+    let given: Vec<&str> = [
+        ("n", n.is_some()),
+        ("steps", steps.is_some()),
+        ("batch", batch.is_some()),
+        ("lr", lr.is_some()),
+        ("seed", seed.is_some()),
+        ("init", init.is_some()),
+        ("print_every", print_every.is_some()),
+        ("out", out.is_some()),
+        ("device", device.is_some()),
+        ("precision", precision.is_some()),
+        ("kernel", kernel.is_some()),
+        ("adapter", adapter.is_some()),
+        ("optimizer", optimizer.is_some()),
+        ("momentum", momentum.is_some()),
+        ("beta2", beta2.is_some()),
+        ("schedule", schedule.is_some()),
+        ("data", data.is_some()),
+        ("max_loss_ratio", max_loss_ratio.is_some()),
+        ("checkpoint_every", checkpoint_every.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(id, g)| g.then_some(id))
+    .collect();
+    let mut req = train::Request::new(Given::new(given, Style::Python));
+    let c = &mut req.config;
+    if let Some(v) = n {
+        c.n = v.0;
     }
-    let gpu = gpu_choice(adapter, precision, kernel)?;
-    let start = if overwrite { Start::Overwrite } else { Start::Fresh };
+    if let Some(v) = steps {
+        c.steps = v.0;
+    }
+    if let Some(v) = batch {
+        c.batch = v.0;
+    }
+    c.lr = lr.unwrap_or(c.lr);
+    c.seed = seed.unwrap_or(c.seed);
+    match init {
+        None => {}
+        Some(v) if v.is_instance_of::<pyo3::types::PyString>() => c.init = parse("init", &v.extract::<String>()?)?,
+        Some(v) => req.params = Some(params_of(v)?),
+    }
+    c.print_every = print_every.unwrap_or(c.print_every);
+    c.max_loss_ratio = max_loss_ratio.unwrap_or(c.max_loss_ratio);
+    c.checkpoint_every = checkpoint_every.unwrap_or(c.checkpoint_every);
+    c.momentum = momentum.unwrap_or(c.momentum);
+    c.beta2 = beta2.unwrap_or(c.beta2);
+    if let Some(v) = optimizer {
+        c.optimizer = parse("optimizer", v)?;
+    }
+    if let Some(v) = schedule {
+        c.schedule = parse("schedule", v)?;
+    }
+    if let Some(v) = data {
+        c.data = parse("data", v)?;
+    }
+    c.out = match (out, &resume) {
+        (Some(o), _) => o,
+        (None, Some(r)) => r.clone(),
+        (None, None) => tempdir()?,
+    };
+    let run_dir = resume.clone().unwrap_or_else(|| c.out.clone());
+    if let Some(d) = device {
+        req.device = parse("device", d)?;
+    }
+    req.gpu = gpu_choice(adapter, precision.unwrap_or("f32"), kernel.unwrap_or("auto"))?;
+    req.resume = resume;
+    req.overwrite = overwrite;
     let (tx, rx) = mpsc::channel();
     fl::interrupt::clear();
     let mut interrupted = false;
     let result = std::thread::scope(|s| {
         let tx2 = tx.clone();
         s.spawn(move || {
-            let r = run_training(cfg, device, gpu, start, start_params, PyLog { tx: tx2.clone() });
+            let mut log = PyLog::new(tx2.clone());
+            let r = train::Job::open(req, &mut log).and_then(|job| {
+                let describe = job.describe();
+                job.run(&mut log).map(|s| (s, describe))
+            });
+            log.finish();
             let _ = tx2.send(Msg::Done(Box::new(r)));
         });
         drop(tx);
@@ -455,7 +515,7 @@ fn train_py(
         rel_op_err: summary.rel_op_err,
         final_eval: summary.final_eval,
         seconds: summary.seconds,
-        out: out.display().to_string(),
+        out: run_dir.display().to_string(),
     })
 }
 
@@ -472,40 +532,6 @@ fn tempdir() -> PyResult<PathBuf> {
         "cannot create a run directory under {}",
         base.display()
     )))
-}
-
-/// The CLI's `train` sequence: lock and check the directory, validate, choose the device,
-/// step; returns the summary and where it ran.
-fn run_training(
-    cfg: TrainConfig,
-    device: Device,
-    gpu: GpuChoice,
-    start: Start,
-    start_params: Option<Params>,
-    mut log: PyLog,
-) -> fl::Result<(train::Summary, String)> {
-    use std::io::Write;
-    let lock = train::open_run_dir(&cfg.out, start)?;
-    let mut cfg = cfg;
-    let net = cfg.validate()?;
-    let p = match start_params {
-        Some(p) => p,
-        None => cfg.init.params(&net, cfg.seed)?,
-    };
-    let device = if cfg.optimizer.on_gpu() { device } else { Device::Cpu };
-    let chosen = be::choose(device, &gpu, &p)?;
-    for l in chosen.lines().into_iter().filter(|l| !l.starts_with("[device] cpu")) {
-        let _ = writeln!(log, "{l}");
-    }
-    let model = match chosen {
-        Chosen::Gpu(m) => Some(*m),
-        Chosen::Cpu(_) => None,
-    };
-    let mut backend = train::backend_for(&cfg, p, model)?;
-    cfg.backend = backend.kind();
-    let describe = backend.describe();
-    let s = train::run(&cfg, backend.as_mut(), None, &lock, &mut log)?;
-    Ok((s, describe))
 }
 
 /// `gradcheck(params=None, init="random", n=512, batch=4096, seed=0, precision="f32",
@@ -526,9 +552,7 @@ fn gradcheck<'py>(
     adapter: Option<String>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let (n, batch) = (n.0, batch.0);
-    if batch == 0 {
-        return Err(PyValueError::new_err("batch 0: the batch must be at least 1"));
-    }
+    gpu::gradcheck::check_batch(batch).map_err(py_err)?;
     let p = point(params, init, n, seed)?;
     let choice = gpu_choice(adapter, precision, kernel)?;
     let (r, name, prec) = py
@@ -538,10 +562,6 @@ fn gradcheck<'py>(
             Ok((r, m.gpu().name(), m.precision()))
         })
         .map_err(py_err)?;
-    let (tol_loss, tol_grad) = match prec {
-        Precision::F32 => (1e-5, 1e-4),
-        Precision::F64 => (1e-12, 1e-12),
-    };
     let d = PyDict::new(py);
     d.set_item("adapter", name)?;
     d.set_item("precision", prec.wgsl())?;
@@ -549,21 +569,9 @@ fn gradcheck<'py>(
     d.set_item("loss_gpu", r.loss_gpu)?;
     d.set_item("loss_rel", r.loss_rel)?;
     d.set_item("loss_scaled", r.loss_scaled)?;
-    let groups = PyList::empty(py);
-    for g in &r.groups {
-        let gd = PyDict::new(py);
-        gd.set_item("name", &g.name)?;
-        gd.set_item("norm", g.norm)?;
-        gd.set_item("max_abs", g.max_abs)?;
-        gd.set_item("max_rel", g.max_rel)?;
-        gd.set_item("mean_rel", g.mean_rel)?;
-        gd.set_item("norm_rel", g.norm_rel)?;
-        gd.set_item("scaled", g.scaled)?;
-        groups.append(gd)?;
-    }
-    d.set_item("groups", groups)?;
+    d.set_item("groups", table_records(py, &r.table())?)?;
     d.set_item("worst_scaled", r.worst_scaled())?;
-    d.set_item("passed", r.loss_scaled <= tol_loss && r.worst_scaled() <= tol_grad)?;
+    d.set_item("passed", r.passed(prec))?;
     Ok(d)
 }
 
@@ -589,69 +597,67 @@ fn snr_py<'py>(
     let device: Device = parse("device", device)?;
     let rows = py
         .detach(|| -> fl::Result<Vec<snr::Row>> {
-            let chosen = be::choose(device, &GpuChoice::default(), &p)?;
-            let model = match chosen {
-                Chosen::Gpu(m) => Some(*m),
-                Chosen::Cpu(_) => None,
-            };
+            let given = Given::new(["device"], Style::Python);
+            let opened = be::open_for(
+                device,
+                &GpuChoice::default(),
+                &[],
+                &p,
+                &given,
+                true,
+                &mut std::io::sink(),
+            )?;
             let base = req.baseline(&p);
-            let on = model.as_ref().map_or(snr::On::Cpu, snr::On::Gpu);
+            let on = match &opened {
+                be::Opened::Gpu(m) => snr::On::Gpu(m),
+                be::Opened::Multi(m) => snr::On::Multi(m),
+                be::Opened::Cpu => snr::On::Cpu,
+            };
             req.rows(&p, on, seed, &base.pop, base.exact.as_ref(), |_, _, _| Ok(()))
         })
         .map_err(py_err)?;
-    let d = PyDict::new(py);
-    d.set_item("group", rows.iter().map(|r| r.group.clone()).collect::<Vec<_>>())?;
-    let col = |f: &dyn Fn(&snr::Row) -> f64| -> Vec<f64> { rows.iter().map(f).collect() };
-    d.set_item(
-        "batch",
-        PyArray1::from_vec(py, rows.iter().map(|r| r.batch as i64).collect()),
-    )?;
-    d.set_item("mean_abs_g", PyArray1::from_vec(py, col(&|r| r.mean_abs_g)))?;
-    d.set_item("std", PyArray1::from_vec(py, col(&|r| r.std)))?;
-    d.set_item("std_exact", PyArray1::from_vec(py, col(&|r| r.std_exact)))?;
-    d.set_item("snr_median", PyArray1::from_vec(py, col(&|r| r.snr_median)))?;
-    d.set_item("snr_exact_median", PyArray1::from_vec(py, col(&|r| r.snr_exact_median)))?;
-    d.set_item("mean_gsnr", PyArray1::from_vec(py, col(&|r| r.mean_gsnr)))?;
-    d.set_item("cos_mean", PyArray1::from_vec(py, col(&|r| r.cos_mean)))?;
-    d.set_item("b_simple", PyArray1::from_vec(py, col(&|r| r.b_simple)))?;
-    d.set_item("b_simple_exact", PyArray1::from_vec(py, col(&|r| r.b_simple_exact)))?;
+    let d = table_columns(py, &snr::table(&rows))?;
     Ok(d)
 }
 
-/// `hessian(params=None, init="exact", n=64, seed=0) -> dict`: the exact Hessian and
-/// Gauss-Newton matrix of the population loss (2 (N + 3) real parameters, N <= 2048) and
-/// their eigenvalues, ascending.
+/// `hessian(params=None, init="exact", n=64, seed=0, zero_tol=1e-9) -> dict`: the CLI's dense
+/// `hessian` measurement: the exact Hessian and Gauss-Newton matrix of the population loss
+/// (2 (N + 3) real parameters, N <= 2048), their eigenvalues (ascending), zero modes,
+/// negative count and condition number, and the per-group blocks (blocks.csv's columns).
 #[pyfunction]
-#[pyo3(signature = (params = None, init = "exact", n = Whole(64), seed = 0))]
+#[pyo3(signature = (params = None, init = "exact", n = Whole(64), seed = 0, zero_tol = curvature::ZERO_TOL))]
 fn hessian_py<'py>(
     py: Python<'py>,
     params: Option<&Bound<'py, PyAny>>,
     init: &str,
     n: Whole<usize>,
     seed: u64,
+    zero_tol: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let p = point(params, init, n.0, seed)?;
-    if p.net.n() > 2048 {
-        return Err(PyValueError::new_err(format!(
-            "N = {}: the dense matrices are offered up to N = 2048 (the CLI's `hessian --method lanczos` covers larger N)",
-            p.net.n()
-        )));
-    }
-    let nr = hessian::n_real(&p.net);
-    let (h, g, eh, eg) = py
-        .detach(|| -> fl::Result<_> {
-            let (h, _) = hessian::hessian(&p);
-            let (g, _) = hessian::gauss_newton(&p);
-            let eh = hessian::eigenvalues(nr, &h)?;
-            let eg = hessian::eigenvalues(nr, &g)?;
-            Ok((h, g, eh, eg))
-        })
-        .map_err(py_err)?;
+    let dense = py.detach(|| curvature::Dense::measure(&p, zero_tol)).map_err(py_err)?;
+    let nr = dense.nr;
     let d = PyDict::new(py);
-    d.set_item("hessian", PyArray1::from_vec(py, h).reshape([nr, nr])?)?;
-    d.set_item("gauss_newton", PyArray1::from_vec(py, g).reshape([nr, nr])?)?;
-    d.set_item("hessian_eigenvalues", PyArray1::from_vec(py, eh))?;
-    d.set_item("gauss_newton_eigenvalues", PyArray1::from_vec(py, eg))?;
+    d.set_item(
+        "hessian",
+        PyArray1::from_vec(py, dense.hessian.clone()).reshape([nr, nr])?,
+    )?;
+    d.set_item(
+        "gauss_newton",
+        PyArray1::from_vec(py, dense.gauss_newton.clone()).reshape([nr, nr])?,
+    )?;
+    d.set_item("hessian_eigenvalues", PyArray1::from_vec(py, dense.spec_h.eig.clone()))?;
+    d.set_item(
+        "gauss_newton_eigenvalues",
+        PyArray1::from_vec(py, dense.spec_gn.eig.clone()),
+    )?;
+    d.set_item("loss", dense.loss)?;
+    d.set_item("blocks", table_columns(py, &dense.blocks())?)?;
+    for (key, s) in [("hessian", &dense.spec_h), ("gauss_newton", &dense.spec_gn)] {
+        d.set_item(format!("{key}_zero_modes"), s.zero_modes.len())?;
+        d.set_item(format!("{key}_negative"), s.negative)?;
+        d.set_item(format!("{key}_condition"), s.kappa)?;
+    }
     Ok(d)
 }
 

@@ -111,11 +111,32 @@ def test_train_refuses_an_n_that_its_init_parameters_do_not_have(tmp_path):
                  lambda: fftlearn.train(n=16, steps=-5, device="cpu"), lambda: fftlearn.hessian(n=-8)):
         with pytest.raises(ValueError, match="out of range"):
             call()
-    with pytest.raises(ValueError, match="precision='f64' set the GPU path"):
+    with pytest.raises(ValueError, match="precision set the GPU path, but this run is on the CPU f64 path .device=.cpu.."):
         fftlearn.train(n=16, device="cpu", precision="f64", steps=2, out=str(tmp_path / "c"))
     # without n, or with the parameters' own, the run is at their N
     r = fftlearn.train(n=16, init=p, device="cpu", steps=2, out=str(tmp_path / "b"))
     assert r.params["twiddles"].shape == (15,)
+
+
+def test_train_resumes_and_refuses_as_the_cli_does(tmp_path):
+    lines = []
+    full = fftlearn.train(device="cpu", n=16, steps=40, out=str(tmp_path / "full"))
+    fftlearn.train(device="cpu", n=16, steps=20, out=str(tmp_path / "half"), log=lines.append)
+    # each log line arrives whole: no fragments, no newlines
+    assert lines and all(line and "\n" not in line for line in lines), lines
+    r = fftlearn.train(resume=str(tmp_path / "half"), steps=40)
+    assert r.out == str(tmp_path / "half")
+    assert np.array_equal(r.params["twiddles"], full.params["twiddles"])
+    assert (tmp_path / "half" / "metrics.csv").read_bytes() == (tmp_path / "full" / "metrics.csv").read_bytes()
+    # a resume keeps its config; a keyword left at None is not given
+    with pytest.raises(ValueError, match="lr=5e-1 conflicts with the checkpoint.s lr = 1e-2"):
+        fftlearn.train(resume=str(tmp_path / "half"), steps=60, lr=0.5)
+    # a setting that changes nothing is refused when given, in Python's words
+    with pytest.raises(ValueError, match="^lr has no effect on optimizer lm"):
+        fftlearn.train(device="cpu", n=16, steps=2, optimizer="lm", data="population", lr=0.1, out=str(tmp_path / "lm"))
+    with pytest.raises(ValueError, match="batch=8 has no effect with data='population'"):
+        fftlearn.train(device="cpu", n=16, steps=2, data="population", batch=8, out=str(tmp_path / "pop"))
+    assert fftlearn.train(device="cpu", n=16, steps=2, optimizer="lm", data="population", out=str(tmp_path / "lm2")).rel_op_err >= 0
 
 
 def test_keyboard_interrupt_during_train_leaves_a_checkpoint(tmp_path):
@@ -170,6 +191,35 @@ def test_hessian_and_snr_match_their_closed_forms():
         fftlearn.snr(init="seed", n=8, batches=[1, 1, 1], k=2**31, device="cpu")
     with pytest.raises(ValueError, match="out of range"):
         fftlearn.snr(init="seed", n=8, batches=[0], k=2, device="cpu")
+
+
+def csv_columns(path):
+    lines = Path(path).read_text().splitlines()
+    head = lines[0].split(",")
+    return head, [[row.split(",")[i] for row in lines[1:]] for i in range(len(head))]
+
+
+def test_reports_are_the_clis_files_column_for_column(tmp_path):
+    # one table defines each report: Python's columns are the CLI's CSV, bit for bit
+    cli("snr", "--device", "cpu", "--n", "16", "--batches", "16,64", "--k", "8", "--out", tmp_path / "snr")
+    s = fftlearn.snr(init="seed", n=16, batches=[16, 64], k=8, device="cpu")
+    head, cols = csv_columns(tmp_path / "snr" / "snr.csv")
+    assert list(s.keys()) == head
+    for k, col in zip(head, cols):
+        got = list(s[k]) if k == "group" else [float(v) for v in s[k]]
+        want = col if k == "group" else [float(v) for v in col]
+        # NaN cells (no closed form for some groups) compare as strings
+        assert [str(v) for v in got] == [str(v) for v in want], k
+    cli("hessian", "--n", "8", "--init", "random", "--out", tmp_path / "h")
+    h = fftlearn.hessian(init="random", n=8)
+    head, cols = csv_columns(tmp_path / "h" / "blocks.csv")
+    assert list(h["blocks"].keys()) == head
+    for k, col in zip(head, cols):
+        want = col if k == "group" else [float(v) for v in col]
+        assert list(h["blocks"][k]) == want, k
+    head, cols = csv_columns(tmp_path / "h" / "eigenvalues.csv")
+    assert list(h["hessian_eigenvalues"]) == [float(v) for v in cols[1]]
+    assert list(h["gauss_newton_eigenvalues"]) == [float(v) for v in cols[2]]
 
 
 def test_grad_agrees_with_torch_autograd():

@@ -2,6 +2,8 @@
 //! population gradient's norm per group, fitted exponents below and above r = 1, and the
 //! path structure that predicts them (how many twiddles each input-to-output path carries).
 
+use crate::error::{Error, Result};
+use crate::io::table::{Shown, Table};
 use crate::model::network::Network;
 use crate::model::params::{exact_twiddles, Params, Scheme, EXACT_M};
 use crate::objective::hessian::{group_of, population_grad};
@@ -101,4 +103,107 @@ pub fn predicted_loss(net: &Network, hist: &[usize], r: f64) -> f64 {
         .map(|(m, &c)| c as f64 * (r.powi(m as i32) - 1.0).powi(2))
         .sum::<f64>()
         / net.bins() as f64
+}
+
+/// The moduli of a scan: `points` (at least 3) spaced evenly in log r from `r_min` to
+/// `r_max` (0 < r_min < r_max < inf).
+pub fn moduli(r_min: f64, r_max: f64, points: usize) -> Result<Vec<f64>> {
+    if !(r_min > 0.0 && r_min < r_max && r_max.is_finite()) {
+        return Err(Error::input(format!(
+            "--r-min {r_min} --r-max {r_max}: need 0 < r-min < r-max < inf"
+        )));
+    }
+    if points < 3 {
+        return Err(Error::input(format!("--points {points}: at least 3")));
+    }
+    Ok((0..points)
+        .map(|i| r_min * (r_max / r_min).powf(i as f64 / (points - 1) as f64))
+        .collect())
+}
+
+/// One `rsweep` measurement as data: the rows at log-spaced moduli, the path histogram, and
+/// the tables the CLI prints and writes.
+#[derive(Clone, Debug)]
+pub struct Scan {
+    /// The network.
+    pub net: Network,
+    /// The phases the twiddles had.
+    pub phases: Phases,
+    /// One row per modulus, ascending.
+    pub rows: Vec<Row>,
+    /// Input-to-output paths by the number of twiddles on them ([`path_histogram`]).
+    pub hist: Vec<usize>,
+}
+
+impl Scan {
+    /// Measure at `points` moduli spaced evenly in log r from `r_min` to `r_max`.
+    pub fn measure(n: usize, r_min: f64, r_max: f64, points: usize, phases: Phases, seed: u64) -> Result<Scan> {
+        let net = Network::new(n)?;
+        let rows = sweep(&net, &moduli(r_min, r_max, points)?, phases, seed);
+        let hist = path_histogram(&net);
+        Ok(Scan {
+            net,
+            phases,
+            rows,
+            hist,
+        })
+    }
+
+    /// The parameter groups' names: M, stage1, ...
+    pub fn groups(&self) -> Vec<String> {
+        (0..=self.net.stages().len())
+            .map(|g| if g == 0 { "M".to_string() } else { format!("stage{g}") })
+            .collect()
+    }
+
+    /// One row per modulus: r, the population loss, the path-count prediction for exact
+    /// phases, and each group's gradient norm (rsweep.csv).
+    pub fn table(&self) -> Table {
+        let mut t = Table::new()
+            .float("r", self.rows.iter().map(|r| r.r))
+            .float("population_loss", self.rows.iter().map(|r| r.loss))
+            .float(
+                "predicted_loss_exact_phases",
+                self.rows.iter().map(|r| predicted_loss(&self.net, &self.hist, r.r)),
+            );
+        for (g, name) in self.groups().iter().enumerate() {
+            t = t.float(&format!("grad_norm_{name}"), self.rows.iter().map(|r| r.norms[g]));
+        }
+        t
+    }
+
+    /// Per group, the least-squares slopes of log ||grad|| on log r below r = 0.8 and above
+    /// r = 1.25 (with exact phases the gradient vanishes at r = 1), beside the seed's claim of 8.
+    pub fn slopes(&self) -> Table {
+        let groups = self.groups();
+        let slope = |g: usize, range: std::ops::RangeInclusive<f64>| {
+            let pts: Vec<(f64, f64)> = self.rows.iter().map(|r| (r.r, r.norms[g])).collect();
+            log_slope(&pts, range)
+        };
+        Table::new()
+            .text("group", groups.iter().cloned())
+            .shown("group", 8, Shown::Left)
+            .float("slope_below", (0..groups.len()).map(|g| slope(g, 0.0..=0.8)))
+            .shown("slope r<=0.8", 16, Shown::Fixed(3))
+            .float("slope_above", (0..groups.len()).map(|g| slope(g, 1.25..=f64::INFINITY)))
+            .shown("slope r>=1.25", 16, Shown::Fixed(3))
+            .int("seed_claims", groups.iter().map(|_| 8))
+            .shown("seed claims", 12, Shown::Right)
+    }
+
+    /// With exact phases: the largest relative difference between the measured population
+    /// loss and the path-count prediction (1/K) sum (r^m - 1)^2, relative to the loss floored
+    /// at 1e-12 of the largest (at r = 1 both are rounding). None with random phases.
+    pub fn prediction_gap(&self) -> Option<f64> {
+        if self.phases != Phases::Exact {
+            return None;
+        }
+        let floor = 1e-12 * self.rows.iter().map(|r| r.loss).fold(0.0, f64::max);
+        Some(
+            self.rows
+                .iter()
+                .map(|r| ((r.loss - predicted_loss(&self.net, &self.hist, r.r)) / r.loss.max(floor)).abs())
+                .fold(0.0, f64::max),
+        )
+    }
 }

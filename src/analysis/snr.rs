@@ -15,6 +15,7 @@ use crate::backend::cpu;
 use crate::backend::gpu::multi::MultiGpu;
 use crate::backend::gpu::{GpuBatch, GpuModel};
 use crate::error::{Error, Result};
+use crate::io::table::{Shown, Table};
 use crate::model::data::Batch;
 use crate::model::network::Network;
 use crate::model::params::{root_of_unity, Params};
@@ -132,32 +133,38 @@ pub struct Row {
     pub pop_norm: f64,
 }
 
-impl Row {
-    /// The CSV header matching [`Row::csv`].
-    pub const HEADER: &'static str = "group,batch,params,k,mean_abs_g,std,std_exact,snr_median,snr_exact_median,mean_gsnr,mean_gsnr_exact,cos_mean,cos_min,b_simple,b_simple_exact,pop_norm";
-
-    /// One CSV line.
-    pub fn csv(&self) -> String {
-        format!(
-            "{},{},{},{},{:e},{:e},{:e},{:e},{:e},{:e},{:e},{:e},{:e},{:e},{:e},{:e}",
-            self.group,
-            self.batch,
-            self.params,
-            self.k,
-            self.mean_abs_g,
-            self.std,
-            self.std_exact,
-            self.snr_median,
-            self.snr_exact_median,
-            self.mean_gsnr,
-            self.mean_gsnr_exact,
-            self.cos_mean,
-            self.cos_min,
-            self.b_simple,
-            self.b_simple_exact,
-            self.pop_norm
-        )
-    }
+/// The rows as a report: every field a column (snr.csv's columns, Python's keys), the
+/// console's columns given their headings.
+pub fn table(rows: &[Row]) -> Table {
+    let f = |get: fn(&Row) -> f64| rows.iter().map(get).collect::<Vec<f64>>();
+    Table::new()
+        .text("group", rows.iter().map(|r| r.group.clone()))
+        .shown("group", 7, Shown::Left)
+        .int("batch", rows.iter().map(|r| r.batch as i64))
+        .int("params", rows.iter().map(|r| r.params as i64))
+        .int("k", rows.iter().map(|r| r.k as i64))
+        .float("mean_abs_g", f(|r| r.mean_abs_g))
+        .shown("mean|g|", 11, Shown::Sci(4))
+        .float("std", f(|r| r.std))
+        .shown("std", 11, Shown::Sci(4))
+        .float("std_exact", f(|r| r.std_exact))
+        .shown("std exact", 11, Shown::Sci(4))
+        .float("snr_median", f(|r| r.snr_median))
+        .shown("SNR med", 10, Shown::Sci(3))
+        .float("snr_exact_median", f(|r| r.snr_exact_median))
+        .shown("SNR exact", 10, Shown::Sci(3))
+        .float("mean_gsnr", f(|r| r.mean_gsnr))
+        .shown("MeanGSNR", 10, Shown::Sci(3))
+        .float("mean_gsnr_exact", f(|r| r.mean_gsnr_exact))
+        .shown("GSNR ex", 10, Shown::Sci(3))
+        .float("cos_mean", f(|r| r.cos_mean))
+        .shown("cos", 8, Shown::Fixed(4))
+        .float("cos_min", f(|r| r.cos_min))
+        .float("b_simple", f(|r| r.b_simple))
+        .shown("B_simple", 10, Shown::Sci(3))
+        .float("b_simple_exact", f(|r| r.b_simple_exact))
+        .shown("B_s exact", 10, Shown::Sci(3))
+        .float("pop_norm", f(|r| r.pop_norm))
 }
 
 /// Median of the finite values (NaN if none).

@@ -56,13 +56,7 @@ impl Fits {
 pub fn write(dir: &Path, net: &Network, batches: &[usize], rows: &[Row], with_exact: bool) -> Result<()> {
     let all_rows = rows;
     let l = net.stages().len();
-    let mut csv = String::from(snr::Row::HEADER);
-    csv.push('\n');
-    for r in all_rows {
-        csv.push_str(&r.csv());
-        csv.push('\n');
-    }
-    npy::write_text(&dir.join("snr.csv"), &csv)?;
+    npy::write_text(&dir.join("snr.csv"), &snr::table(rows).csv())?;
     let groups: Vec<String> = snr::groups(net)
         .into_iter()
         .map(|g| g.0)

@@ -6,6 +6,7 @@ pub mod cpu;
 pub mod gpu;
 
 use crate::error::{Error, Result};
+use crate::given::Given;
 use crate::model::params::Params;
 use gpu::{context, Gpu, GpuModel, Kernel, ModelOptions, Precision};
 
@@ -123,6 +124,39 @@ pub fn open_multi(c: &GpuChoice, names: &[String], p: &Params) -> Result<gpu::mu
     gpu::multi::MultiGpu::new(models)
 }
 
+/// The models of the adapters a run spreads its work over (`adapters`, as [`open_multi`]
+/// takes them), each adapter's `[device]` line written to `log`: not with one `adapter`
+/// named too, nor on the CPU path.
+pub fn open_adapters(
+    c: &GpuChoice,
+    adapters: &[String],
+    device: Device,
+    p: &Params,
+    g: &Given,
+    log: &mut dyn std::io::Write,
+) -> Result<gpu::multi::MultiGpu> {
+    if c.adapter.is_some() {
+        return Err(Error::input(format!(
+            "{} and {} exclude each other: list every adapter in {}",
+            g.name("adapters"),
+            g.name("adapter"),
+            g.name("adapters")
+        )));
+    }
+    if device == Device::Cpu {
+        return Err(Error::input(format!(
+            "{} runs the GPU path: drop {}",
+            g.name("adapters"),
+            g.with("device", "cpu")
+        )));
+    }
+    let m = open_multi(c, adapters, p)?;
+    for (i, n) in m.names().iter().enumerate() {
+        writeln!(log, "[device] adapter {i}: {n}")?;
+    }
+    Ok(m)
+}
+
 /// The `[device]` lines that say what a GPU model runs on.
 pub fn gpu_lines(m: &GpuModel) -> Vec<String> {
     let mut v = vec![format!(
@@ -173,4 +207,56 @@ pub fn choose(device: Device, c: &GpuChoice, p: &Params) -> Result<Chosen> {
             Err(e) => Ok(Chosen::Cpu(Some(format!("no usable hardware GPU ({e})")))),
         },
     }
+}
+
+/// What [`open_for`] opened: where a run or a measurement computes.
+pub enum Opened {
+    /// The CPU f64 path.
+    Cpu,
+    /// One GPU model.
+    Gpu(Box<GpuModel>),
+    /// Several adapters' models, each taking a part of every batch.
+    Multi(gpu::multi::MultiGpu),
+}
+
+/// Open what a run asks for: the models of `adapters` where any are named
+/// ([`open_adapters`]), else [`choose`]'s pick for `device`. The `[device]` lines go to `log`
+/// (the CPU path's own line only with `cpu_line`). Where `auto` took the CPU path, settings of
+/// the GPU path that `g` says were given are refused: they would change nothing.
+pub fn open_for(
+    device: Device,
+    c: &GpuChoice,
+    adapters: &[String],
+    p: &Params,
+    g: &Given,
+    cpu_line: bool,
+    log: &mut dyn std::io::Write,
+) -> Result<Opened> {
+    if !adapters.is_empty() {
+        return Ok(Opened::Multi(open_adapters(c, adapters, device, p, g, log)?));
+    }
+    let chosen = choose(device, c, p)?;
+    for l in chosen.lines() {
+        if cpu_line || !l.starts_with("[device] cpu") {
+            writeln!(log, "{l}")?;
+        }
+    }
+    Ok(match chosen {
+        Chosen::Gpu(m) => Opened::Gpu(m),
+        Chosen::Cpu(why) => {
+            if why.is_some() {
+                g.refuse_gpu_settings(&auto_took_the_cpu(g))?;
+            }
+            Opened::Cpu
+        }
+    })
+}
+
+/// Why the GPU path's settings do nothing where `auto` found no hardware GPU.
+pub fn auto_took_the_cpu(g: &Given) -> String {
+    format!(
+        "{} took the CPU f64 path (no hardware GPU adapter; {} also takes a software one such as lavapipe)",
+        g.with("device", "auto"),
+        g.with("device", "gpu")
+    )
 }

@@ -3,9 +3,10 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use fftlearn::backend::gpu::{DispatchCap, Kernel, Precision};
 use fftlearn::backend::{Device, GpuChoice};
+use fftlearn::given::{Given, Style};
 use fftlearn::model::params::{Init, Point, Scheme};
 use fftlearn::optim::{Optimizer, Schedule};
-use fftlearn::train::DataMode;
+use fftlearn::train::{DataMode, Request, TrainConfig};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -186,7 +187,7 @@ pub struct HessianArgs {
     #[command(flatten)]
     pub point: PointArgs,
     /// Eigenvalues with |lambda| <= this times lambda_max count as zero modes.
-    #[arg(long, default_value_t = 1e-9)]
+    #[arg(long, default_value_t = fftlearn::analysis::curvature::ZERO_TOL)]
     pub zero_tol: f64,
     /// Output directory: eigenvalues.csv, blocks.csv, spectrum.png (and matrices.npz with --save-matrices).
     #[arg(long, default_value = "runs/hessian")]
@@ -366,18 +367,11 @@ impl From<ExactArg> for fftlearn::analysis::snr::ExactMode {
     }
 }
 
-/// The flags that set the GPU path (ids as `given_of` takes them).
-pub const GPU_FLAGS: [&str; 6] = ["precision", "kernel", "chunk", "dispatch_cap", "adapter", "adapters"];
-
 /// GPU flags given to a measurement on `--device cpu` are refused, naming them (they would
 /// change nothing).
 pub fn refuse_gpu_flags_on_cpu(device: DeviceArg) -> fftlearn::Result<()> {
-    let set = given_of(&GPU_FLAGS);
-    if matches!(device, DeviceArg::Cpu) && !set.is_empty() {
-        return Err(fftlearn::Error::input(format!(
-            "{} set the GPU path, but --device cpu measures on the CPU f64 path; drop them or use --device gpu",
-            set.join(", ")
-        )));
+    if matches!(device, DeviceArg::Cpu) {
+        given_set().refuse_gpu_settings("--device cpu measures on the CPU f64 path")?;
     }
     Ok(())
 }
@@ -609,25 +603,19 @@ pub struct TrainArgs {
     /// are removed first). Without it a directory holding a run is refused.
     #[arg(long)]
     pub overwrite: bool,
-    /// The flags given on the command line (clap ids), filled by [`parse`].
-    #[arg(skip)]
-    pub explicit: Vec<String>,
 }
 
 /// The flags given on the command line (clap ids) of the subcommand that runs.
 static GIVEN: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
 
-/// Whether the flag with clap id `id` (e.g. `lr`, `print_every`) was given on the command line.
-pub fn given(id: &str) -> bool {
-    GIVEN.get().is_some_and(|g| g.iter().any(|e| e == id))
+/// The flags given on the command line, for the library's refusals.
+pub fn given_set() -> Given {
+    Given::new(GIVEN.get().into_iter().flatten(), Style::Cli)
 }
 
 /// The given flags among `ids`, as `--flag` names (for messages).
 pub fn given_of(ids: &[&str]) -> Vec<String> {
-    ids.iter()
-        .filter(|i| given(i))
-        .map(|i| format!("--{}", i.replace('_', "-")))
-        .collect()
+    given_set().names(ids)
 }
 
 /// The parameter point of `gradcheck`, `snr`, `hessian`, `rsweep` and `inspect`: a `--params`
@@ -666,7 +654,7 @@ impl PointArgs {
 pub fn parse() -> Cli {
     use clap::{CommandFactory, FromArgMatches};
     let matches = Cli::command().try_get_matches().unwrap_or_else(|e| usage_error(e));
-    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| usage_error(e));
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| usage_error(e));
     let explicit: Vec<String> = match matches.subcommand() {
         Some((_, m)) => m
             .ids()
@@ -675,9 +663,6 @@ pub fn parse() -> Cli {
             .collect(),
         None => Vec::new(),
     };
-    if let Cmd::Train(a) = &mut cli.cmd {
-        a.explicit = explicit.clone();
-    }
     let _ = GIVEN.set(explicit);
     cli
 }
@@ -714,6 +699,37 @@ impl GpuArgs {
     }
 }
 
+impl TrainArgs {
+    /// The library's request for this run: every flag's value, and which were given.
+    pub fn request(&self) -> Request {
+        let mut r = Request::new(given_set());
+        r.config = TrainConfig {
+            n: self.n,
+            steps: self.steps,
+            batch: self.batch,
+            lr: self.lr,
+            seed: self.seed,
+            init: self.init.clone(),
+            print_every: self.print_every,
+            out: self.out.clone(),
+            max_loss_ratio: self.max_loss_ratio,
+            checkpoint_every: self.checkpoint_every.unwrap_or(r.config.checkpoint_every),
+            optimizer: self.optimizer,
+            momentum: self.momentum,
+            schedule: self.schedule,
+            data: self.data,
+            beta2: self.beta2,
+            ..r.config
+        };
+        r.device = self.device.into();
+        r.gpu = self.gpu.choice();
+        r.adapters = self.gpu.adapters.clone();
+        r.resume = self.resume.clone();
+        r.overwrite = self.overwrite;
+        r
+    }
+}
+
 /// A usage error as one `error:` line on stderr and exit code 2, like every other bad input
 /// (help and version requests print as clap renders them).
 fn usage_error(e: clap::Error) -> ! {
@@ -741,4 +757,24 @@ fn usage_error(e: clap::Error) -> ! {
         }
     );
     std::process::exit(2);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// `train`'s flag defaults are the library's ([`TrainConfig::default`]), so the CLI and
+    /// Python start from the same run.
+    #[test]
+    fn train_flag_defaults_are_the_library_defaults() {
+        let Cmd::Train(a) = Cli::parse_from(["fftlearn", "train"]).cmd else {
+            panic!("not train")
+        };
+        let mut want = TrainConfig::default();
+        let got = a.request().config;
+        want.out = got.out.clone();
+        assert_eq!(got, want);
+        assert_eq!(a.request().gpu, GpuChoice::default());
+    }
 }

@@ -4,7 +4,7 @@
 use crate::cli::args::{HessianArgs, PhasesArg, PointArgs, RsweepArgs, SnrArgs};
 use crate::cli::out::say;
 use fftlearn::analysis::rsweep::{self, Phases};
-use fftlearn::analysis::{snr, snr_report};
+use fftlearn::analysis::{curvature, snr, snr_report};
 use fftlearn::error::{Error, Result};
 use fftlearn::io::npy::{self, Out};
 use fftlearn::io::plot::{charts, Chart, Series};
@@ -25,50 +25,33 @@ fn mkdir(d: &Path) -> Result<()> {
 /// `fftlearn hessian`. Slightly over 120 lines: the dense and Lanczos methods' reports, the
 /// spectrum file and its plot.
 pub fn hessian_cmd(a: HessianArgs) -> Result<()> {
-    if !(a.zero_tol > 0.0 && a.zero_tol < 1.0) {
-        return Err(Error::input(format!(
-            "--zero-tol {}: must be in (0, 1) (a fraction of the largest eigenvalue)",
-            a.zero_tol
-        )));
-    }
+    curvature::check_zero_tol(a.zero_tol)?;
     let p = point(&a.point)?;
-    let net = p.net.clone();
-    let nr = hessian::n_real(&net);
     if a.method == crate::cli::args::HessianMethod::Lanczos {
         return lanczos_report(&a, &p);
     }
-    if nr > 4200 {
-        return Err(Error::input(format!(
-            "N = {}: {nr} real parameters; the dense {nr} x {nr} eigendecomposition is limited to N <= 2048 here (use --method lanczos)",
-            net.n()
-        )));
-    }
+    hessian::check_dense(&p.net)?;
     mkdir(&a.out)?;
-    let t0 = Instant::now();
-    let (h, asym_h) = hessian::hessian(&p);
-    let (gn, asym_g) = hessian::gauss_newton(&p);
-    let t_build = t0.elapsed().as_secs_f64();
-    let scale = gn.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let diff = h.iter().zip(&gn).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
-    let sh = hessian::spectrum(&net, &h, a.zero_tol)?;
-    let sg = hessian::spectrum(&net, &gn, a.zero_tol)?;
-    let bh = hessian::blocks(&net, &h)?;
-    let bg = hessian::blocks(&net, &gn)?;
-    let secs = t0.elapsed().as_secs_f64();
-    let (loss, _) = hessian::population_grad(&p);
+    let d = curvature::Dense::measure(&p, a.zero_tol)?;
+    let n = p.net.n();
     say!(
-        "hessian: N = {}, {nr} real parameters, population loss {loss:.6e} (relative operator error {:.3e})",
-        net.n(),
-        (loss / net.n() as f64).sqrt()
+        "hessian: N = {n}, {} real parameters, population loss {:.6e} (relative operator error {:.3e})",
+        d.nr,
+        d.loss,
+        (d.loss / n as f64).sqrt()
     );
     say!(
-        "built both matrices in {t_build:.1} s, eigendecompositions done at {secs:.1} s; column asymmetry before symmetrising: H {asym_h:.1e}, GN {asym_g:.1e}"
+        "built both matrices in {:.1} s, eigendecompositions done at {:.1} s; column asymmetry before symmetrising: H {:.1e}, GN {:.1e}",
+        d.seconds.0,
+        d.seconds.1,
+        d.asymmetry.0,
+        d.asymmetry.1
     );
     say!(
         "max |H - GN| / max |GN| = {:.3e} (zero at the exact FFT, where the residual vanishes)",
-        diff / scale
+        d.h_minus_gn
     );
-    for (name, s) in [("Hessian", &sh), ("Gauss-Newton", &sg)] {
+    for (name, s) in [("Hessian", &d.spec_h), ("Gauss-Newton", &d.spec_gn)] {
         say!(
             "{name}: lambda_max {:.6e}, zero modes (|lambda| <= {:.1e}) {}, negative {}, condition number over the rest {:.6e}",
             s.eig.last().copied().unwrap_or(0.0),
@@ -82,41 +65,19 @@ pub fn hessian_cmd(a: HessianArgs) -> Result<()> {
             say!("  zero mode {l:+.2e}: {}", c.join(", "));
         }
     }
-    say!(
-        "{:<8} {:>5} {:>13} {:>13} {:>13} {:>13}",
-        "block",
-        "size",
-        "GN min",
-        "GN max",
-        "GN mean diag",
-        "H max"
-    );
-    let mut blocks_csv = String::from("matrix,group,size,min_eig,max_eig,mean_diag\n");
-    for (g, h) in bg.iter().zip(&bh) {
-        say!(
-            "{:<8} {:>5} {:>13.4e} {:>13.4e} {:>13.4e} {:>13.4e}",
-            g.0,
-            g.1,
-            g.2,
-            g.3,
-            g.4,
-            h.3
-        );
-        blocks_csv.push_str(&format!("gauss_newton,{},{},{:e},{:e},{:e}\n", g.0, g.1, g.2, g.3, g.4));
-        blocks_csv.push_str(&format!("hessian,{},{},{:e},{:e},{:e}\n", h.0, h.1, h.2, h.3, h.4));
+    let blocks = d.blocks();
+    for l in blocks.console() {
+        say!("{l}");
     }
-    let mut eig_csv = String::from("rank,hessian,gauss_newton\n");
-    for (i, (x, y)) in sh.eig.iter().zip(&sg.eig).enumerate() {
-        eig_csv.push_str(&format!("{i},{x:e},{y:e}\n"));
-    }
-    npy::write_text(&a.out.join("eigenvalues.csv"), &eig_csv)?;
-    npy::write_text(&a.out.join("blocks.csv"), &blocks_csv)?;
+    npy::write_text(&a.out.join("eigenvalues.csv"), &d.eigenvalues().csv())?;
+    npy::write_text(&a.out.join("blocks.csv"), &blocks.csv())?;
     if a.save_matrices {
+        let nr = d.nr;
         npy::write_npz(
             &a.out.join("matrices.npz"),
             &[
-                ("hessian", Out::F64(&[nr, nr], &h)),
-                ("gauss_newton", Out::F64(&[nr, nr], &gn)),
+                ("hessian", Out::F64(&[nr, nr], &d.hessian)),
+                ("gauss_newton", Out::F64(&[nr, nr], &d.gauss_newton)),
             ],
         )?;
     }
@@ -134,12 +95,12 @@ pub fn hessian_cmd(a: HessianArgs) -> Result<()> {
     charts(
         &a.out.join("spectrum.png"),
         &[Chart {
-            title: format!("|eigenvalues|, N = {}, init {}", net.n(), a.point.init),
+            title: format!("|eigenvalues|, N = {n}, init {}", a.point.init),
             x_label: "rank (descending)".into(),
             y_label: "|lambda|".into(),
             log_x: false,
             log_y: true,
-            series: vec![series(&sh, "Hessian"), series(&sg, "Gauss-Newton")],
+            series: vec![series(&d.spec_h, "Hessian"), series(&d.spec_gn, "Gauss-Newton")],
         }],
         800,
         520,
@@ -192,47 +153,18 @@ fn lanczos_report(a: &HessianArgs, p: &Params) -> Result<()> {
 
 /// `fftlearn rsweep`. Slightly over 120 lines: the scan's table, its CSV and its two plots.
 pub fn rsweep_cmd(a: RsweepArgs) -> Result<()> {
-    let net = Network::new(a.n)?;
-    if !(a.r_min > 0.0 && a.r_min < a.r_max && a.r_max.is_finite()) {
-        return Err(Error::input(format!(
-            "--r-min {} --r-max {}: need 0 < r-min < r-max < inf",
-            a.r_min, a.r_max
-        )));
-    }
-    if a.points < 3 {
-        return Err(Error::input(format!("--points {}: at least 3", a.points)));
-    }
-    mkdir(&a.out)?;
-    let rs: Vec<f64> = (0..a.points)
-        .map(|i| a.r_min * (a.r_max / a.r_min).powf(i as f64 / (a.points - 1) as f64))
-        .collect();
     let phases = match a.phases {
         PhasesArg::Exact => Phases::Exact,
         PhasesArg::Random => Phases::Random,
     };
+    // the flags checked before the output directory is made
+    Network::new(a.n)?;
+    rsweep::moduli(a.r_min, a.r_max, a.points)?;
+    mkdir(&a.out)?;
     let t0 = Instant::now();
-    let rows = rsweep::sweep(&net, &rs, phases, a.seed);
-    let hist = rsweep::path_histogram(&net);
-    let groups = 1 + net.stages().len();
-    let name = |g: usize| if g == 0 { "M".to_string() } else { format!("stage{g}") };
-    let mut csv = String::from("r,population_loss,predicted_loss_exact_phases");
-    for g in 0..groups {
-        csv.push_str(&format!(",grad_norm_{}", name(g)));
-    }
-    csv.push('\n');
-    for r in &rows {
-        csv.push_str(&format!(
-            "{:e},{:e},{:e}",
-            r.r,
-            r.loss,
-            rsweep::predicted_loss(&net, &hist, r.r)
-        ));
-        for v in &r.norms {
-            csv.push_str(&format!(",{v:e}"));
-        }
-        csv.push('\n');
-    }
-    npy::write_text(&a.out.join("rsweep.csv"), &csv)?;
+    let scan = rsweep::Scan::measure(a.n, a.r_min, a.r_max, a.points, phases, a.seed)?;
+    let (net, rows, hist) = (&scan.net, &scan.rows, &scan.hist);
+    npy::write_text(&a.out.join("rsweep.csv"), &scan.table().csv())?;
     say!(
         "rsweep: N = {}, {} phases, r from {} to {} ({} points), {:.1} s",
         net.n(),
@@ -253,35 +185,18 @@ pub fn rsweep_cmd(a: RsweepArgs) -> Result<()> {
         h.join(", ")
     );
     say!("gradient-norm exponents: least-squares slopes of log ||grad|| on log r, away from r = 1 (0.8 < r < 1.25 left out: with exact phases the gradient vanishes at r = 1)");
-    say!(
-        "{:<8} {:>16} {:>16} {:>12}",
-        "group",
-        "slope r<=0.8",
-        "slope r>=1.25",
-        "seed claims"
-    );
-    for g in 0..groups {
-        let pts: Vec<(f64, f64)> = rows.iter().map(|r| (r.r, r.norms[g])).collect();
-        say!(
-            "{:<8} {:>16.3} {:>16.3} {:>12}",
-            name(g),
-            rsweep::log_slope(&pts, 0.0..=0.8),
-            rsweep::log_slope(&pts, 1.25..=f64::INFINITY),
-            "8"
-        );
+    for l in scan.slopes().console() {
+        say!("{l}");
     }
-    if phases == Phases::Exact {
-        // relative to the loss, floored at 1e-12 of the largest (at r = 1 both are rounding)
-        let floor = 1e-12 * rows.iter().map(|r| r.loss).fold(0.0, f64::max);
-        let worst = rows
-            .iter()
-            .map(|r| ((r.loss - rsweep::predicted_loss(&net, &hist, r.r)) / r.loss.max(floor)).abs())
-            .fold(0.0, f64::max);
+    if let Some(worst) = scan.prediction_gap() {
         say!("exact phases: measured population loss vs the path-count prediction (1/K) sum (r^m - 1)^2: max rel diff {worst:.2e}");
     }
-    let series: Vec<Series> = (0..groups)
-        .map(|g| Series {
-            label: name(g),
+    let groups = scan.groups();
+    let series: Vec<Series> = groups
+        .iter()
+        .enumerate()
+        .map(|(g, name)| Series {
+            label: name.clone(),
             points: rows.iter().map(|r| (r.r, r.norms[g])).collect(),
             markers: false,
         })
@@ -291,7 +206,7 @@ pub fn rsweep_cmd(a: RsweepArgs) -> Result<()> {
         .iter()
         .min_by(|x, y| (x.r - 1.0).abs().total_cmp(&(y.r - 1.0).abs()))
     {
-        let g8 = mid.norms[groups - 1];
+        let g8 = mid.norms[groups.len() - 1];
         reference.push(Series {
             label: "r^8 (seed), through the last stage at r = 1".into(),
             points: rows.iter().map(|r| (r.r, g8 * (r.r / mid.r).powi(8))).collect(),
@@ -397,34 +312,7 @@ pub fn snr_cmd(a: SnrArgs) -> Result<()> {
 
 /// The per-group table of one batch size.
 fn print_rows(rows: &[snr::Row]) {
-    say!(
-        "{:<7} {:>11} {:>11} {:>11} {:>10} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10}",
-        "group",
-        "mean|g|",
-        "std",
-        "std exact",
-        "SNR med",
-        "SNR exact",
-        "MeanGSNR",
-        "GSNR ex",
-        "cos",
-        "B_simple",
-        "B_s exact"
-    );
-    for r in rows {
-        say!(
-            "{:<7} {:>11.4e} {:>11.4e} {:>11.4e} {:>10.3e} {:>10.3e} {:>10.3e} {:>10.3e} {:>8.4} {:>10.3e} {:>10.3e}",
-            r.group,
-            r.mean_abs_g,
-            r.std,
-            r.std_exact,
-            r.snr_median,
-            r.snr_exact_median,
-            r.mean_gsnr,
-            r.mean_gsnr_exact,
-            r.cos_mean,
-            r.b_simple,
-            r.b_simple_exact
-        );
+    for l in snr::table(rows).console() {
+        say!("{l}");
     }
 }

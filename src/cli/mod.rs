@@ -11,18 +11,16 @@ pub mod out;
 use device::{open_adapters, open_model};
 use out::say;
 
-use crate::cli::args::{Cmd, DeviceArg, ForwardArgs, GradArgs, GradcheckArgs, InitArgs, PlotArgs, TrainArgs};
+use crate::cli::args::{Cmd, ForwardArgs, GradArgs, GradcheckArgs, InitArgs, PlotArgs, TrainArgs};
 use fftlearn::backend::cpu;
 use fftlearn::backend::gpu::{self, context, Kernel, Precision};
-use fftlearn::backend::{self as be, Chosen, Device};
+use fftlearn::backend::Device;
 use fftlearn::error::{Error, Result};
 use fftlearn::io::npy::{self, Out};
 use fftlearn::model::data::Batch;
 use fftlearn::model::network::Network;
 use fftlearn::model::params::Params;
-use fftlearn::optim::Optimizer;
-use fftlearn::train::checkpoint::{self, Checkpoint};
-use fftlearn::train::{self, BackendKind, DataMode, TrainConfig};
+use fftlearn::train;
 use std::path::Path;
 
 fn path_of(p: &Option<std::path::PathBuf>) -> String {
@@ -246,297 +244,11 @@ fn grad(a: GradArgs) -> Result<()> {
     Ok(())
 }
 
-/// With `--resume`: the checkpoint's config, with the allowed overrides applied and any
-/// conflicting explicit flag reported by name. Long on purpose: a table with one row per
-/// kept flag (flag, differs, given, stored), then the flags that may change.
-fn resume_config(a: &TrainArgs, dir: &Path, ck: &Checkpoint) -> Result<TrainConfig> {
-    let given = |id: &str| a.explicit.iter().any(|e| e == id);
-    let mut cfg = ck.config.clone();
-    let gpu_kind = match a.gpu.precision.into() {
-        Precision::F32 => BackendKind::GpuF32,
-        Precision::F64 => BackendKind::GpuF64,
-    };
-    // (flag id, differs from the checkpoint, the flag's value, the checkpoint's value)
-    let name_of = |k: Option<Kernel>| k.map_or("auto", |k| k.name()).to_string();
-    let chunk_of = |c: Option<usize>| c.map_or("default".to_string(), |c| c.to_string());
-    let prec_of = |b: BackendKind| match b {
-        BackendKind::GpuF64 => "f64",
-        _ => "f32",
-    };
-    let checks: [(&str, bool, String, String); 14] = [
-        (
-            "optimizer",
-            a.optimizer != cfg.optimizer,
-            a.optimizer.to_string(),
-            cfg.optimizer.to_string(),
-        ),
-        (
-            "momentum",
-            a.momentum != cfg.momentum,
-            format!("{:e}", a.momentum),
-            format!("{:e}", cfg.momentum),
-        ),
-        (
-            "beta2",
-            a.beta2 != cfg.beta2,
-            format!("{:e}", a.beta2),
-            format!("{:e}", cfg.beta2),
-        ),
-        (
-            "schedule",
-            a.schedule != cfg.schedule,
-            a.schedule.to_string(),
-            cfg.schedule.to_string(),
-        ),
-        ("data", a.data != cfg.data, a.data.to_string(), cfg.data.to_string()),
-        ("n", a.n != cfg.n, a.n.to_string(), cfg.n.to_string()),
-        (
-            "batch",
-            a.batch != cfg.batch,
-            a.batch.to_string(),
-            cfg.batch.to_string(),
-        ),
-        ("lr", a.lr != cfg.lr, format!("{:e}", a.lr), format!("{:e}", cfg.lr)),
-        ("seed", a.seed != cfg.seed, a.seed.to_string(), cfg.seed.to_string()),
-        ("init", a.init != cfg.init, a.init.to_string(), cfg.init.to_string()),
-        (
-            "print_every",
-            a.print_every != cfg.print_every,
-            a.print_every.to_string(),
-            cfg.print_every.to_string(),
-        ),
-        (
-            "precision",
-            cfg.backend.is_gpu() && gpu_kind != cfg.backend,
-            prec_of(gpu_kind).to_string(),
-            prec_of(cfg.backend).to_string(),
-        ),
-        (
-            "kernel",
-            a.gpu.kernel.0 != cfg.kernel,
-            name_of(a.gpu.kernel.0),
-            name_of(cfg.kernel),
-        ),
-        (
-            "chunk",
-            a.gpu.chunk != cfg.chunk,
-            chunk_of(a.gpu.chunk),
-            chunk_of(cfg.chunk),
-        ),
-    ];
-    for (id, conflict, cli, stored) in checks {
-        if given(id) && conflict {
-            return Err(Error::input(format!(
-                "--{} {cli} conflicts with the checkpoint's {id} = {stored} ({}); a resumed run keeps its config (may change: --steps, --checkpoint-every, --max-loss-ratio, --adapter, --dispatch-cap, and --adapters where the update stays where it ran)",
-                id.replace('_', "-"),
-                checkpoint::path_in(dir).display()
-            )));
-        }
-    }
-    if given("device") {
-        let want = match a.device {
-            DeviceArg::Cpu => Some("cpu"),
-            DeviceArg::Gpu => Some("gpu"),
-            DeviceArg::Auto => None,
-        };
-        if let Some(w) = want.filter(|w| !cfg.backend.name().starts_with(w)) {
-            return Err(Error::input(format!(
-                "--device {w} conflicts with the checkpoint's backend = {} ({}); a run resumes on the backend it started on",
-                cfg.backend,
-                checkpoint::path_in(dir).display()
-            )));
-        }
-    }
-    if given("out") && a.out != dir {
-        return Err(Error::input(format!(
-            "--out {} conflicts with --resume {}: a resumed run writes into its own directory",
-            a.out.display(),
-            dir.display()
-        )));
-    }
-    cfg.out = dir.to_path_buf();
-    if given("steps") {
-        if cfg.schedule.uses_horizon() && a.steps != ck.config.steps {
-            return Err(Error::input(format!(
-                "--steps {}: the checkpoint's schedule {} is defined over its {} steps, and a resumed run keeps that horizon (resume without --steps; for a longer run start a new one, e.g. with --init {}/checkpoint.npz)",
-                a.steps,
-                cfg.schedule,
-                ck.config.steps,
-                dir.display()
-            )));
-        }
-        cfg.steps = a.steps;
-    }
-    if let Some(c) = a.checkpoint_every {
-        cfg.checkpoint_every = c;
-    }
-    if given("max_loss_ratio") {
-        cfg.max_loss_ratio = a.max_loss_ratio;
-    }
-    // a last step whose evaluation an interrupt cut short: resuming completes its row and
-    // writes the run's final files
-    let pending = ck
-        .metrics
-        .last()
-        .is_some_and(|m| m.step == ck.step && m.rel_op_err.is_nan());
-    if cfg.steps <= ck.step && !(pending && ck.step == cfg.steps) {
-        return Err(Error::input(format!(
-            "--steps {}: the checkpoint in {} is already at step {}; {}",
-            cfg.steps,
-            dir.display(),
-            ck.step,
-            if pending {
-                format!(
-                    "its last row is pending: resume with --steps {} (or more) to complete it",
-                    ck.step
-                )
-            } else {
-                format!("pass --steps above {} to continue", ck.step)
-            }
-        )));
-    }
-    Ok(cfg)
-}
-
-/// A flag that would change nothing in this run is refused, naming it (a silently ignored
-/// flag is a wrong belief about what ran).
-fn refuse_unused_train_flags(a: &TrainArgs, cfg: &TrainConfig) -> Result<()> {
-    let on_cpu =
-        !cfg.optimizer.on_gpu() || matches!(a.device, DeviceArg::Cpu) || (a.resume.is_some() && !cfg.backend.is_gpu());
-    let gpu_flags = args::given_of(&args::GPU_FLAGS);
-    if on_cpu && !gpu_flags.is_empty() {
-        return Err(Error::input(format!(
-            "{} set the GPU path, but this run is on the CPU f64 path ({}); drop them or use --device gpu",
-            gpu_flags.join(", "),
-            if cfg.optimizer.on_gpu() {
-                "--device cpu".to_string()
-            } else {
-                format!("optimizer {} runs on the CPU only", cfg.optimizer)
-            }
-        )));
-    }
-    let lr_flags = args::given_of(&["lr", "schedule"]);
-    if !cfg.optimizer.uses_lr() && !lr_flags.is_empty() && a.resume.is_none() {
-        return Err(Error::input(format!(
-            "{} has no effect on optimizer {}: it takes exact steps, without a learning rate",
-            lr_flags.join(", "),
-            cfg.optimizer
-        )));
-    }
-    if cfg.data == DataMode::Population && args::given("batch") && a.resume.is_none() {
-        return Err(Error::input(format!(
-            "--batch {} has no effect with --data population: each step uses the N = {} identity vectors (the exact expected loss)",
-            a.batch, cfg.n
-        )));
-    }
-    Ok(())
-}
-
+/// `fftlearn train`: the library's job ([`train::Job`]) for these flags.
 fn train_cmd(a: TrainArgs) -> Result<()> {
-    // the run directory, locked for the whole run and checked before anything else
-    let (dir, start) = match (&a.resume, a.overwrite) {
-        (Some(d), _) => (d.as_path(), train::Start::Resume),
-        (None, true) => (a.out.as_path(), train::Start::Overwrite),
-        (None, false) => (a.out.as_path(), train::Start::Fresh),
-    };
-    if a.resume.is_some() && a.explicit.iter().any(|e| e == "out") && a.out != dir {
-        return Err(Error::input(format!(
-            "--out {} conflicts with --resume {}: a resumed run writes into its own directory",
-            a.out.display(),
-            dir.display()
-        )));
-    }
-    let lock = train::open_run_dir(dir, start)?;
-    let resume = match &a.resume {
-        Some(dir) => Some(Checkpoint::load(&checkpoint::path_in(dir))?),
-        None => None,
-    };
-    let mut cfg = match (&resume, &a.resume) {
-        (Some(ck), Some(dir)) => resume_config(&a, dir, ck)?,
-        _ => TrainConfig {
-            n: a.n,
-            steps: a.steps,
-            batch: a.batch,
-            lr: a.lr,
-            seed: a.seed,
-            init: a.init.clone(),
-            print_every: a.print_every,
-            out: a.out.clone(),
-            max_loss_ratio: a.max_loss_ratio,
-            checkpoint_every: a
-                .checkpoint_every
-                .unwrap_or(TrainConfig::default_checkpoint_every(a.steps)),
-            backend: match a.device {
-                DeviceArg::Gpu => BackendKind::GpuF32,
-                _ => BackendKind::CpuF64,
-            },
-            optimizer: a.optimizer,
-            momentum: a.momentum,
-            schedule: a.schedule,
-            data: a.data,
-            beta2: a.beta2,
-            kernel: a.gpu.kernel.0,
-            chunk: a.gpu.chunk,
-        },
-    };
-    let net = cfg.validate()?;
-    refuse_unused_train_flags(&a, &cfg)?;
-    if cfg.optimizer == Optimizer::Als && cfg.data == DataMode::Minibatch {
-        say!(
-            "[note] als on minibatches solves each step's {} samples exactly, an underdetermined fit for batch < N that need not approach the FFT (from the seed's init at N = 512 it stalls near relative operator error 0.8); --data population solves the expected loss and recovers the FFT",
-            cfg.batch
-        );
-    }
-    // with --resume the parameters come from the checkpoint; this is only the starting shape
-    let p = match &resume {
-        Some(ck) => ck.params.clone(),
-        None => a.init.params(&net, a.seed)?,
-    };
-    let device = match &resume {
-        Some(_) if cfg.backend.is_gpu() => Device::Gpu,
-        Some(_) => Device::Cpu,
-        // CPU-only solvers (lm, als) never try a GPU under --device auto
-        None if !cfg.optimizer.on_gpu() => Device::Cpu,
-        None => a.device.into(),
-    };
-    let mut gpu = a.gpu.choice();
-    // the kernel shape and chunking the run started with (they fix the reduction order)
-    gpu.kernel = cfg.kernel;
-    gpu.chunk = cfg.chunk;
-    if resume.is_some() {
-        // a resumed run keeps the precision it started with
-        gpu.precision = if cfg.backend == BackendKind::GpuF64 {
-            Precision::F64
-        } else {
-            Precision::F32
-        };
-    }
-    let mut backend = if !a.gpu.adapters.is_empty() {
-        let multi = open_adapters(&a.gpu, &gpu, device, &p)?;
-        say!("[device] each step: {}", multi.assignment(cfg.batch));
-        Box::new(train::HostBackend::multi(&cfg, p, multi)?)
-    } else {
-        let chosen = be::choose(device, &gpu, &p)?;
-        for l in chosen.lines().into_iter().filter(|l| !l.starts_with("[device] cpu")) {
-            say!("{l}");
-        }
-        let model = match chosen {
-            Chosen::Gpu(m) => Some(*m),
-            Chosen::Cpu(_) => {
-                // --device auto found no GPU: flags for the GPU path would change nothing
-                device::refuse_gpu_flags_on_the_cpu_path()?;
-                None
-            }
-        };
-        // the shape that runs, not `auto`: a resume on another adapter keeps it (or says why not)
-        if let Some(m) = &model {
-            cfg.kernel = Some(m.kernel());
-        }
-        train::backend_for(&cfg, p, model)?
-    };
-    cfg.backend = backend.kind();
+    let job = train::Job::open(a.request(), &mut out::Stdout)?;
     fftlearn::interrupt::install();
-    train::run(&cfg, backend.as_mut(), resume, &lock, &mut out::Stdout)?;
+    job.run(&mut out::Stdout)?;
     Ok(())
 }
 
@@ -573,9 +285,7 @@ fn devices() -> Result<()> {
 }
 
 fn gradcheck(a: GradcheckArgs) -> Result<()> {
-    if a.batch == 0 {
-        return Err(Error::input("--batch 0: the batch must be at least 1"));
-    }
+    gpu::gradcheck::check_batch(a.batch)?;
     let p = args::point_of(a.params.as_deref(), a.n, &a.init, a.seed)?.params()?;
     let (prec, r) = if a.gpu.adapters.is_empty() {
         let m = open_model(&a.gpu, &p, true)?;
@@ -586,10 +296,7 @@ fn gradcheck(a: GradcheckArgs) -> Result<()> {
         let r = gpu::gradcheck::run_with(&|x, t| m.loss_grad_host(x, t), &p, a.batch, a.seed)?;
         (m.precision(), r)
     };
-    let (tol_loss, tol_grad) = match prec {
-        Precision::F32 => (1e-5, 1e-4),
-        Precision::F64 => (1e-12, 1e-12),
-    };
+    let (tol_loss, tol_grad) = gpu::gradcheck::tolerances(prec);
     say!(
         "gradcheck: N = {}, batch {}, precision {}, inputs and targets rounded to f32 on both paths",
         p.net.n(),
@@ -603,30 +310,11 @@ fn gradcheck(a: GradcheckArgs) -> Result<()> {
         r.loss_rel,
         r.loss_scaled
     );
-    say!(
-        "{:<8} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
-        "group",
-        "|g| cpu",
-        "max abs",
-        "max rel",
-        "mean rel",
-        "norm rel",
-        "scaled"
-    );
-    for g in &r.groups {
-        say!(
-            "{:<8} {:>12.4e} {:>12.3e} {:>12.3e} {:>12.3e} {:>12.3e} {:>12.3e}",
-            g.name,
-            g.norm,
-            g.max_abs,
-            g.max_rel,
-            g.mean_rel,
-            g.norm_rel,
-            g.scaled
-        );
+    for l in r.table().console() {
+        say!("{l}");
     }
     say!("(scaled = error / max(|cpu value|, value with zero targets): the f32 scale; equals the relative error unless the residual is ~0, as at the exact FFT)");
-    let ok = r.loss_scaled <= tol_loss && r.worst_scaled() <= tol_grad;
+    let ok = r.passed(prec);
     say!(
         "{}: loss scaled err {:.3e} (tolerance {tol_loss:e}), worst group scaled norm err {:.3e} (tolerance {tol_grad:e}); plain relative: loss {:.3e}, worst group {:.3e}",
         if ok { "PASS" } else { "FAIL" },

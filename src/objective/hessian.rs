@@ -19,6 +19,22 @@ use crate::model::params::Params;
 use num_complex::Complex64 as C64;
 use rayon::prelude::*;
 
+/// The largest N whose dense matrices are built and decomposed (4,102 real parameters: two
+/// 134 MB matrices); beyond it the Lanczos method gives the spectrum's ends.
+pub const DENSE_MAX_N: usize = 2048;
+
+/// Refuse dense matrices above [`DENSE_MAX_N`], naming N and the way on.
+pub fn check_dense(net: &Network) -> Result<()> {
+    if net.n() > DENSE_MAX_N {
+        let nr = n_real(net);
+        return Err(crate::error::Error::input(format!(
+            "N = {}: {nr} real parameters; the dense {nr} x {nr} matrices are limited to N <= {DENSE_MAX_N} (for larger N, `fftlearn hessian --method lanczos` gives the spectrum's ends)",
+            net.n()
+        )));
+    }
+    Ok(())
+}
+
 /// Number of real parameters: twice M's four entries and N - 1 twiddles.
 pub fn n_real(net: &Network) -> usize {
     net.n_real_params()

@@ -1,16 +1,19 @@
 //! Training: the typed run config ([`config`]), metrics rows ([`metrics`]), checkpoints
 //! ([`checkpoint`]), the steppers ([`stepper`]) and the one step loop ([`drive`]) that `train`,
-//! `sweep` and `claims` all run, and its form for many cells in lockstep ([`pack`]); [`run`] is `train`'s use of it (log, metrics.csv,
-//! checkpoints, params.npz).
+//! `sweep` and `claims` all run, and its form for many cells in lockstep ([`pack`]); [`run`] is
+//! `train`'s use of it (log, metrics.csv, checkpoints, params.npz), and [`job`] the whole
+//! command from a front end's request.
 
 pub mod checkpoint;
 pub mod config;
+pub mod job;
 pub mod metrics;
 pub mod pack;
 pub mod stepper;
 
 pub use checkpoint::Checkpoint;
 pub use config::{BackendKind, DataMode, TrainConfig, UpdateSite};
+pub use job::{Job, Request};
 pub use metrics::{read_metrics, Metric};
 pub use stepper::{backend_for, Backend, GpuBackend, HostBackend};
 

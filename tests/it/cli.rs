@@ -375,9 +375,12 @@ fn plot_hessian_and_rsweep_write_their_files_and_reject_bad_flags() {
     );
     let eig = std::fs::read_to_string(d.join("h/eigenvalues.csv")).unwrap();
     assert_eq!(eig.lines().count(), 1 + 22); // 2 (N + 3) real parameters at N = 8
+    let blocks = std::fs::read_to_string(d.join("h/blocks.csv")).unwrap();
+    // one row per group (M, stage 1, stage 2), both matrices' blocks side by side
+    assert_eq!(blocks.lines().count(), 1 + 3);
     assert_eq!(
-        std::fs::read_to_string(d.join("h/blocks.csv")).unwrap().lines().count(),
-        1 + 2 * 3
+        blocks.lines().next(),
+        Some("group,size,gn_min_eig,gn_max_eig,gn_mean_diag,h_min_eig,h_max_eig,h_mean_diag")
     );
     png_size(&d.join("h/spectrum.png"));
     assert_error(

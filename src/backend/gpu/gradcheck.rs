@@ -3,8 +3,10 @@
 //! way VkFFT reports precision: max abs, max and mean relative error, and the norm's error.
 
 use super::model::{GpuBatch, GpuModel};
+use super::Precision;
 use crate::backend::cpu::{self, Grad};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::io::table::{Shown, Table};
 use crate::model::data::{rfft_rows, Batch};
 use crate::model::network::M_ENTRIES;
 use crate::model::params::Params;
@@ -48,7 +50,44 @@ pub struct Report {
     pub groups: Vec<GroupError>,
 }
 
+/// The errors a gradcheck at precision `p` passes within: (the loss's scaled error, the worst
+/// group's scaled norm error). f32 rounds at 2^-24 (6e-8) per operation: 1e-5 and 1e-4 sit
+/// well above the errors of correct kernels (docs/verification.md lists them per plan and N)
+/// and far below a wrong gradient's, which is of order 1; f64 kernels must agree to 1e-12.
+pub fn tolerances(p: Precision) -> (f64, f64) {
+    match p {
+        Precision::F32 => (1e-5, 1e-4),
+        Precision::F64 => (1e-12, 1e-12),
+    }
+}
+
 impl Report {
+    /// Whether both errors are within [`tolerances`] at precision `p` (a NaN fails).
+    pub fn passed(&self, p: Precision) -> bool {
+        let (loss, grad) = tolerances(p);
+        self.loss_scaled <= loss && self.worst_scaled() <= grad
+    }
+
+    /// The per-group errors as a report (the console's table; Python's `groups`).
+    pub fn table(&self) -> Table {
+        let f = |get: fn(&GroupError) -> f64| self.groups.iter().map(get).collect::<Vec<f64>>();
+        Table::new()
+            .text("name", self.groups.iter().map(|g| g.name.clone()))
+            .shown("group", 8, Shown::Left)
+            .float("norm", f(|g| g.norm))
+            .shown("|g| cpu", 12, Shown::Sci(4))
+            .float("max_abs", f(|g| g.max_abs))
+            .shown("max abs", 12, Shown::Sci(3))
+            .float("max_rel", f(|g| g.max_rel))
+            .shown("max rel", 12, Shown::Sci(3))
+            .float("mean_rel", f(|g| g.mean_rel))
+            .shown("mean rel", 12, Shown::Sci(3))
+            .float("norm_rel", f(|g| g.norm_rel))
+            .shown("norm rel", 12, Shown::Sci(3))
+            .float("scaled", f(|g| g.scaled))
+            .shown("scaled", 12, Shown::Sci(3))
+    }
+
     /// Largest per-group norm error.
     pub fn worst_norm_rel(&self) -> f64 {
         // NaN-propagating: a group that is NaN makes the worst NaN (and the check fail)
@@ -133,6 +172,14 @@ pub fn compare(p: &Params, cpu: &Grad, gpu: &Grad, zero: Option<&Grad>) -> Repor
     }
 }
 
+/// Refuse an empty batch (before a device is opened for it).
+pub fn check_batch(b: usize) -> Result<()> {
+    if b == 0 {
+        return Err(Error::input("--batch 0: the batch must be at least 1"));
+    }
+    Ok(())
+}
+
 /// Run both paths on the same inputs and targets at the model's parameters `p`.
 pub fn run(model: &GpuModel, p: &Params, b: usize, seed: u64) -> Result<Report> {
     model.set_params(p);
@@ -150,6 +197,7 @@ pub type GpuGrad<'a> = dyn Fn(&[f64], &[C64]) -> Result<Grad> + 'a;
 /// [`run`] with any GPU gradient (`gpu(x, targets)`, parameters already `p`): one model, or
 /// several adapters' parts summed ([`super::multi::MultiGpu::loss_grad_host`]).
 pub fn run_with(gpu: &GpuGrad, p: &Params, b: usize, seed: u64) -> Result<Report> {
+    check_batch(b)?;
     let (x, t) = inputs(p.net.n(), b, seed);
     let g_gpu = gpu(&x, &t)?;
     let g_cpu = cpu::loss_grad(

@@ -1,0 +1,104 @@
+//! Which settings a user gave, and how their front end spells them: the CLI's `--max-loss-ratio 5`
+//! or Python's `max_loss_ratio=5`. Library procedures that refuse a setting (one that would
+//! change nothing, or that conflicts with a checkpoint) name it through [`Given`], so one
+//! refusal serves both front ends in their own words.
+
+/// How a front end spells a setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Style {
+    /// `--max-loss-ratio 5`.
+    #[default]
+    Cli,
+    /// `max_loss_ratio=5`.
+    Python,
+}
+
+/// The settings a user gave explicitly (ids in snake case, as the CLI's clap ids:
+/// `print_every`), and their front end's style.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Given {
+    ids: Vec<String>,
+    style: Style,
+}
+
+/// The settings of the GPU path: given to a run on the CPU f64 path they would change nothing.
+pub const GPU_SETTINGS: [&str; 6] = ["precision", "kernel", "chunk", "dispatch_cap", "adapter", "adapters"];
+
+impl Given {
+    /// These ids, given in `style`.
+    pub fn new(ids: impl IntoIterator<Item = impl Into<String>>, style: Style) -> Self {
+        Given {
+            ids: ids.into_iter().map(Into::into).collect(),
+            style,
+        }
+    }
+
+    /// Whether `id` was given.
+    pub fn has(&self, id: &str) -> bool {
+        self.ids.iter().any(|i| i == id)
+    }
+
+    /// The setting `id` as the front end spells it: `--print-every` or `print_every`.
+    pub fn name(&self, id: &str) -> String {
+        match self.style {
+            Style::Cli => format!("--{}", id.replace('_', "-")),
+            Style::Python => id.to_string(),
+        }
+    }
+
+    /// The setting with a value: `--device gpu`, or `device='gpu'` (numbers unquoted).
+    pub fn with(&self, id: &str, value: impl std::fmt::Display) -> String {
+        let v = value.to_string();
+        match self.style {
+            Style::Cli => format!("{} {v}", self.name(id)),
+            Style::Python if v.parse::<f64>().is_ok() => format!("{id}={v}"),
+            Style::Python => format!("{id}='{v}'"),
+        }
+    }
+
+    /// The given settings among `ids`, each as [`Given::name`] spells it, in `ids`' order.
+    pub fn names(&self, ids: &[&str]) -> Vec<String> {
+        ids.iter().filter(|i| self.has(i)).map(|i| self.name(i)).collect()
+    }
+
+    /// Refuse the GPU path's settings on a run that takes the CPU f64 path: `why` says which
+    /// choice put it there (e.g. `--device cpu`).
+    pub fn refuse_gpu_settings(&self, why: &str) -> crate::Result<()> {
+        let set = self.names(&GPU_SETTINGS);
+        if set.is_empty() {
+            return Ok(());
+        }
+        Err(crate::Error::input(format!(
+            "{} set the GPU path, but {why}; drop them or use {}",
+            set.join(", "),
+            self.with("device", "gpu")
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_named_as_each_front_end_spells_them() {
+        let cli = Given::new(["print_every", "kernel"], Style::Cli);
+        let py = Given::new(["print_every", "kernel"], Style::Python);
+        assert_eq!(
+            cli.names(&["kernel", "lr", "print_every"]),
+            ["--kernel", "--print-every"]
+        );
+        assert_eq!(py.names(&["kernel", "lr", "print_every"]), ["kernel", "print_every"]);
+        assert_eq!(cli.with("device", "gpu"), "--device gpu");
+        assert_eq!(py.with("device", "gpu"), "device='gpu'");
+        assert_eq!(py.with("batch", 64), "batch=64");
+        let e = py
+            .refuse_gpu_settings("device='cpu' runs the CPU f64 path")
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "kernel set the GPU path, but device='cpu' runs the CPU f64 path; drop them or use device='gpu'"
+        );
+        assert!(Given::new(["lr"], Style::Cli).refuse_gpu_settings("x").is_ok());
+    }
+}

@@ -1,0 +1,385 @@
+//! One `train` run from a front end's request to its summary: [`Job::open`] takes a
+//! [`Request`] (the settings the user gave, named through [`Given`]) and owns everything
+//! between the arguments and the step loop: the defaults, the refusals that span several
+//! settings, a resume's comparison with its checkpoint, the device choice and the backend.
+//! [`Job::run`] then trains. The CLI and the Python module only translate their arguments
+//! into a `Request` and print what the job writes to its log.
+
+use super::checkpoint::{self, Checkpoint};
+use super::config::{BackendKind, DataMode, TrainConfig};
+use super::stepper::{backend_for, Backend, HostBackend};
+use super::{open_run_dir, Start, Summary};
+use crate::backend::gpu::{Kernel, Precision};
+use crate::backend::{self as be, Device, GpuChoice, Opened};
+use crate::error::{Error, Result};
+use crate::given::Given;
+use crate::io::lock::DirLock;
+use crate::model::params::Params;
+use crate::optim::Optimizer;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A `train` request as a front end received it.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// The run's settings: each one the user gave (see `given`), the default
+    /// ([`TrainConfig::default`]) elsewhere. `backend`, `kernel` and `chunk` are ignored:
+    /// they come from `device` and `gpu`; an ungiven `checkpoint_every` is derived from `steps`.
+    pub config: TrainConfig,
+    /// Which settings the user gave, and how the front end spells them.
+    pub given: Given,
+    /// Where to run (`auto`: a hardware GPU if there is one, else the CPU f64 path).
+    pub device: Device,
+    /// The GPU path's settings.
+    pub gpu: GpuChoice,
+    /// Adapters to spread each minibatch over (empty: one).
+    pub adapters: Vec<String>,
+    /// Continue the run in this directory from its checkpoint.
+    pub resume: Option<PathBuf>,
+    /// Replace a run `config.out` holds.
+    pub overwrite: bool,
+    /// Starting parameters given as values (in place of `config.init`; they fix N).
+    pub params: Option<Params>,
+}
+
+impl Request {
+    /// A request with every setting at its default, spelled in `given`'s style.
+    pub fn new(given: Given) -> Self {
+        Request {
+            config: TrainConfig::default(),
+            given,
+            device: Device::Auto,
+            gpu: GpuChoice::default(),
+            adapters: Vec::new(),
+            resume: None,
+            overwrite: false,
+            params: None,
+        }
+    }
+}
+
+/// A run ready to train: its directory locked, its config final, its backend open.
+pub struct Job {
+    cfg: TrainConfig,
+    backend: Box<dyn Backend>,
+    resume: Option<Checkpoint>,
+    lock: DirLock,
+}
+
+impl Job {
+    /// Check `req`, lock the run directory, and open the backend (its `[device]` lines and
+    /// notes go to `log`).
+    pub fn open(req: Request, log: &mut dyn Write) -> Result<Job> {
+        let g = &req.given;
+        // the run directory, locked for the whole run and checked before anything else
+        let (dir, start) = match (&req.resume, req.overwrite) {
+            (Some(d), _) => (d.clone(), Start::Resume),
+            (None, true) => (req.config.out.clone(), Start::Overwrite),
+            (None, false) => (req.config.out.clone(), Start::Fresh),
+        };
+        if req.resume.is_some() && g.has("out") && req.config.out != dir {
+            return Err(Error::input(format!(
+                "{} conflicts with {}: a resumed run writes into its own directory",
+                g.with("out", req.config.out.display()),
+                g.with("resume", dir.display())
+            )));
+        }
+        let lock = open_run_dir(&dir, start)?;
+        let resume = match start {
+            Start::Resume => Some(Checkpoint::load(&checkpoint::path_in(&dir))?),
+            _ => None,
+        };
+        let mut cfg = match &resume {
+            Some(ck) => resume_config(&req, &dir, ck)?,
+            None => fresh_config(&req)?,
+        };
+        let net = cfg.validate()?;
+        refuse_unused(&req, &cfg)?;
+        if cfg.optimizer == Optimizer::Als && cfg.data == DataMode::Minibatch {
+            writeln!(
+                log,
+                "[note] als on minibatches solves each step's {} samples exactly, an underdetermined fit for batch < N that need not approach the FFT (from the seed's init at N = 512 it stalls near relative operator error 0.8); {} solves the expected loss and recovers the FFT",
+                cfg.batch,
+                g.with("data", "population")
+            )?;
+        }
+        // with a resume the parameters come from the checkpoint
+        let p = match (&resume, req.params) {
+            (Some(ck), _) => ck.params.clone(),
+            (None, Some(p)) => p,
+            (None, None) => cfg.init.params(&net, cfg.seed)?,
+        };
+        let device = match &resume {
+            Some(_) if cfg.backend.is_gpu() => Device::Gpu,
+            Some(_) => Device::Cpu,
+            // CPU-only solvers (lm, als) never try a GPU under auto
+            None if !cfg.optimizer.on_gpu() => Device::Cpu,
+            None => req.device,
+        };
+        let mut gpu = req.gpu.clone();
+        // the kernel shape and chunking the run started with (they fix the reduction order)
+        gpu.kernel = cfg.kernel;
+        gpu.chunk = cfg.chunk;
+        if resume.is_some() {
+            // a resumed run keeps the precision it started with
+            gpu.precision = match cfg.backend {
+                BackendKind::GpuF64 => Precision::F64,
+                _ => Precision::F32,
+            };
+        }
+        let backend: Box<dyn Backend> = match be::open_for(device, &gpu, &req.adapters, &p, g, false, log)? {
+            Opened::Multi(multi) => {
+                writeln!(log, "[device] each step: {}", multi.assignment(cfg.batch))?;
+                Box::new(HostBackend::multi(&cfg, p, multi)?)
+            }
+            Opened::Gpu(m) => {
+                // the shape that runs, not `auto`: a resume on another adapter keeps it (or
+                // says why not)
+                cfg.kernel = Some(m.kernel());
+                backend_for(&cfg, p, Some(*m))?
+            }
+            Opened::Cpu => backend_for(&cfg, p, None)?,
+        };
+        cfg.backend = backend.kind();
+        Ok(Job {
+            cfg,
+            backend,
+            resume,
+            lock,
+        })
+    }
+
+    /// The run's final config (where it runs included).
+    pub fn config(&self) -> &TrainConfig {
+        &self.cfg
+    }
+
+    /// Where the run steps, in words.
+    pub fn describe(&self) -> String {
+        self.backend.describe()
+    }
+
+    /// Train to the end (or to divergence or an interrupt), writing the run's files and its
+    /// log lines to `log`.
+    pub fn run(mut self, log: &mut dyn Write) -> Result<Summary> {
+        super::run(&self.cfg, self.backend.as_mut(), self.resume.take(), &self.lock, log)
+    }
+}
+
+/// A new run's config: the request's settings, with N taken from starting parameters given as
+/// values, and where it runs from `device` and `gpu`.
+fn fresh_config(req: &Request) -> Result<TrainConfig> {
+    let g = &req.given;
+    let mut cfg = req.config.clone();
+    if let Some(p) = &req.params {
+        if g.has("n") && cfg.n != p.net.n() {
+            return Err(Error::input(format!(
+                "{} does not match init's parameters of N = {}: drop {}, or pass parameters of N = {}",
+                g.with("n", cfg.n),
+                p.net.n(),
+                g.name("n"),
+                cfg.n
+            )));
+        }
+        cfg.n = p.net.n();
+    }
+    if !g.has("checkpoint_every") {
+        cfg.checkpoint_every = TrainConfig::default_checkpoint_every(cfg.steps);
+    }
+    cfg.backend = match req.device {
+        Device::Gpu => BackendKind::GpuF32,
+        _ => BackendKind::CpuF64,
+    };
+    cfg.kernel = req.gpu.kernel;
+    cfg.chunk = req.gpu.chunk;
+    Ok(cfg)
+}
+
+/// With a resume: the checkpoint's config, with the allowed overrides applied and any
+/// conflicting setting the user gave reported by name. Long on purpose: a table with one row
+/// per kept setting (id, differs, given, stored), then the settings that may change.
+fn resume_config(req: &Request, dir: &Path, ck: &Checkpoint) -> Result<TrainConfig> {
+    let (a, g) = (&req.config, &req.given);
+    let mut cfg = ck.config.clone();
+    let gpu_kind = match req.gpu.precision {
+        Precision::F32 => BackendKind::GpuF32,
+        Precision::F64 => BackendKind::GpuF64,
+    };
+    // (setting id, differs from the checkpoint, the setting's value, the checkpoint's value)
+    let name_of = |k: Option<Kernel>| k.map_or("auto", |k| k.name()).to_string();
+    let chunk_of = |c: Option<usize>| c.map_or("default".to_string(), |c| c.to_string());
+    let prec_of = |b: BackendKind| match b {
+        BackendKind::GpuF64 => "f64",
+        _ => "f32",
+    };
+    let checks: [(&str, bool, String, String); 14] = [
+        (
+            "optimizer",
+            a.optimizer != cfg.optimizer,
+            a.optimizer.to_string(),
+            cfg.optimizer.to_string(),
+        ),
+        (
+            "momentum",
+            a.momentum != cfg.momentum,
+            format!("{:e}", a.momentum),
+            format!("{:e}", cfg.momentum),
+        ),
+        (
+            "beta2",
+            a.beta2 != cfg.beta2,
+            format!("{:e}", a.beta2),
+            format!("{:e}", cfg.beta2),
+        ),
+        (
+            "schedule",
+            a.schedule != cfg.schedule,
+            a.schedule.to_string(),
+            cfg.schedule.to_string(),
+        ),
+        ("data", a.data != cfg.data, a.data.to_string(), cfg.data.to_string()),
+        ("n", a.n != cfg.n, a.n.to_string(), cfg.n.to_string()),
+        (
+            "batch",
+            a.batch != cfg.batch,
+            a.batch.to_string(),
+            cfg.batch.to_string(),
+        ),
+        ("lr", a.lr != cfg.lr, format!("{:e}", a.lr), format!("{:e}", cfg.lr)),
+        ("seed", a.seed != cfg.seed, a.seed.to_string(), cfg.seed.to_string()),
+        ("init", a.init != cfg.init, a.init.to_string(), cfg.init.to_string()),
+        (
+            "print_every",
+            a.print_every != cfg.print_every,
+            a.print_every.to_string(),
+            cfg.print_every.to_string(),
+        ),
+        (
+            "precision",
+            cfg.backend.is_gpu() && gpu_kind != cfg.backend,
+            prec_of(gpu_kind).to_string(),
+            prec_of(cfg.backend).to_string(),
+        ),
+        (
+            "kernel",
+            req.gpu.kernel != cfg.kernel,
+            name_of(req.gpu.kernel),
+            name_of(cfg.kernel),
+        ),
+        (
+            "chunk",
+            req.gpu.chunk != cfg.chunk,
+            chunk_of(req.gpu.chunk),
+            chunk_of(cfg.chunk),
+        ),
+    ];
+    let may_change = ["steps", "checkpoint_every", "max_loss_ratio", "adapter", "dispatch_cap"];
+    for (id, conflict, given, stored) in checks {
+        if g.has(id) && conflict {
+            return Err(Error::input(format!(
+                "{} conflicts with the checkpoint's {id} = {stored} ({}); a resumed run keeps its config (may change: {}, and {} where the update stays where it ran)",
+                g.with(id, given),
+                checkpoint::path_in(dir).display(),
+                may_change.map(|m| g.name(m)).join(", "),
+                g.name("adapters")
+            )));
+        }
+    }
+    if g.has("device") {
+        let want = match req.device {
+            Device::Cpu => Some("cpu"),
+            Device::Gpu => Some("gpu"),
+            Device::Auto => None,
+        };
+        if let Some(w) = want.filter(|w| !cfg.backend.name().starts_with(w)) {
+            return Err(Error::input(format!(
+                "{} conflicts with the checkpoint's backend = {} ({}); a run resumes on the backend it started on",
+                g.with("device", w),
+                cfg.backend,
+                checkpoint::path_in(dir).display()
+            )));
+        }
+    }
+    cfg.out = dir.to_path_buf();
+    if g.has("steps") {
+        if cfg.schedule.uses_horizon() && a.steps != ck.config.steps {
+            return Err(Error::input(format!(
+                "{}: the checkpoint's schedule {} is defined over its {} steps, and a resumed run keeps that horizon (resume without {}; for a longer run start a new one, e.g. with {})",
+                g.with("steps", a.steps),
+                cfg.schedule,
+                ck.config.steps,
+                g.name("steps"),
+                g.with("init", dir.join("checkpoint.npz").display())
+            )));
+        }
+        cfg.steps = a.steps;
+    }
+    if g.has("checkpoint_every") {
+        cfg.checkpoint_every = a.checkpoint_every;
+    }
+    if g.has("max_loss_ratio") {
+        cfg.max_loss_ratio = a.max_loss_ratio;
+    }
+    // a last step whose evaluation an interrupt cut short: resuming completes its row and
+    // writes the run's final files
+    let pending = ck
+        .metrics
+        .last()
+        .is_some_and(|m| m.step == ck.step && m.rel_op_err.is_nan());
+    if cfg.steps <= ck.step && !(pending && ck.step == cfg.steps) {
+        return Err(Error::input(format!(
+            "{}: the checkpoint in {} is already at step {}; {}",
+            g.with("steps", cfg.steps),
+            dir.display(),
+            ck.step,
+            if pending {
+                format!(
+                    "its last row is pending: resume with {} (or more) to complete it",
+                    g.with("steps", ck.step)
+                )
+            } else {
+                format!("pass {} above {} to continue", g.name("steps"), ck.step)
+            }
+        )));
+    }
+    Ok(cfg)
+}
+
+/// A setting that would change nothing in this run is refused, naming it (a silently
+/// ignored setting is a wrong belief about what ran).
+fn refuse_unused(req: &Request, cfg: &TrainConfig) -> Result<()> {
+    let g = &req.given;
+    let resumed = req.resume.is_some();
+    if !cfg.optimizer.on_gpu() {
+        g.refuse_gpu_settings(&format!(
+            "this run is on the CPU f64 path (optimizer {} runs on the CPU only)",
+            cfg.optimizer
+        ))?;
+    } else if req.device == Device::Cpu || (resumed && !cfg.backend.is_gpu()) {
+        g.refuse_gpu_settings(&format!(
+            "this run is on the CPU f64 path ({})",
+            if resumed && !g.has("device") {
+                "the checkpoint's backend".to_string()
+            } else {
+                g.with("device", "cpu")
+            }
+        ))?;
+    }
+    let lr_settings = g.names(&["lr", "schedule"]);
+    if !cfg.optimizer.uses_lr() && !lr_settings.is_empty() && !resumed {
+        return Err(Error::input(format!(
+            "{} has no effect on optimizer {}: it takes exact steps, without a learning rate",
+            lr_settings.join(", "),
+            cfg.optimizer
+        )));
+    }
+    if cfg.data == DataMode::Population && g.has("batch") && !resumed {
+        return Err(Error::input(format!(
+            "{} has no effect with {}: each step uses the N = {} identity vectors (the exact expected loss)",
+            g.with("batch", cfg.batch),
+            g.with("data", "population"),
+            cfg.n
+        )));
+    }
+    Ok(())
+}
