@@ -14,19 +14,17 @@ fn combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     for (var g = u; g < job.groups; g = g + CWG) {
         s = s + partial[(y * NP1 + j) * job.groups + g];
     }
-    wre[u] = s.x;
-    wim[u] = s.y;
+    wv[u] = s;
     workgroupBarrier();
     for (var w = CWG / 2u; w > 0u; w = w >> 1u) {
         if (u < w) {
-            wre[u] = wre[u] + wre[u + w];
-            wim[u] = wim[u] + wim[u + w];
+            wv[u] = wv[u] + wv[u + w];
         }
         workgroupBarrier();
     }
     if (u == 0u) {
         // a step's first dispatch starts the accumulator (no clear of the whole buffer)
-        let total = select(acc[a], vec2<R>(0.0, 0.0), job.base == 0u) + vec2<R>(wre[0], wim[0]);
+        let total = select(acc[a], vec2<R>(0.0, 0.0), job.base == 0u) + wv[0];
         acc[a] = total;
         acc[a + 1u] = vec2<R>(0.0, 0.0);
         if (j == NP) {

@@ -87,6 +87,7 @@ fn open_on(adapter: &wgpu::Adapter, c: &GpuChoice, p: &Params) -> Result<GpuMode
         chunk: c.chunk,
         int64: true,
         fused_shape: None,
+        fused_hoist: None,
         dispatch_cap: c.dispatch_cap,
     };
     GpuModel::with_options(g, p, opts)

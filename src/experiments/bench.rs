@@ -292,6 +292,7 @@ pub fn run(cfg: &BenchConfig, mut each: impl FnMut(&Row)) -> Result<Vec<Row>> {
                     chunk: cfg.chunk,
                     int64: true,
                     fused_shape: None,
+                    fused_hoist: None,
                     dispatch_cap: cfg.dispatch_cap,
                 };
                 for &cells in &cfg.cells {

@@ -16,6 +16,7 @@ fn opts(cap: DispatchCap) -> ModelOptions {
     ModelOptions {
         kernel: Some(Kernel::Fused),
         fused_shape: Some(fused::CPU_SHAPE),
+        fused_hoist: None,
         dispatch_cap: Some(cap),
         ..ModelOptions::new(Precision::F32)
     }

@@ -47,6 +47,7 @@ pub fn model(g: Gpu, p: &Params, prec: Precision, kernel: Kernel) -> GpuModel {
         chunk: None,
         int64: true,
         fused_shape: None,
+        fused_hoist: None,
         dispatch_cap: None,
     };
     GpuModel::with_options(g, p, opts).unwrap_or_else(|e| panic!("{kernel:?} {prec:?} model: {e}"))
@@ -134,6 +135,7 @@ fn gpu_errors_name_the_adapter_and_the_limit() {
         chunk: Some(1 << 24),
         int64: true,
         fused_shape: None,
+        fused_hoist: None,
         dispatch_cap: None,
     };
     let e = GpuModel::with_options(g, &p, opts)
@@ -180,6 +182,7 @@ fn on_device_data_and_targets_match_the_cpu_generator() {
             chunk: (kernel == Kernel::Fused).then_some(1000),
             int64: true,
             fused_shape: None,
+            fused_hoist: None,
             dispatch_cap: None,
         };
         let model = GpuModel::with_options(g, &p, opts).unwrap();
@@ -217,6 +220,7 @@ fn fused_model(g: Gpu, p: &Params, prec: Precision, shape: (u32, u32), int64: bo
         chunk,
         int64,
         fused_shape: Some(shape),
+        fused_hoist: None,
         dispatch_cap: None,
     };
     GpuModel::with_options(g, p, opts).unwrap_or_else(|e| panic!("fused {shape:?} {prec:?}: {e}"))
@@ -242,6 +246,7 @@ fn fused_matches_the_f64_path_at_every_size_and_both_plan_shapes() {
                 chunk: None,
                 int64: true,
                 fused_shape: Some(shape),
+                fused_hoist: None,
                 dispatch_cap: None,
             };
             let m = match GpuModel::with_options(g, &p, opts) {
@@ -267,6 +272,51 @@ fn fused_matches_the_f64_path_at_every_size_and_both_plan_shapes() {
                 1 << log2,
                 r.groups
             );
+        }
+    }
+}
+
+#[test]
+fn fused_twiddles_loaded_once_per_step_give_the_bits_of_loads_at_each_use() {
+    // hardware GPUs load each twiddle at its use, CPU-type adapters once per step before the
+    // sample loop: the same values in the same operations, so the same bits; this runs the
+    // hardware GPUs' generated code here too (the f64 comparison above runs the default)
+    for shape in [
+        fftlearn::backend::gpu::fused::HARDWARE_SHAPE,
+        fftlearn::backend::gpu::fused::CPU_SHAPE,
+    ] {
+        for n in [16usize, 512] {
+            for prec in [Precision::F32, Precision::F64] {
+                let Some(g) = gpu(prec == Precision::F64) else { return };
+                let net = Network::new(n).unwrap();
+                let p = Params::init(&net, &Scheme::Random, 5);
+                let batch = GpuBatch::Gaussian {
+                    seed: 11,
+                    stream: Stream::Data,
+                    step: 3,
+                    size: 300,
+                };
+                let run = |g: Gpu, hoist: bool| {
+                    let opts = ModelOptions {
+                        kernel: Some(Kernel::Fused),
+                        fused_shape: Some(shape),
+                        fused_hoist: Some(hoist),
+                        ..ModelOptions::new(prec)
+                    };
+                    let m = GpuModel::with_options(g, &p, opts).unwrap();
+                    assert!(
+                        m.describe_shape()
+                            .contains(if hoist { "once per step" } else { "at each use" }),
+                        "{}",
+                        m.describe_shape()
+                    );
+                    m.loss_grad(&batch).unwrap()
+                };
+                let a = run(g, true);
+                let b = run(gpu(prec == Precision::F64).unwrap(), false);
+                assert_eq!(a.loss.to_bits(), b.loss.to_bits(), "{shape:?} N = {n} {prec:?}");
+                assert_eq!(a.flat(), b.flat(), "{shape:?} N = {n} {prec:?}");
+            }
         }
     }
 }

@@ -22,6 +22,7 @@ fn opts(shape: (u32, u32)) -> ModelOptions {
         chunk: None,
         int64: true,
         fused_shape: Some(shape),
+        fused_hoist: None,
         dispatch_cap: None,
     }
 }
@@ -133,9 +134,16 @@ fn a_cell_in_a_gpu_pack_is_the_cell_alone() {
 fn a_pack_the_adapter_cannot_hold_is_refused_before_allocating() {
     let Some(g) = gpu(false) else { return };
     let net = Network::new(4096).unwrap();
-    let plan =
-        fftlearn::backend::gpu::model::fused_plan(&g.info, &g.limits, g.features, &net, Precision::F32, true, None)
-            .unwrap();
+    let plan = fftlearn::backend::gpu::model::fused_plan(
+        &g.info,
+        &g.limits,
+        g.features,
+        &net,
+        Precision::F32,
+        true,
+        (None, None),
+    )
+    .unwrap();
     let batch = 1 << 20;
     let needs = fftlearn::backend::gpu::PackNeeds::of(&g.limits, &net, Precision::F32, &plan, batch);
     // the partials of 2^20 samples at N = 4096 fill a binding: one cell, or none

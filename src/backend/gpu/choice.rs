@@ -1,6 +1,6 @@
 //! Which kernel shape and fused plan run on an adapter: [`Kernel`] (lane, group, fused) and
 //! `auto`'s rule, the fused plan for an adapter's limits and type (or a measurement's
-//! `FFTLEARN_FUSED_SHAPE`), and the line `fftlearn devices` prints for it.
+//! `FFTLEARN_FUSED_SHAPE`, `FFTLEARN_FUSED_HOIST`), and the line `fftlearn devices` prints for it.
 
 use super::context::Precision;
 use super::dispatch::DispatchCap;
@@ -81,8 +81,9 @@ impl std::str::FromStr for Kernel {
 }
 
 /// The fused plan for `net` at `prec` on `gpu`, or why it does not fit. `shape`: (bits per
-/// invocation, least invocations per workgroup); None: the adapter type's, or the
-/// environment's `FFTLEARN_FUSED_SHAPE=BITS,WG` (for measurements).
+/// invocation, least invocations per workgroup), and whether the twiddles are hoisted
+/// ([`Plan::hoist`]); None: the adapter type's, or the environment's
+/// `FFTLEARN_FUSED_SHAPE=BITS,WG` and `FFTLEARN_FUSED_HOIST=on|off` (for measurements).
 pub fn fused_plan(
     info: &wgpu::AdapterInfo,
     limits: &wgpu::Limits,
@@ -90,7 +91,7 @@ pub fn fused_plan(
     net: &Network,
     prec: Precision,
     int64: bool,
-    shape: Option<(u32, u32)>,
+    (shape, hoist): (Option<(u32, u32)>, Option<bool>),
 ) -> std::result::Result<Plan, String> {
     let int64 = int64 && features.contains(wgpu::Features::SHADER_INT64);
     let env = env_shape()?;
@@ -100,10 +101,26 @@ pub fn fused_plan(
         fused::HARDWARE_SHAPE
     });
     let mut plan = Plan::new(net, prec, fused::Fit::of(limits), int64, bits, min_wg)?;
-    if info.device_type == wgpu::DeviceType::Cpu {
+    let cpu_type = info.device_type == wgpu::DeviceType::Cpu;
+    if cpu_type {
         plan.cwg = fused::COMBINE_WG.1;
     }
+    plan.hoist = match hoist {
+        Some(h) => h,
+        None => env_hoist()?.unwrap_or(cpu_type),
+    };
     Ok(plan)
+}
+
+/// Whether `FFTLEARN_FUSED_HOIST=on|off` sets the fused plan's twiddle hoisting
+/// ([`Plan::hoist`]) for measurements, if set; an error naming it if it is neither.
+pub(super) fn env_hoist() -> std::result::Result<Option<bool>, String> {
+    match std::env::var("FFTLEARN_FUSED_HOIST").as_deref() {
+        Ok("on") => Ok(Some(true)),
+        Ok("off") => Ok(Some(false)),
+        Ok(v) => Err(format!("FFTLEARN_FUSED_HOIST={v}: expected on or off")),
+        Err(_) => Ok(None),
+    }
 }
 
 /// The fused plan shape `FFTLEARN_FUSED_SHAPE=BITS,WG` sets for measurements, if set; an
@@ -139,7 +156,7 @@ pub fn auto_summary(adapter: &wgpu::Adapter, net: &Network, prec: Precision) -> 
     if prec == Precision::F64 && !features.contains(wgpu::Features::SHADER_F64) {
         return Ok(format!("{}: no SHADER_F64", prec.wgsl()));
     }
-    let plan = fused_plan(&info, &limits, features, net, prec, true, None);
+    let plan = fused_plan(&info, &limits, features, net, prec, true, (None, None));
     let (kernel, note) = Kernel::auto(&info, &plan, net.n());
     Ok(match (kernel, plan) {
         (Kernel::Fused, Ok(p)) => {

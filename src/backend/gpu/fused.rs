@@ -32,6 +32,8 @@
 
 use super::context::Precision;
 use crate::model::network::{stage_offset, Network, M_ENTRIES};
+use crate::model::params::exact_twiddles;
+use num_complex::Complex64 as C64;
 
 /// Largest workgroup count of one dispatch (the partials buffer is sized for it).
 pub const MAX_GROUPS: u32 = 16_384;
@@ -96,7 +98,7 @@ pub struct Plan {
     pub wg: u32,
     /// Exchange buffers per team (2: one barrier per exchange; 1: two).
     pub nbuf: u32,
-    /// Reals in each of the two workgroup arrays (re, im).
+    /// Complex values in the workgroup array (exchanges and reductions).
     pub wgm: u32,
     /// Bytes of workgroup memory the kernel uses.
     pub wg_bytes: u64,
@@ -106,6 +108,11 @@ pub struct Plan {
     rounds: Vec<Round>,
     /// Whether Philox uses native 64-bit products (SHADER_INT64).
     pub int64: bool,
+    /// Whether each invocation loads its twiddles once per step, before the sample loop,
+    /// rather than at each use: on CPU-type adapters (lavapipe) that is 1.5-1.6x the samples/s
+    /// at N = 512 (docs/speed.md), since every load there is a gather; on hardware GPUs the
+    /// held twiddles would add registers to ~170 live values, so they load at each use.
+    pub hoist: bool,
 }
 
 /// One reduction round after the sample loop: the slots of one pass written to workgroup
@@ -211,6 +218,7 @@ impl Plan {
             passes,
             rounds: Vec::new(),
             int64,
+            hoist: false,
         };
         plan.rounds = plan.make_rounds((wgm / wg).min(most_slots).max(1) as usize);
         Ok(plan)
@@ -318,6 +326,8 @@ impl Plan {
         let mut g = Gen {
             plan: self,
             out: String::new(),
+            exact: exact_twiddles(&Network::new(self.n() as usize).expect("a plan's N is valid")),
+            real: vec![false; self.rr() as usize],
         };
         g.module();
         g.out
@@ -342,6 +352,11 @@ fn slots_of(l: u32, r: u32, pass: &Pass) -> Vec<(u32, u32)> {
 struct Gen<'a> {
     plan: &'a Plan,
     out: String,
+    /// The exact twiddles (the `exact` buffer's values, in f64), for the stages whose
+    /// twiddles are known when the module is generated.
+    exact: Vec<C64>,
+    /// Per value of the exact forward: whether its imaginary part is known to be zero.
+    real: Vec<bool>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -386,8 +401,7 @@ impl Gen<'_> {
 @group(0) @binding(8) var<storage, read_write> acc: array<vec2<R>>;
 @group(0) @binding(9) var<storage, read> cells: array<vec4<u32>>;
 @group(0) @binding(10) var<storage, read_write> losses: array<R>;
-var<workgroup> wre: array<R, WGM>;
-var<workgroup> wim: array<R, WGM>;
+var<workgroup> wv: array<vec2<R>, WGM>;
 
 // bit-reversal of the low `bits` bits (bits >= 1)
 fn rev(v: u32, bits: u32) -> u32 {
@@ -437,6 +451,7 @@ fn swz(a: u32) -> u32 {
                 self.line(format!("    var acc{pi}_{q} = vec2<R>(0.0, 0.0);"));
             }
         }
+        self.load_twiddles();
         self.line("    var lossacc = R(0.0);");
         self.line("    let key = vec2<u32>(cell.y, cell.z);");
         self.line("    for (var it = 0u; it < job.spt; it = it + 1u) {");
@@ -464,13 +479,13 @@ fn swz(a: u32) -> u32 {
         } else {
             for j in 0..rr / 4 {
                 self.line(format!(
-                    "            {{\n                let kb = t + {}u;\n                let r = philox(vec4<u32>(kb, job.sample0 + job.base + s, cell.w, job.stream), key);\n                let z0 = box_muller(r.x, r.y);\n                let z1 = box_muller(r.z, r.w);\n                wre[toff + swz(4u * kb)] = R(z0.x);\n                wre[toff + swz(4u * kb + 1u)] = R(z0.y);\n                wre[toff + swz(4u * kb + 2u)] = R(z1.x);\n                wre[toff + swz(4u * kb + 3u)] = R(z1.y);\n            }}",
+                    "            {{\n                let kb = t + {}u;\n                let r = philox(vec4<u32>(kb, job.sample0 + job.base + s, cell.w, job.stream), key);\n                let z0 = box_muller(r.x, r.y);\n                let z1 = box_muller(r.z, r.w);\n                wv[toff + swz(4u * kb)].x = R(z0.x);\n                wv[toff + swz(4u * kb + 1u)].x = R(z0.y);\n                wv[toff + swz(4u * kb + 2u)].x = R(z1.x);\n                wv[toff + swz(4u * kb + 3u)].x = R(z1.y);\n            }}",
                     j * p.ts
                 ));
             }
             self.line("            workgroupBarrier();");
             for k in 0..rr {
-                self.line(format!("            x{k} = wre[toff + swz(at0 | {}u)];", p.at_k(0, k)));
+                self.line(format!("            x{k} = wv[toff + swz(at0 | {}u)].x;", p.at_k(0, k)));
             }
             if p.nbuf == 1 {
                 self.line("            workgroupBarrier();");
@@ -487,6 +502,8 @@ fn swz(a: u32) -> u32 {
         }
         self.line("        } else {");
         let mut buf = 1u32;
+        // the binding stays in the layout where every exact twiddle is a constant
+        self.line("            _ = exact[0u];");
         self.forward_all(Src::Exact, "e", &mut buf, "            ");
         for k in 0..rr {
             self.line(format!("            tg{k} = e{last}_{k};"));
@@ -523,25 +540,20 @@ fn swz(a: u32) -> u32 {
                 Some((pi, q0, q1)) => {
                     for q in q0..q1 {
                         let at = (q - q0) as u32 * p.wg;
-                        self.line(format!(
-                            "    wre[{at}u + lid] = acc{pi}_{q}.x;\n    wim[{at}u + lid] = acc{pi}_{q}.y;"
-                        ));
+                        self.line(format!("    wv[{at}u + lid] = acc{pi}_{q};"));
                     }
                 }
-                None => self.line("    wre[lid] = lossacc;\n    wim[lid] = R(0.0);"),
+                None => self.line("    wv[lid] = vec2<R>(lossacc, R(0.0));"),
             }
             self.line(format!(
                 "    workgroupBarrier();
     for (var e = gather[{ri}u] + lid; e < gather[{}u]; e = e + WG) {{
         let j = gather[GE + 3u * e];
-        var sr = R(0.0);
-        var si = R(0.0);
+        var sv = vec2<R>(0.0, 0.0);
         for (var q = gather[GE + 3u * e + 1u]; q < gather[GE + 3u * e + 2u]; q = q + 1u) {{
-            let pos = gather[GP + q];
-            sr = sr + wre[pos];
-            si = si + wim[pos];
+            sv = sv + wv[gather[GP + q]];
         }}
-        partial[(pout + j) * job.groups + gx] = vec2<R>(sr, si);
+        partial[(pout + j) * job.groups + gx] = sv;
     }}",
                 ri + 1
             ));
@@ -557,8 +569,7 @@ fn swz(a: u32) -> u32 {
         let off = if p.nbuf == 2 { buf * p.n() } else { 0 };
         for k in 0..p.rr() {
             self.line(format!(
-                "{ind}wre[toff + {off}u + swz(at{from} | {}u)] = {src}{k}.x;\n{ind}wim[toff + {off}u + swz(at{from} | {}u)] = {src}{k}.y;",
-                p.at_k(from, k),
+                "{ind}wv[toff + {off}u + swz(at{from} | {}u)] = {src}{k};",
                 p.at_k(from, k)
             ));
         }
@@ -566,9 +577,9 @@ fn swz(a: u32) -> u32 {
         for k in 0..p.rr() {
             let idx = format!("toff + {off}u + swz(at{to} | {}u)", p.at_k(to, k));
             if declare {
-                self.line(format!("{ind}let {dst}{k} = vec2<R>(wre[{idx}], wim[{idx}]);"));
+                self.line(format!("{ind}let {dst}{k} = wv[{idx}];"));
             } else {
-                self.line(format!("{ind}{dst}{k} = vec2<R>(wre[{idx}], wim[{idx}]);"));
+                self.line(format!("{ind}{dst}{k} = wv[{idx}];"));
             }
         }
         if p.nbuf == 1 {
@@ -576,12 +587,49 @@ fn swz(a: u32) -> u32 {
         }
     }
 
+    /// The twiddle of pair `k` of stage `s` in pass `pi`: the variable it was loaded into
+    /// before the sample loop ([`Plan::hoist`]), else its load.
     fn twiddle(&self, src: Src, pi: usize, s: u32, k: u32) -> String {
         let p = self.plan;
         let c = rev((k << p.passes[pi].lo) >> (p.l - s), s);
-        match src {
-            Src::Learned => format!("params[pb + {}u + (tb{pi}_{s} | {c}u)]", M_ENTRIES + stage_offset(s)),
-            Src::Exact => format!("exact[{}u + (tb{pi}_{s} | {c}u)]", stage_offset(s)),
+        match (src, p.hoist) {
+            (Src::Learned, true) => format!("tl{pi}_{s}_{c}"),
+            (Src::Exact, true) => format!("te{pi}_{s}_{c}"),
+            (Src::Learned, false) => format!("params[pb + {}u + (tb{pi}_{s} | {c}u)]", M_ENTRIES + stage_offset(s)),
+            (Src::Exact, false) => format!("exact[{}u + (tb{pi}_{s} | {c}u)]", stage_offset(s)),
+        }
+    }
+
+    /// With [`Plan::hoist`]: load every twiddle an invocation uses once, before the sample
+    /// loop (the parameters do not change within a step): the learned ones, and the exact
+    /// ones not fixed at generation.
+    fn load_twiddles(&mut self) {
+        let p = self.plan;
+        if !p.hoist {
+            return;
+        }
+        for (pi, pass) in p.passes.iter().enumerate() {
+            for &s in pass.stages.iter().filter(|&&s| s > 0) {
+                let mut cs: Vec<u32> = self
+                    .pairs(pi, s)
+                    .iter()
+                    .map(|&(k, _)| rev((k << pass.lo) >> (p.l - s), s))
+                    .collect();
+                cs.sort_unstable();
+                cs.dedup();
+                for c in cs {
+                    self.line(format!(
+                        "    let tl{pi}_{s}_{c} = params[pb + {}u + (tb{pi}_{s} | {c}u)];",
+                        M_ENTRIES + stage_offset(s)
+                    ));
+                    if !self.twiddles_fixed(pi, s) {
+                        self.line(format!(
+                            "    let te{pi}_{s}_{c} = exact[{}u + (tb{pi}_{s} | {c}u)];",
+                            stage_offset(s)
+                        ));
+                    }
+                }
+            }
         }
     }
 
@@ -595,19 +643,58 @@ fn swz(a: u32) -> u32 {
             .collect()
     }
 
+    /// Whether stage `s`'s twiddles in pass `pi` are the same for every invocation (known when
+    /// the module is generated): in the first pass, whose window is the top bits, an
+    /// invocation's own bits lie below the stage's twiddle index, so `tb0_s` is 0.
+    fn twiddles_fixed(&self, pi: usize, s: u32) -> bool {
+        pi == 0 && self.plan.passes[0].lo + s <= self.plan.l
+    }
+
+    /// The product `w * {v}{k1}` of the exact forward's stage `s` (fixed twiddles) as WGSL,
+    /// with the multiplications by 1, -1, i and -i and by a known-zero imaginary part left
+    /// out (the values are those of the `cmul` with the buffer's twiddle, but for the sign of
+    /// a zero), and whether it is real.
+    fn fixed_product(&self, pi: usize, s: u32, k0: u32, x: &str) -> (String, bool) {
+        let p = self.plan;
+        let c = rev((k0 << p.passes[pi].lo) >> (p.l - s), s);
+        let w = self.exact[stage_offset(s) + c as usize];
+        let real = self.real[(k0 | (1 << (p.l - 1 - s - p.passes[pi].lo))) as usize];
+        let lit = |v: f64| format!("R({v:?})");
+        match (w.re, w.im) {
+            (1.0, 0.0) => (x.to_string(), real),
+            (-1.0, 0.0) => (format!("(-{x})"), real),
+            (0.0, -1.0) => (format!("vec2<R>({x}.y, -{x}.x)"), false),
+            (0.0, 1.0) => (format!("vec2<R>(-{x}.y, {x}.x)"), false),
+            _ if real => (format!("vec2<R>({} * {x}.x, {} * {x}.x)", lit(w.re), lit(w.im)), false),
+            _ => (format!("cmul(vec2<R>({}, {}), {x})", lit(w.re), lit(w.im)), false),
+        }
+    }
+
     /// Emit one stage on the variables `v{k}` (declared `var`).
     fn stage(&mut self, src: Src, pi: usize, s: u32, v: &str, ind: &str) {
         for (k0, k1) in self.pairs(pi, s) {
             if s == 0 {
                 let (a, b) = (format!("x{k0}"), format!("x{k1}"));
                 match src {
-                    Src::Exact => self.line(format!(
-                        "{ind}{v}{k0} = vec2<R>({a} + {b}, R(0.0));\n{ind}{v}{k1} = vec2<R>({a} - {b}, R(0.0));"
-                    )),
+                    Src::Exact => {
+                        self.line(format!(
+                            "{ind}{v}{k0} = vec2<R>({a} + {b}, R(0.0));\n{ind}{v}{k1} = vec2<R>({a} - {b}, R(0.0));"
+                        ));
+                        self.real[k0 as usize] = true;
+                        self.real[k1 as usize] = true;
+                    }
                     Src::Learned => self.line(format!(
                         "{ind}{v}{k0} = m0 * {a} + m1 * {b};\n{ind}{v}{k1} = m2 * {a} + m3 * {b};"
                     )),
                 }
+            } else if src == Src::Exact && self.twiddles_fixed(pi, s) {
+                let (pr, real) = self.fixed_product(pi, s, k0, &format!("{v}{k1}"));
+                let both = real && self.real[k0 as usize];
+                self.line(format!(
+                    "{ind}{{\n{ind}    let pr = {pr};\n{ind}    let tp = {v}{k0};\n{ind}    {v}{k0} = tp + pr;\n{ind}    {v}{k1} = tp - pr;\n{ind}}}"
+                ));
+                self.real[k0 as usize] = both;
+                self.real[k1 as usize] = both;
             } else {
                 let w = self.twiddle(src, pi, s, k0);
                 self.line(format!(
@@ -641,6 +728,8 @@ fn swz(a: u32) -> u32 {
                     self.line(format!("{ind}var {v}{k} = {pre}in{pi}_{k};"));
                 }
             }
+            // values that came through an exchange are taken as complex
+            self.real.iter_mut().for_each(|r| *r = false);
             let stages = p.passes[pi].stages.clone();
             // one pass: the learned forward keeps each stage's inputs for the backward
             let save = src == Src::Learned && np == 1;

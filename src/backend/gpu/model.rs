@@ -132,6 +132,9 @@ pub struct ModelOptions {
     /// The fused plan's (bits per invocation, least invocations per workgroup); None: per
     /// adapter type ([`fused::HARDWARE_SHAPE`], [`fused::CPU_SHAPE`]).
     pub fused_shape: Option<(u32, u32)>,
+    /// Whether the fused plan loads its twiddles once per step ([`fused::Plan::hoist`]);
+    /// None: on CPU-type adapters, or as `FFTLEARN_FUSED_HOIST` says.
+    pub fused_hoist: Option<bool>,
     /// Most samples one fused dispatch runs (None: [`DispatchCap::default_for`] the adapter
     /// type and N). The step's bytes do not depend on it ([`super::dispatch`]).
     pub dispatch_cap: Option<DispatchCap>,
@@ -146,6 +149,7 @@ impl ModelOptions {
             chunk: None,
             int64: true,
             fused_shape: None,
+            fused_hoist: None,
             dispatch_cap: None,
         }
     }
@@ -245,7 +249,7 @@ impl GpuModel {
             &net,
             prec,
             opts.int64,
-            opts.fused_shape,
+            (opts.fused_shape, opts.fused_hoist),
         );
         let (kernel, note) = match opts.kernel {
             Some(Kernel::Fused) => {
@@ -384,11 +388,12 @@ impl GpuModel {
         match &self.shape {
             Shape::Chunked(c) => format!("kernel {} | chunk {} samples", self.kernel.name(), c.chunk),
             Shape::Fused(f) => format!(
-                "kernel fused | {} invocations per sample, {} sample(s) per workgroup, {} B workgroup memory ({} exchange buffer(s)) | up to {} workgroups per step | {} | dispatch cap {} | {}",
+                "kernel fused | {} invocations per sample, {} sample(s) per workgroup, {} B workgroup memory ({} exchange buffer(s)), twiddles loaded {} | up to {} workgroups per step | {} | dispatch cap {} | {}",
                 f.plan.ts,
                 f.plan.teams,
                 f.plan.wg_bytes,
                 f.plan.nbuf,
+                if f.plan.hoist { "once per step" } else { "at each use" },
                 f.max_groups,
                 match f.chunk {
                     Some(c) => format!("{c} samples per dispatch"),

@@ -59,10 +59,16 @@ impl Target {
 }
 
 /// The fused kernel's plan shapes the project builds at log2 N = `l` (log2 radix, least
-/// workgroup size, `combine` workgroup size): hardware GPUs' and CPU-type adapters'.
-fn shapes(l: u32) -> [(u32, u32, u32); 2] {
+/// workgroup size, `combine` workgroup size, twiddles hoisted): hardware GPUs' and CPU-type
+/// adapters', each also with the other's hoisting (`FFTLEARN_FUSED_HOIST` selects it).
+fn shapes(l: u32) -> [(u32, u32, u32, bool); 4] {
     let (hw, cpu) = (fused::HARDWARE_SHAPE, fused::cpu_shape(l));
-    [(hw.0, hw.1, fused::COMBINE_WG.0), (cpu.0, cpu.1, fused::COMBINE_WG.1)]
+    [
+        (hw.0, hw.1, fused::COMBINE_WG.0, false),
+        (hw.0, hw.1, fused::COMBINE_WG.0, true),
+        (cpu.0, cpu.1, fused::COMBINE_WG.1, true),
+        (cpu.0, cpu.1, fused::COMBINE_WG.1, false),
+    ]
 }
 
 /// Every module for transform sizes `ns` within the limits `fits`, without repeats (two
@@ -80,12 +86,13 @@ pub fn all(ns: &[usize], fits: &[Fit]) -> Vec<Module> {
         for prec in [Precision::F32, Precision::F64] {
             for int64 in [false, true] {
                 for fit in fits {
-                    for (bits, wg, cwg) in shapes(net.log2()) {
+                    for (bits, wg, cwg, hoist) in shapes(net.log2()) {
                         if let Ok(mut plan) = Plan::new(&net, prec, *fit, int64, bits, wg) {
                             plan.cwg = cwg;
+                            plan.hoist = hoist;
                             push(Module {
                                 label: format!(
-                                    "fused N={n} {} int64={int64} radix=2^{bits} wg>={wg} ({} B workgroup memory)",
+                                    "fused N={n} {} int64={int64} radix=2^{bits} wg>={wg} hoist={hoist} ({} B workgroup memory)",
                                     prec.wgsl(),
                                     plan.wg_bytes
                                 ),
