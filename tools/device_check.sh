@@ -9,7 +9,8 @@
 # the peers torch_vec.py + cpuguard.py, and the Vulkan loader's .deb files (unpacked only if
 # libvulkan.so.1 is missing). OUT receives log.txt (everything), bench.csv (fftlearn bench
 # rows, every kernel x precision x batch, adapter and machine named), shapes.csv (other fused
-# plan shapes), torch.txt (the peer's rows from the same run), gradcheck.txt,
+# plan shapes, and the default one with its twiddles loaded once per step), torch.txt (the
+# peer's rows from the same run), gradcheck.txt,
 # determinism.txt and seed_run.txt: eight files at most.
 #
 # Sizes (override for a dry run on lavapipe, e.g. DC_BATCHES=4096,16384 DC_GC_BATCHES=1,4096):
@@ -71,6 +72,9 @@ step "bench fused,group f64" 120 - "$FL" bench --kernel fused,group --precision 
 for sh in ${DC_SHAPES:-2,64 3,128 4,64 4,128}; do
     step "bench fused shape $sh" 60 - env FFTLEARN_FUSED_SHAPE="$sh" "$FL" bench --kernel fused --precision f32 --batches "${DC_SHAPE_BATCH:-4194304}" --min-time 1 --min-steps 3 --out "$OUT/s_${sh/,/_}.csv"
 done
+# the default shape with its twiddles loaded once per step (as on CPU-type adapters), against
+# the hardware default of loads at each use: the bits are the same (tests/it/gpu.rs)
+step "bench fused hoist on" 45 - env FFTLEARN_FUSED_HOIST=on "$FL" bench --kernel fused --precision f32 --batches "${DC_SHAPE_BATCH:-4194304}" --min-time 1 --min-steps 3 --out "$OUT/s_hoist.csv"
 step "bench lane f32" 90 - "$FL" bench --kernel lane --precision f32 --batches "$LANE_BATCHES" --min-time 0.5 --min-steps 2 --out "$OUT/b4.csv"
 step "bench cpu f64" 60 - "$FL" bench --device cpu --batches 65536 --min-time 1 --min-steps 2 --out "$OUT/b5.csv"
 # the dispatch cap's cost: a 2^24-sample step in one dispatch against the default cut (its
