@@ -209,12 +209,7 @@ fn forward<'py>(py: Python<'py>, params: &Bound<'py, PyAny>, x: &Bound<'py, PyAn
     let p = params_of(params)?;
     let x = inputs(&p, x)?;
     let b = x.len() / p.net.n();
-    let y = py.detach(|| cpu::forward(&p, &x));
-    if !y.iter().all(|z| z.is_finite()) {
-        return Err(PyRuntimeError::new_err(
-            "forward: the output holds NaN or infinity (the parameters overflow f64 on these inputs)",
-        ));
-    }
+    let y = py.detach(|| cpu::forward_finite(&p, &x)).map_err(py_err)?;
     Ok(PyArray1::from_vec(py, y).reshape([b, p.net.bins()])?.into_any())
 }
 
@@ -247,21 +242,17 @@ fn grad<'py>(
         }
         None => None,
     };
-    let g = py.detach(|| {
-        cpu::loss_grad(
-            &p,
-            &Batch::Given {
-                x: &x,
-                target: t.as_deref(),
-            },
-        )
-    });
-    if !(g.loss.is_finite() && g.m.iter().chain(&g.tw).all(|z| z.is_finite())) {
-        return Err(PyRuntimeError::new_err(format!(
-            "grad: the loss or gradient is NaN or infinite (loss {:e})",
-            g.loss
-        )));
-    }
+    let g = py
+        .detach(|| {
+            cpu::loss_grad_finite(
+                &p,
+                &Batch::Given {
+                    x: &x,
+                    target: t.as_deref(),
+                },
+            )
+        })
+        .map_err(py_err)?;
     let d = PyDict::new(py);
     d.set_item("M", PyArray1::from_slice(py, &g.m).reshape([2, 2])?)?;
     d.set_item("twiddles", PyArray1::from_slice(py, &g.tw))?;

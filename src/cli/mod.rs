@@ -185,13 +185,8 @@ fn forward(a: ForwardArgs) -> Result<()> {
     let p = Params::load(&a.params)?;
     let x = load_inputs(&p, &a.input)?;
     let b = x.len() / p.net.n();
-    let y = cpu::forward(&p, &x);
-    if !y.iter().all(|z| z.is_finite()) {
-        return Err(Error::runtime(format!(
-            "forward: the output holds NaN or infinity (the parameters {} overflow f64 on these inputs); nothing written",
-            a.params.display()
-        )));
-    }
+    let y = cpu::forward_finite(&p, &x)
+        .map_err(|e| Error::runtime(format!("{e} (parameters {}); nothing written", a.params.display())))?;
     npy::write_npy(&a.out, Out::C128(&[b, p.net.bins()], &y))?;
     say!("wrote {} ({b} x {} complex128)", a.out.display(), p.net.bins());
     Ok(())
@@ -219,19 +214,14 @@ fn grad(a: GradArgs) -> Result<()> {
         }
         None => None,
     };
-    let g = cpu::loss_grad(
+    let g = cpu::loss_grad_finite(
         &p,
         &Batch::Given {
             x: &x,
             target: target.as_deref(),
         },
-    );
-    if !(g.loss.is_finite() && g.m.iter().chain(&g.tw).all(|z| z.is_finite())) {
-        return Err(Error::runtime(format!(
-            "grad: the loss or gradient is NaN or infinite (loss {:e}: the parameters or inputs overflow f64); nothing written",
-            g.loss
-        )));
-    }
+    )
+    .map_err(|e| Error::runtime(format!("{e}; nothing written")))?;
     npy::write_npz(
         &a.out,
         &[

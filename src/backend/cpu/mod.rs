@@ -57,6 +57,29 @@ pub fn task_size(b: usize) -> usize {
     t.div_ceil(LANES) * LANES
 }
 
+/// [`loss_grad`] for a front end: a loss or gradient that overflowed f64 is an error.
+pub fn loss_grad_finite(p: &Params, batch: &Batch) -> crate::Result<Grad> {
+    let g = loss_grad(p, batch);
+    if !(g.loss.is_finite() && g.m.iter().chain(&g.tw).all(|z| z.is_finite())) {
+        return Err(crate::Error::runtime(format!(
+            "grad: the loss or gradient is NaN or infinite (loss {:e}: the parameters or inputs overflow f64)",
+            g.loss
+        )));
+    }
+    Ok(g)
+}
+
+/// [`forward`] for a front end: an output that overflowed f64 is an error.
+pub fn forward_finite(p: &Params, x: &[f64]) -> crate::Result<Vec<C64>> {
+    let y = forward(p, x);
+    if !y.iter().all(|z| z.is_finite()) {
+        return Err(crate::Error::runtime(
+            "forward: the output holds NaN or infinity (the parameters overflow f64 on these inputs)",
+        ));
+    }
+    Ok(y)
+}
+
 /// Loss and gradient of `batch` at `p`.
 pub fn loss_grad(p: &Params, batch: &Batch) -> Grad {
     reduce(p, batch, true, &|| false).expect("never stopped")
