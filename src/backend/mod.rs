@@ -88,6 +88,7 @@ fn open_on(adapter: &wgpu::Adapter, c: &GpuChoice, p: &Params) -> Result<GpuMode
         int64: true,
         fused_shape: None,
         fused_hoist: None,
+        fused_omit: Default::default(),
         dispatch_cap: c.dispatch_cap,
     };
     GpuModel::with_options(g, p, opts)

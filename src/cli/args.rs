@@ -161,6 +161,12 @@ pub struct BenchArgs {
     /// one task per cell). Rows give cell-steps/s.
     #[arg(long, value_delimiter = ',', default_value = "1")]
     pub cells: Vec<usize>,
+    /// With GPU timestamps, also time each lone fused row's kernel without the target's
+    /// forward and without the backward (plans built for timing only), and print the parts
+    /// this attributes: target, backward, and the rest (data, learned forward, loss,
+    /// reduction). The parts interact (registers, memory), so they are estimates.
+    #[arg(long)]
+    pub parts: bool,
 }
 
 /// Where the parameter point comes from.

@@ -379,7 +379,7 @@ fn bench_cmd(a: crate::cli::args::BenchArgs) -> Result<()> {
     }
     let gpu = a.device != BenchDevice::Cpu;
     if !gpu {
-        let unused = args::given_of(&["kernel", "precision", "adapter", "chunk", "dispatch_cap"]);
+        let unused = args::given_of(&["kernel", "precision", "adapter", "chunk", "dispatch_cap", "parts"]);
         if !unused.is_empty() {
             return Err(Error::input(format!(
                 "{} set the GPU path, and --device cpu measures the CPU f64 path only; drop them or use --device gpu|both",
@@ -399,6 +399,7 @@ fn bench_cmd(a: crate::cli::args::BenchArgs) -> Result<()> {
         chunk: a.chunk,
         dispatch_cap: a.dispatch_cap,
         cells: a.cells.clone(),
+        parts: a.parts,
     };
     // refused before the table's header, not after it
     bench::check(&cfg)?;
@@ -445,6 +446,18 @@ fn bench_cmd(a: crate::cli::args::BenchArgs) -> Result<()> {
                 r.median_s * 1e3,
                 100.0 * (1.0 - g.span / r.median_s).max(0.0)
             );
+            if let Some((t, b)) = g.without {
+                let (target, backward) = (g.train - t, g.train - b);
+                say!(
+                    "     parts by removal (kernel, median step): target's forward {:.4} ms, backward {:.4} ms, the rest (data, learned forward, loss, reduction) {:.4} ms, of {:.4} ms (kernel without the target {:.4} ms, without the backward {:.4} ms)",
+                    target * 1e3,
+                    backward * 1e3,
+                    (g.train - target - backward) * 1e3,
+                    g.train * 1e3,
+                    t * 1e3,
+                    b * 1e3
+                );
+            }
         }
     })?;
     if let Some(out) = &a.out {

@@ -8,6 +8,7 @@
 //! buffer for all of them, on the CPU one task per cell), and a row gives cell-steps/s beside
 //! samples/s; one cell is the lone model a cell-by-cell sweep runs. Returns rows; prints nothing.
 
+use crate::backend::gpu::fused::Omit;
 use crate::backend::gpu::{context, Gpu, GpuBatch, GpuModel, Kernel, ModelOptions, Precision};
 use crate::error::{Error, Result};
 use crate::model::network::Network;
@@ -43,6 +44,9 @@ pub struct BenchConfig {
     pub dispatch_cap: Option<crate::backend::gpu::DispatchCap>,
     /// Cells per step (1: one lone model; more: a pack, on the fused kernel on the GPU).
     pub cells: Vec<usize>,
+    /// Also time the lone fused models without their target's forward and without their
+    /// backward (where the adapter has GPU timestamps).
+    pub parts: bool,
 }
 
 /// The most cells `bench --cells` takes (a pack's rows are one dispatch dimension).
@@ -89,6 +93,9 @@ pub struct GpuTimes {
     pub combine: f64,
     /// The Adam update.
     pub adam: f64,
+    /// With `parts`: the fused kernel's time without the target's forward, and without the
+    /// backward (timing plans that leave them out; [`crate::backend::gpu::fused::Omit`]).
+    pub without: Option<(f64, f64)>,
 }
 
 impl GpuTimes {
@@ -104,6 +111,7 @@ impl GpuTimes {
             train: med(|t| t.train),
             combine: med(|t| t.combine),
             adam: med(|t| t.adam),
+            without: None,
         })
     }
 }
@@ -119,7 +127,7 @@ impl Row {
     }
     /// The CSV header.
     pub const HEADER: &'static str =
-        "device,adapter,kernel,precision,n,batch,cells,steps,median_s,best_s,samples_per_s,samples_per_s_best,cell_steps_per_s,machine,gpu_step_s,gpu_train_s,gpu_combine_s,gpu_adam_s";
+        "device,adapter,kernel,precision,n,batch,cells,steps,median_s,best_s,samples_per_s,samples_per_s_best,cell_steps_per_s,machine,gpu_step_s,gpu_train_s,gpu_combine_s,gpu_adam_s,gpu_train_without_target_s,gpu_train_without_backward_s";
     /// One CSV line (text fields quoted).
     pub fn csv(&self) -> String {
         format!(
@@ -139,8 +147,15 @@ impl Row {
             self.cell_steps_per_s(),
             self.machine.replace('"', "'"),
             match &self.gpu {
-                Some(g) => format!("{:.6e},{:.6e},{:.6e},{:.6e}", g.span, g.train, g.combine, g.adam),
-                None => ",,,".to_string(),
+                Some(g) => format!(
+                    "{:.6e},{:.6e},{:.6e},{:.6e},{}",
+                    g.span,
+                    g.train,
+                    g.combine,
+                    g.adam,
+                    g.without.map_or(",".to_string(), |(t, b)| format!("{t:.6e},{b:.6e}"))
+                ),
+                None => ",,,,,".to_string(),
             }
         )
     }
@@ -159,6 +174,40 @@ pub fn machine() -> String {
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     format!("{model}, {cores} cores")
+}
+
+/// Time Adam steps of the lone model `m` at batch `b` from `p`: (steps, median, best seconds)
+/// and the medians of its GPU timestamps.
+fn time_model(
+    cfg: &BenchConfig,
+    m: &GpuModel,
+    p: &Params,
+    b: usize,
+    seed: u64,
+) -> Result<((usize, f64, f64), Option<GpuTimes>)> {
+    m.set_params(p);
+    let adam = Adam::new(1e-3);
+    let mut tt = 0u64;
+    let mut gpu_times = Vec::new();
+    let t = time_steps_then(
+        cfg.min_steps,
+        cfg.min_time,
+        |t| {
+            tt += 1;
+            let batch = GpuBatch::Gaussian {
+                seed,
+                stream: Stream::Data,
+                step: t,
+                size: b,
+            };
+            m.adam_step(&batch, &adam.hyper(), tt)
+        },
+        || {
+            gpu_times.extend(m.last_step_timing()?);
+            Ok(())
+        },
+    )?;
+    Ok((t, GpuTimes::median(&gpu_times)))
 }
 
 /// Time `step` (called with step numbers from 2; step 1 is the untimed warm-up).
@@ -211,6 +260,11 @@ pub fn check(cfg: &BenchConfig) -> Result<()> {
     Network::new(cfg.n)?;
     if let Some(&c) = cfg.cells.iter().find(|&&c| c == 0 || c > MAX_CELLS) {
         return Err(Error::input(format!("--cells {c}: each count must be 1..={MAX_CELLS}")));
+    }
+    if cfg.parts && !cfg.kernels.iter().any(|k| k.is_none_or(|k| k == Kernel::Fused)) {
+        return Err(Error::input(
+            "--parts times the fused kernel's parts by removal: add fused (or auto) to --kernel and use --device gpu|both",
+        ));
     }
     if cfg.cells.iter().any(|&c| c > 1) {
         if let Some(k) = cfg.kernels.iter().flatten().find(|&&k| k != Kernel::Fused) {
@@ -293,6 +347,7 @@ pub fn run(cfg: &BenchConfig, mut each: impl FnMut(&Row)) -> Result<Vec<Row>> {
                     int64: true,
                     fused_shape: None,
                     fused_hoist: None,
+                    fused_omit: Default::default(),
                     dispatch_cap: cfg.dispatch_cap,
                 };
                 for &cells in &cfg.cells {
@@ -316,39 +371,23 @@ pub fn run(cfg: &BenchConfig, mut each: impl FnMut(&Row)) -> Result<Vec<Row>> {
                     // GPU timestamps where the adapter has them (fused steps)
                     m.enable_timing();
                     for &b in &cfg.batches {
-                        m.set_params(&p);
-                        let adam = Adam::new(1e-3);
-                        let mut tt = 0u64;
-                        let mut gpu_times = Vec::new();
-                        let t = time_steps_then(
-                            cfg.min_steps,
-                            cfg.min_time,
-                            |t| {
-                                tt += 1;
-                                let batch = GpuBatch::Gaussian {
-                                    seed,
-                                    stream: Stream::Data,
-                                    step: t,
-                                    size: b,
+                        let (t, mut gpu) = time_model(cfg, &m, &p, b, seed)?;
+                        if let (true, Kernel::Fused, Some(g)) = (cfg.parts, m.kernel(), gpu.as_mut()) {
+                            let mut without = [0.0; 2];
+                            for (i, omit) in [(true, false), (false, true)].into_iter().enumerate() {
+                                let mut o = opts;
+                                o.fused_omit = Omit {
+                                    target: omit.0,
+                                    backward: omit.1,
                                 };
-                                m.adam_step(&batch, &adam.hyper(), tt)
-                            },
-                            || {
-                                gpu_times.extend(m.last_step_timing()?);
-                                Ok(())
-                            },
-                        )?;
-                        let name = m.gpu().name();
-                        record(
-                            "gpu",
-                            name,
-                            m.kernel().name(),
-                            prec.wgsl(),
-                            b,
-                            1,
-                            t,
-                            GpuTimes::median(&gpu_times),
-                        );
+                                let mut mo =
+                                    GpuModel::with_options(Gpu::open(&adapter, prec == Precision::F64)?, &p, o)?;
+                                mo.enable_timing();
+                                without[i] = time_model(cfg, &mo, &p, b, seed)?.1.map_or(f64::NAN, |t| t.train);
+                            }
+                            g.without = Some((without[0], without[1]));
+                        }
+                        record("gpu", m.gpu().name(), m.kernel().name(), prec.wgsl(), b, 1, t, gpu);
                     }
                 }
             }

@@ -136,7 +136,7 @@ fn plan(cells: &[Cell], order: &[usize], mode: PackMode) -> Result<Vec<Unit>> {
             };
             let net = crate::model::network::Network::new(c.n)?;
             let (info, limits, features) = gpu::context::caps(a)?;
-            match gpu::model::fused_plan(&info, &limits, features, &net, Precision::F32, true, (None, None)) {
+            match gpu::model::fused_plan(&info, &limits, features, &net, Precision::F32, true, Default::default()) {
                 Ok(plan) => Some(PackNeeds::of(
                     &limits,
                     &net,

@@ -708,17 +708,18 @@ fn bench_writes_one_row_per_device_kernel_and_batch_and_rejects_bad_flags() {
     for r in &rows {
         // samples/s is the batch over the median step: positive and finite
         let f: Vec<&str> = r.split(',').collect();
-        let sps: f64 = f[f.len() - 7].parse().unwrap();
+        let sps: f64 = f[f.len() - 9].parse().unwrap();
         assert!(sps.is_finite() && sps > 0.0, "{r}");
         assert!(r.contains("cores"), "the machine is named: {r}");
         // GPU timestamps (step, train, combine, Adam) on fused rows where the adapter has
-        // them (lavapipe does), none elsewhere
-        let gpu: Vec<&str> = f[f.len() - 4..].to_vec();
+        // them (lavapipe does), none elsewhere; no parts without --parts
+        assert!(f[f.len() - 2..].iter().all(|v| v.is_empty()), "{r}");
+        let gpu: Vec<&str> = f[f.len() - 6..f.len() - 2].to_vec();
         if r.contains(",fused,") && timestamps {
             let t: Vec<f64> = gpu.iter().map(|v| v.parse().unwrap()).collect();
             assert!(t.iter().all(|&v| v > 0.0) && t[0] >= t[1], "{r}");
             // the GPU's step lies within the host's median step (a 10% allowance for clocks)
-            let median: f64 = f[f.len() - 11].parse().unwrap();
+            let median: f64 = f[f.len() - 13].parse().unwrap();
             assert!(t[0] <= 1.1 * median, "{r}");
         } else {
             assert!(gpu.iter().all(|v| v.is_empty()), "{r}");
@@ -731,6 +732,56 @@ fn bench_writes_one_row_per_device_kernel_and_batch_and_rejects_bad_flags() {
             String::from_utf8_lossy(&out.stdout)
         );
     }
+    if timestamps {
+        // --parts: the kernel timed again without the target's forward and without the
+        // backward (timing plans; at 1 ms steps their order against the whole kernel is
+        // noise, so only their presence is asserted)
+        let parts = d.join("parts.csv");
+        let out = run(&[
+            "bench",
+            "--kernel",
+            "fused",
+            "--n",
+            "64",
+            "--batches",
+            "4096",
+            "--min-time",
+            "0",
+            "--min-steps",
+            "3",
+            "--parts",
+            "--out",
+            &parts.to_string_lossy(),
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("parts by removal (kernel, median step): target's forward"),
+            "{stdout}"
+        );
+        let text = std::fs::read_to_string(&parts).unwrap();
+        let f: Vec<f64> = text
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .rev()
+            .take(5)
+            .map(|v| v.parse().unwrap())
+            .collect();
+        // (without the backward, without the target, Adam, combine, the whole kernel)
+        assert!(f.iter().all(|v| v.is_finite() && *v > 0.0), "{text}");
+    }
+    assert_error(
+        &run(&["bench", "--device", "cpu", "--parts"]),
+        2,
+        &["--parts set the GPU path"],
+    );
+    assert_error(
+        &run(&["bench", "--kernel", "lane", "--parts"]),
+        2,
+        &["--parts times the fused kernel"],
+    );
     assert_error(&run(&["bench", "--batches", "0"]), 2, &["--batches", "at least 1"]);
     assert_error(
         &run(&["bench", "--kernel", "warp"]),

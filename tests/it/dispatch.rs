@@ -17,6 +17,7 @@ fn opts(cap: DispatchCap) -> ModelOptions {
         kernel: Some(Kernel::Fused),
         fused_shape: Some(fused::CPU_SHAPE),
         fused_hoist: None,
+        fused_omit: Default::default(),
         dispatch_cap: Some(cap),
         ..ModelOptions::new(Precision::F32)
     }

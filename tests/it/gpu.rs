@@ -3,7 +3,7 @@
 //! unless FFTLEARN_REQUIRE_GPU=1 (as in CI), which makes a missing adapter a failure.
 
 use fftlearn::backend::cpu;
-use fftlearn::backend::gpu::{context, gradcheck, Gpu, GpuBatch, GpuModel, Kernel, ModelOptions, Precision};
+use fftlearn::backend::gpu::{context, fused, gradcheck, Gpu, GpuBatch, GpuModel, Kernel, ModelOptions, Precision};
 use fftlearn::model::data::Batch;
 use fftlearn::model::network::Network;
 use fftlearn::model::params::{Params, Scheme};
@@ -48,6 +48,7 @@ pub fn model(g: Gpu, p: &Params, prec: Precision, kernel: Kernel) -> GpuModel {
         int64: true,
         fused_shape: None,
         fused_hoist: None,
+        fused_omit: Default::default(),
         dispatch_cap: None,
     };
     GpuModel::with_options(g, p, opts).unwrap_or_else(|e| panic!("{kernel:?} {prec:?} model: {e}"))
@@ -136,6 +137,7 @@ fn gpu_errors_name_the_adapter_and_the_limit() {
         int64: true,
         fused_shape: None,
         fused_hoist: None,
+        fused_omit: Default::default(),
         dispatch_cap: None,
     };
     let e = GpuModel::with_options(g, &p, opts)
@@ -183,6 +185,7 @@ fn on_device_data_and_targets_match_the_cpu_generator() {
             int64: true,
             fused_shape: None,
             fused_hoist: None,
+            fused_omit: Default::default(),
             dispatch_cap: None,
         };
         let model = GpuModel::with_options(g, &p, opts).unwrap();
@@ -221,6 +224,7 @@ fn fused_model(g: Gpu, p: &Params, prec: Precision, shape: (u32, u32), int64: bo
         int64,
         fused_shape: Some(shape),
         fused_hoist: None,
+        fused_omit: Default::default(),
         dispatch_cap: None,
     };
     GpuModel::with_options(g, p, opts).unwrap_or_else(|e| panic!("fused {shape:?} {prec:?}: {e}"))
@@ -247,6 +251,7 @@ fn fused_matches_the_f64_path_at_every_size_and_both_plan_shapes() {
                 int64: true,
                 fused_shape: Some(shape),
                 fused_hoist: None,
+                fused_omit: Default::default(),
                 dispatch_cap: None,
             };
             let m = match GpuModel::with_options(g, &p, opts) {
@@ -301,6 +306,7 @@ fn fused_twiddles_loaded_once_per_step_give_the_bits_of_loads_at_each_use() {
                         kernel: Some(Kernel::Fused),
                         fused_shape: Some(shape),
                         fused_hoist: Some(hoist),
+                        fused_omit: Default::default(),
                         ..ModelOptions::new(prec)
                     };
                     let m = GpuModel::with_options(g, &p, opts).unwrap();
@@ -319,6 +325,50 @@ fn fused_twiddles_loaded_once_per_step_give_the_bits_of_loads_at_each_use() {
             }
         }
     }
+}
+
+#[test]
+fn fused_timing_plans_leave_out_what_they_name_and_say_so() {
+    // `bench --parts` times plans without the target's forward or the backward: they must
+    // really leave those out (else the parts would read as zero), and name themselves
+    let net = Network::new(64).unwrap();
+    let p = Params::init(&net, &Scheme::Random, 3);
+    let batch = GpuBatch::Gaussian {
+        seed: 1,
+        stream: Stream::Data,
+        step: 1,
+        size: 100,
+    };
+    let run = |omit: fused::Omit| {
+        let g = gpu(false)?;
+        let opts = ModelOptions {
+            kernel: Some(Kernel::Fused),
+            fused_omit: omit,
+            ..ModelOptions::new(Precision::F32)
+        };
+        let m = GpuModel::with_options(g, &p, opts).unwrap();
+        Some((m.describe_shape(), m.loss_grad(&batch).unwrap()))
+    };
+    let Some((line, whole)) = run(fused::Omit::default()) else {
+        return;
+    };
+    assert!(!line.contains("TIMING"), "{line}");
+    let (line, no_target) = run(fused::Omit {
+        target: true,
+        backward: false,
+    })
+    .unwrap();
+    assert!(line.contains("FOR TIMING ONLY: without the target's forward"), "{line}");
+    assert_ne!(no_target.loss.to_bits(), whole.loss.to_bits());
+    let (line, no_backward) = run(fused::Omit {
+        target: false,
+        backward: true,
+    })
+    .unwrap();
+    assert!(line.contains("FOR TIMING ONLY: without the backward"), "{line}");
+    // the same forward and loss, other gradients
+    assert_eq!(no_backward.loss.to_bits(), whole.loss.to_bits());
+    assert_ne!(no_backward.flat(), whole.flat());
 }
 
 #[test]

@@ -23,6 +23,7 @@ fn opts(shape: (u32, u32)) -> ModelOptions {
         int64: true,
         fused_shape: Some(shape),
         fused_hoist: None,
+        fused_omit: Default::default(),
         dispatch_cap: None,
     }
 }
@@ -141,7 +142,7 @@ fn a_pack_the_adapter_cannot_hold_is_refused_before_allocating() {
         &net,
         Precision::F32,
         true,
-        (None, None),
+        Default::default(),
     )
     .unwrap();
     let batch = 1 << 20;

@@ -80,10 +80,9 @@ impl std::str::FromStr for Kernel {
     }
 }
 
-/// The fused plan for `net` at `prec` on `gpu`, or why it does not fit. `shape`: (bits per
-/// invocation, least invocations per workgroup), and whether the twiddles are hoisted
-/// ([`Plan::hoist`]); None: the adapter type's, or the environment's
-/// `FFTLEARN_FUSED_SHAPE=BITS,WG` and `FFTLEARN_FUSED_HOIST=on|off` (for measurements).
+/// The fused plan for `net` at `prec` on `gpu`, or why it does not fit; `pick` fixes parts of
+/// it, the rest is the adapter type's, or the environment's `FFTLEARN_FUSED_SHAPE=BITS,WG`
+/// and `FFTLEARN_FUSED_HOIST=on|off` (for measurements).
 pub fn fused_plan(
     info: &wgpu::AdapterInfo,
     limits: &wgpu::Limits,
@@ -91,8 +90,9 @@ pub fn fused_plan(
     net: &Network,
     prec: Precision,
     int64: bool,
-    (shape, hoist): (Option<(u32, u32)>, Option<bool>),
+    pick: FusedPick,
 ) -> std::result::Result<Plan, String> {
+    let FusedPick { shape, hoist, omit } = pick;
     let int64 = int64 && features.contains(wgpu::Features::SHADER_INT64);
     let env = env_shape()?;
     let (bits, min_wg) = shape.or(env).unwrap_or(if info.device_type == wgpu::DeviceType::Cpu {
@@ -109,7 +109,20 @@ pub fn fused_plan(
         Some(h) => h,
         None => env_hoist()?.unwrap_or(cpu_type),
     };
+    plan.omit = omit;
     Ok(plan)
+}
+
+/// What a caller fixes of the fused plan; None: the adapter type's (or a measurement's
+/// environment variable).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FusedPick {
+    /// (bits per invocation, least invocations per workgroup).
+    pub shape: Option<(u32, u32)>,
+    /// Twiddles loaded once per step ([`Plan::hoist`]).
+    pub hoist: Option<bool>,
+    /// Parts left out for timing ([`Plan::omit`]).
+    pub omit: fused::Omit,
 }
 
 /// Whether `FFTLEARN_FUSED_HOIST=on|off` sets the fused plan's twiddle hoisting
@@ -156,7 +169,7 @@ pub fn auto_summary(adapter: &wgpu::Adapter, net: &Network, prec: Precision) -> 
     if prec == Precision::F64 && !features.contains(wgpu::Features::SHADER_F64) {
         return Ok(format!("{}: no SHADER_F64", prec.wgsl()));
     }
-    let plan = fused_plan(&info, &limits, features, net, prec, true, (None, None));
+    let plan = fused_plan(&info, &limits, features, net, prec, true, FusedPick::default());
     let (kernel, note) = Kernel::auto(&info, &plan, net.n());
     Ok(match (kernel, plan) {
         (Kernel::Fused, Ok(p)) => {

@@ -113,6 +113,18 @@ pub struct Plan {
     /// at N = 512 (docs/speed.md), since every load there is a gather; on hardware GPUs the
     /// held twiddles would add registers to ~170 live values, so they load at each use.
     pub hoist: bool,
+    /// Parts of the kernel left out, for timing them by removal (`bench --parts`): never set
+    /// for a run, whose results it would make wrong.
+    pub omit: Omit,
+}
+
+/// Parts of the fused kernel a timing plan leaves out ([`Plan::omit`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Omit {
+    /// The exact forward that makes the targets (the target becomes the input).
+    pub target: bool,
+    /// The backward passes (each gradient slot adds an output adjoint instead).
+    pub backward: bool,
 }
 
 /// One reduction round after the sample loop: the slots of one pass written to workgroup
@@ -219,6 +231,7 @@ impl Plan {
             rounds: Vec::new(),
             int64,
             hoist: false,
+            omit: Omit::default(),
         };
         plan.rounds = plan.make_rounds((wgm / wg).min(most_slots).max(1) as usize);
         Ok(plan)
@@ -504,9 +517,15 @@ fn swz(a: u32) -> u32 {
         let mut buf = 1u32;
         // the binding stays in the layout where every exact twiddle is a constant
         self.line("            _ = exact[0u];");
-        self.forward_all(Src::Exact, "e", &mut buf, "            ");
-        for k in 0..rr {
-            self.line(format!("            tg{k} = e{last}_{k};"));
+        if p.omit.target {
+            for k in 0..rr {
+                self.line(format!("            tg{k} = vec2<R>(x{k}, R(0.0));"));
+            }
+        } else {
+            self.forward_all(Src::Exact, "e", &mut buf, "            ");
+            for k in 0..rr {
+                self.line(format!("            tg{k} = e{last}_{k};"));
+            }
         }
         self.line("        }");
         // learned forward (its first exchange must use the other buffer than the exact
@@ -523,6 +542,12 @@ fn swz(a: u32) -> u32 {
         self.line("        lossacc = lossacc + select(R(0.0), l, valid);");
         // backward
         for pi in (0..np).rev() {
+            if p.omit.backward {
+                for q in 0..p.slots(pi).len() {
+                    self.line(format!("        acc{pi}_{q} = acc{pi}_{q} + g{};", q as u32 % rr));
+                }
+                continue;
+            }
             self.backward_pass(pi, "        ");
             if pi > 0 {
                 self.exchange(pi, pi - 1, "g", "g", false, buf, "        ");

@@ -135,12 +135,23 @@ pub struct ModelOptions {
     /// Whether the fused plan loads its twiddles once per step ([`fused::Plan::hoist`]);
     /// None: on CPU-type adapters, or as `FFTLEARN_FUSED_HOIST` says.
     pub fused_hoist: Option<bool>,
+    /// Parts of the fused kernel left out, for `bench --parts` alone ([`fused::Omit`]).
+    pub fused_omit: fused::Omit,
     /// Most samples one fused dispatch runs (None: [`DispatchCap::default_for`] the adapter
     /// type and N). The step's bytes do not depend on it ([`super::dispatch`]).
     pub dispatch_cap: Option<DispatchCap>,
 }
 
 impl ModelOptions {
+    /// What these options fix of the fused plan.
+    pub fn fused_pick(&self) -> super::choice::FusedPick {
+        super::choice::FusedPick {
+            shape: self.fused_shape,
+            hoist: self.fused_hoist,
+            omit: self.fused_omit,
+        }
+    }
+
     /// Defaults at `prec`.
     pub fn new(prec: Precision) -> Self {
         ModelOptions {
@@ -150,6 +161,7 @@ impl ModelOptions {
             int64: true,
             fused_shape: None,
             fused_hoist: None,
+            fused_omit: fused::Omit::default(),
             dispatch_cap: None,
         }
     }
@@ -249,7 +261,7 @@ impl GpuModel {
             &net,
             prec,
             opts.int64,
-            (opts.fused_shape, opts.fused_hoist),
+            opts.fused_pick(),
         );
         let (kernel, note) = match opts.kernel {
             Some(Kernel::Fused) => {
@@ -388,12 +400,18 @@ impl GpuModel {
         match &self.shape {
             Shape::Chunked(c) => format!("kernel {} | chunk {} samples", self.kernel.name(), c.chunk),
             Shape::Fused(f) => format!(
-                "kernel fused | {} invocations per sample, {} sample(s) per workgroup, {} B workgroup memory ({} exchange buffer(s)), twiddles loaded {} | up to {} workgroups per step | {} | dispatch cap {} | {}",
+                "kernel fused | {} invocations per sample, {} sample(s) per workgroup, {} B workgroup memory ({} exchange buffer(s)), twiddles loaded {}{} | up to {} workgroups per step | {} | dispatch cap {} | {}",
                 f.plan.ts,
                 f.plan.teams,
                 f.plan.wg_bytes,
                 f.plan.nbuf,
                 if f.plan.hoist { "once per step" } else { "at each use" },
+                match (f.plan.omit.target, f.plan.omit.backward) {
+                    (false, false) => "",
+                    (true, false) => " | FOR TIMING ONLY: without the target's forward",
+                    (false, true) => " | FOR TIMING ONLY: without the backward",
+                    (true, true) => " | FOR TIMING ONLY: without the target's forward and the backward",
+                },
                 f.max_groups,
                 match f.chunk {
                     Some(c) => format!("{c} samples per dispatch"),

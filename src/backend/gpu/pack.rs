@@ -122,7 +122,7 @@ impl GpuModel {
                 &p.net,
                 opts.prec,
                 opts.int64,
-                (opts.fused_shape, opts.fused_hoist),
+                opts.fused_pick(),
             )
             .map_err(|why| {
                 Error::input(format!(
