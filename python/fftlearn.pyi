@@ -88,7 +88,7 @@ def train(
 def gradcheck(
     params: Optional[Params] = None,
     init: str = "random",
-    n: int = 512,
+    n: Optional[int] = None,
     batch: int = 4096,
     seed: int = 0,
     precision: str = "f32",
@@ -96,30 +96,32 @@ def gradcheck(
     adapter: Optional[str] = None,
 ) -> dict:
     """GPU loss and gradients against the f64 CPU path on identical inputs (any adapter,
-    software ones included); ``passed`` applies the CLI's tolerances."""
+    software ones included); ``passed`` applies the CLI's tolerances. ``n=None``: 512, or the
+    parameters' own N (a different ``n`` beside ``params`` is an error)."""
 
 def snr(
     params: Optional[Params] = None,
     init: str = "seed",
-    n: int = 512,
+    n: Optional[int] = None,
     seed: int = 0,
     batches: Sequence[int] = (16, 256, 4096),
     k: int = 64,
     device: str = "auto",
 ) -> dict[str, np.ndarray]:
-    """Gradient statistics per group and batch size (the CLI's snr.csv columns)."""
+    """Gradient statistics per group and batch size (the CLI's snr.csv columns). ``n=None``:
+    512, or the parameters' own N."""
 
 def hessian(
     params: Optional[Params] = None,
     init: str = "exact",
-    n: int = 64,
+    n: Optional[int] = None,
     seed: int = 0,
     zero_tol: float = 1e-9,
 ) -> dict[str, Any]:
     """The CLI's dense ``hessian`` measurement: the exact Hessian and Gauss-Newton matrix of the
     population loss (N <= 2048), their eigenvalues (ascending), ``loss``, and per matrix
     ``*_zero_modes``, ``*_negative`` and ``*_condition``; ``blocks`` holds blocks.csv's
-    columns."""
+    columns. ``n=None``: 64, or the parameters' own N."""
 
 def devices() -> list[str]:
     """Every GPU adapter wgpu finds, one line each."""

@@ -33,6 +33,11 @@ impl Given {
         }
     }
 
+    /// The front end's style.
+    pub fn style(&self) -> Style {
+        self.style
+    }
+
     /// Whether `id` was given.
     pub fn has(&self, id: &str) -> bool {
         self.ids.iter().any(|i| i == id)
@@ -62,16 +67,21 @@ impl Given {
     }
 
     /// Refuse the GPU path's settings on a run that takes the CPU f64 path: `why` says which
-    /// choice put it there (e.g. `--device cpu`).
-    pub fn refuse_gpu_settings(&self, why: &str) -> crate::Result<()> {
+    /// choice put it there (e.g. `--device cpu`); `gpu_possible`: whether the GPU path is a
+    /// way on (not for a CPU-only optimizer or a resumed CPU run).
+    pub fn refuse_gpu_settings(&self, why: &str, gpu_possible: bool) -> crate::Result<()> {
         let set = self.names(&GPU_SETTINGS);
         if set.is_empty() {
             return Ok(());
         }
         Err(crate::Error::input(format!(
-            "{} set the GPU path, but {why}; drop them or use {}",
+            "{} set the GPU path, but {why}; drop them{}",
             set.join(", "),
-            self.with("device", "gpu")
+            if gpu_possible {
+                format!(" or use {}", self.with("device", "gpu"))
+            } else {
+                String::new()
+            }
         )))
     }
 }
@@ -93,12 +103,12 @@ mod tests {
         assert_eq!(py.with("device", "gpu"), "device='gpu'");
         assert_eq!(py.with("batch", 64), "batch=64");
         let e = py
-            .refuse_gpu_settings("device='cpu' runs the CPU f64 path")
+            .refuse_gpu_settings("device='cpu' runs the CPU f64 path", true)
             .unwrap_err();
         assert_eq!(
             e.to_string(),
             "kernel set the GPU path, but device='cpu' runs the CPU f64 path; drop them or use device='gpu'"
         );
-        assert!(Given::new(["lr"], Style::Cli).refuse_gpu_settings("x").is_ok());
+        assert!(Given::new(["lr"], Style::Cli).refuse_gpu_settings("x", true).is_ok());
     }
 }

@@ -162,11 +162,27 @@ fn gpu_choice(adapter: Option<String>, precision: &str, kernel: &str) -> PyResul
 }
 
 /// The point of `gradcheck`, `snr` and `hessian`: a parameters dict, else scheme `init` at N.
-fn point(params: Option<&Bound<'_, PyAny>>, init: &str, n: usize, seed: u64) -> PyResult<Params> {
+/// `n` None: the function's default N (`default_n`), or the parameters' own.
+fn point(
+    params: Option<&Bound<'_, PyAny>>,
+    init: &str,
+    n: Option<Whole<usize>>,
+    default_n: usize,
+    seed: u64,
+) -> PyResult<Params> {
     match params {
-        Some(v) => params_of(v),
+        Some(v) => {
+            let p = params_of(v)?;
+            match n {
+                Some(Whole(n)) if n != p.net.n() => Err(PyValueError::new_err(format!(
+                    "n={n} does not match params of N = {}: drop n, or pass parameters of N = {n}",
+                    p.net.n()
+                ))),
+                _ => Ok(p),
+            }
+        }
         None => Point::Init {
-            n,
+            n: n.map_or(default_n, |n| n.0),
             scheme: parse::<Scheme>("init", init)?,
             seed,
         }
@@ -339,7 +355,7 @@ impl std::io::Write for PyLog {
 /// existing run directory needs `overwrite=True`, and `resume=DIR` continues the run there.
 /// `log(line)` receives the log lines as `train` prints them. Ctrl-C stops the run after the
 /// current step with a checkpoint, then raises KeyboardInterrupt.
-#[pyfunction]
+#[pyfunction(name = "train")]
 #[pyo3(signature = (
     n = None, steps = None, batch = None, lr = None, seed = None, init = None, print_every = None,
     out = None, overwrite = false, device = None, precision = None, kernel = None,
@@ -443,9 +459,18 @@ fn train_py(
     req.gpu = gpu_choice(adapter, precision.unwrap_or("f32"), kernel.unwrap_or("auto"))?;
     req.resume = resume;
     req.overwrite = overwrite;
+    if let Some(f) = &log {
+        if !f.bind(py).is_callable() {
+            return Err(PyTypeError::new_err(
+                "log: expected a callable taking one str (e.g. log=print)",
+            ));
+        }
+    }
     let (tx, rx) = mpsc::channel();
     fl::interrupt::clear();
     let mut interrupted = false;
+    // an exception in `log` stops the run at the next step (with its checkpoint) and is raised
+    let mut log_error: Option<PyErr> = None;
     let result = std::thread::scope(|s| {
         let tx2 = tx.clone();
         s.spawn(move || {
@@ -473,8 +498,11 @@ fn train_py(
             }
             match msg {
                 Ok(Msg::Line(l)) => {
-                    if let Some(f) = &log {
-                        f.call1(py, (l,))?;
+                    if let (Some(f), None) = (&log, &log_error) {
+                        if let Err(e) = f.call1(py, (l,)) {
+                            log_error = Some(e);
+                            fl::interrupt::request();
+                        }
                     }
                 }
                 Ok(Msg::Done(r)) => return Ok::<_, PyErr>(*r),
@@ -486,7 +514,11 @@ fn train_py(
         }
     });
     fl::interrupt::clear();
-    let (summary, backend) = result?.map_err(py_err)?;
+    let result = result?;
+    if let Some(e) = log_error {
+        return Err(e);
+    }
+    let (summary, backend) = result.map_err(py_err)?;
     let m = &summary.metrics;
     let cols = PyDict::new(py);
     cols.set_item(
@@ -529,22 +561,22 @@ fn tempdir() -> PyResult<PathBuf> {
 /// kernel="auto", adapter=None) -> dict`: the GPU loss and gradients against the f64 CPU path
 /// on identical inputs; `passed` applies the CLI's tolerances.
 #[pyfunction]
-#[pyo3(signature = (params = None, init = "random", n = Whole(512), batch = Whole(4096), seed = 0, precision = "f32", kernel = "auto", adapter = None))]
+#[pyo3(signature = (params = None, init = "random", n = None, batch = Whole(4096), seed = 0, precision = "f32", kernel = "auto", adapter = None))]
 #[allow(clippy::too_many_arguments)]
 fn gradcheck<'py>(
     py: Python<'py>,
     params: Option<&Bound<'py, PyAny>>,
     init: &str,
-    n: Whole<usize>,
+    n: Option<Whole<usize>>,
     batch: Whole<usize>,
     seed: u64,
     precision: &str,
     kernel: &str,
     adapter: Option<String>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let (n, batch) = (n.0, batch.0);
+    let batch = batch.0;
     gpu::gradcheck::check_batch(batch).map_err(py_err)?;
-    let p = point(params, init, n, seed)?;
+    let p = point(params, init, n, 512, seed)?;
     let choice = gpu_choice(adapter, precision, kernel)?;
     let (r, name, prec) = py
         .detach(|| -> fl::Result<_> {
@@ -569,20 +601,20 @@ fn gradcheck<'py>(
 /// `snr(params=None, init="seed", n=512, seed=0, batches=(16, 256, 4096), k=64,
 /// device="auto") -> dict of columns`: gradient statistics per group and batch size (the
 /// CLI's snr.csv columns), with the closed-form moments for N <= 1024.
-#[pyfunction]
-#[pyo3(signature = (params = None, init = "seed", n = Whole(512), seed = 0, batches = vec![16, 256, 4096], k = 64, device = "auto"))]
+#[pyfunction(name = "snr")]
+#[pyo3(signature = (params = None, init = "seed", n = None, seed = 0, batches = vec![16, 256, 4096], k = 64, device = "auto"))]
 #[allow(clippy::too_many_arguments)]
 fn snr_py<'py>(
     py: Python<'py>,
     params: Option<&Bound<'py, PyAny>>,
     init: &str,
-    n: Whole<usize>,
+    n: Option<Whole<usize>>,
     seed: u64,
     batches: Vec<usize>,
     k: usize,
     device: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let p = point(params, init, n.0, seed)?;
+    let p = point(params, init, n, 512, seed)?;
     // the CLI's checks and bounds (the closed form for N <= snr::EXACT_MAX_N)
     let req = snr::SnrRequest::new(p.net.n(), batches, k, snr::ExactMode::Auto).map_err(py_err)?;
     let device: Device = parse("device", device)?;
@@ -615,17 +647,17 @@ fn snr_py<'py>(
 /// `hessian` measurement: the exact Hessian and Gauss-Newton matrix of the population loss
 /// (2 (N + 3) real parameters, N <= 2048), their eigenvalues (ascending), zero modes,
 /// negative count and condition number, and the per-group blocks (blocks.csv's columns).
-#[pyfunction]
-#[pyo3(signature = (params = None, init = "exact", n = Whole(64), seed = 0, zero_tol = curvature::ZERO_TOL))]
+#[pyfunction(name = "hessian")]
+#[pyo3(signature = (params = None, init = "exact", n = None, seed = 0, zero_tol = curvature::ZERO_TOL))]
 fn hessian_py<'py>(
     py: Python<'py>,
     params: Option<&Bound<'py, PyAny>>,
     init: &str,
-    n: Whole<usize>,
+    n: Option<Whole<usize>>,
     seed: u64,
     zero_tol: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let p = point(params, init, n.0, seed)?;
+    let p = point(params, init, n, 64, seed)?;
     let dense = py.detach(|| curvature::Dense::measure(&p, zero_tol)).map_err(py_err)?;
     let nr = dense.nr;
     let d = PyDict::new(py);
@@ -666,10 +698,10 @@ fn fftlearn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(init, m)?)?;
     m.add_function(wrap_pyfunction!(forward, m)?)?;
     m.add_function(wrap_pyfunction!(grad, m)?)?;
-    m.add("train", wrap_pyfunction!(train_py, m)?)?;
+    m.add_function(wrap_pyfunction!(train_py, m)?)?;
     m.add_function(wrap_pyfunction!(gradcheck, m)?)?;
-    m.add("snr", wrap_pyfunction!(snr_py, m)?)?;
-    m.add("hessian", wrap_pyfunction!(hessian_py, m)?)?;
+    m.add_function(wrap_pyfunction!(snr_py, m)?)?;
+    m.add_function(wrap_pyfunction!(hessian_py, m)?)?;
     m.add_function(wrap_pyfunction!(devices, m)?)?;
     m.add_class::<Run>()?;
     m.add("DivergedError", m.py().get_type::<DivergedError>())?;

@@ -137,6 +137,32 @@ def test_train_resumes_and_refuses_as_the_cli_does(tmp_path):
     with pytest.raises(ValueError, match="batch=8 has no effect with data='population'"):
         fftlearn.train(device="cpu", n=16, steps=2, data="population", batch=8, out=str(tmp_path / "pop"))
     assert fftlearn.train(device="cpu", n=16, steps=2, optimizer="lm", data="population", out=str(tmp_path / "lm2")).rel_op_err >= 0
+    # parameters as init= do not combine with resume=, nor overwrite= with resume=
+    with pytest.raises(ValueError, match="init given as parameters conflicts with resume="):
+        fftlearn.train(resume=str(tmp_path / "half"), steps=60, init=fftlearn.init("exact", n=16))
+    with pytest.raises(ValueError, match="resume and overwrite exclude each other"):
+        fftlearn.train(resume=str(tmp_path / "half"), steps=60, overwrite=True)
+    with pytest.raises(ValueError, match="out='': an empty path"):
+        fftlearn.train(device="cpu", n=16, steps=2, out="")
+    # log must be callable; an exception in it stops the run (with its checkpoint) and is raised
+    with pytest.raises(TypeError, match="log: expected a callable"):
+        fftlearn.train(device="cpu", n=16, steps=2, out=str(tmp_path / "l0"), log=5)
+
+    seen = []
+
+    def boom(line):
+        seen.append(line)
+        if line.startswith("step") and len(seen) > 5:
+            raise RuntimeError("stop here")
+
+    with pytest.raises(RuntimeError, match="stop here"):
+        fftlearn.train(device="cpu", n=16, steps=200_000, out=str(tmp_path / "l1"), log=boom)
+    assert 0 < int(np.load(tmp_path / "l1" / "checkpoint.npz")["step"]) < 200_000
+    # n with parameters: their N, or an error naming both
+    p8 = fftlearn.init("random", n=8)
+    with pytest.raises(ValueError, match="n=16 does not match params of N = 8"):
+        fftlearn.hessian(params=p8, n=16)
+    assert fftlearn.hessian(params=p8)["hessian"].shape == (22, 22)
 
 
 def test_keyboard_interrupt_during_train_leaves_a_checkpoint(tmp_path):
@@ -188,9 +214,11 @@ def test_hessian_and_snr_match_their_closed_forms():
     with pytest.raises(ValueError, match="at least 2 minibatches"):
         fftlearn.snr(init="seed", n=8, batches=[4], k=1, device="cpu")
     with pytest.raises(ValueError, match="more than 2\\^32 minibatches"):
-        fftlearn.snr(init="seed", n=8, batches=[1, 1, 1], k=2**31, device="cpu")
+        fftlearn.snr(init="seed", n=8, batches=[1, 2, 3], k=2**31, device="cpu")
     with pytest.raises(ValueError, match="out of range"):
         fftlearn.snr(init="seed", n=8, batches=[0], k=2, device="cpu")
+    with pytest.raises(ValueError, match="batch size 4 given twice"):
+        fftlearn.snr(init="seed", n=8, batches=[4, 8, 4], k=2, device="cpu")
 
 
 def csv_columns(path):

@@ -110,11 +110,18 @@ pub fn predicted_loss(net: &Network, hist: &[usize], r: f64) -> f64 {
 pub fn moduli(r_min: f64, r_max: f64, points: usize) -> Result<Vec<f64>> {
     if !(r_min > 0.0 && r_min < r_max && r_max.is_finite()) {
         return Err(Error::input(format!(
-            "--r-min {r_min} --r-max {r_max}: need 0 < r-min < r-max < inf"
+            "--r-min {r_min:?} --r-max {r_max:?}: need 0 < r-min < r-max < inf"
         )));
     }
     if points < 3 {
         return Err(Error::input(format!("--points {points}: at least 3")));
+    }
+    // the loss carries r^(2 m) for paths of up to m = log2 N twiddles: within f64 up to
+    // N = 2^16 while r^32 is, i.e. r <= 1e9
+    if r_max > 1e9 || r_min < 1e-9 {
+        return Err(Error::input(format!(
+            "--r-min {r_min:?} --r-max {r_max:?}: the moduli must lie in [1e-9, 1e9] (the loss holds r^(2 log2 N), which overflows or underflows f64 beyond)"
+        )));
     }
     Ok((0..points)
         .map(|i| r_min * (r_max / r_min).powf(i as f64 / (points - 1) as f64))

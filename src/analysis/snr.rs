@@ -461,6 +461,13 @@ impl SnrRequest {
                 "--batches: batch size {b} is out of range (1..=2^32)"
             )));
         }
+        if let Some((i, b)) = batches.iter().enumerate().find(|(i, b)| batches[..*i].contains(b)) {
+            return Err(Error::input(format!(
+                "--batches: batch size {b} given twice (at positions {} and {}); each size is measured once",
+                batches.iter().position(|x| x == b).unwrap_or(0) + 1,
+                i + 1
+            )));
+        }
         // minibatch i of batch size j is Measure step j K + i, a u32: at most 2^32 of them
         if (batches.len() as u64).saturating_mul(k as u64) > 1 << 32 {
             return Err(Error::input(format!(

@@ -247,7 +247,7 @@ pub fn open_for(
         Chosen::Gpu(m) => Opened::Gpu(m),
         Chosen::Cpu(why) => {
             if why.is_some() {
-                g.refuse_gpu_settings(&auto_took_the_cpu(g))?;
+                g.refuse_gpu_settings(&auto_took_the_cpu(g), true)?;
             }
             Opened::Cpu
         }

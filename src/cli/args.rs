@@ -377,7 +377,7 @@ impl From<ExactArg> for fftlearn::analysis::snr::ExactMode {
 /// change nothing).
 pub fn refuse_gpu_flags_on_cpu(device: DeviceArg) -> fftlearn::Result<()> {
     if matches!(device, DeviceArg::Cpu) {
-        given_set().refuse_gpu_settings("--device cpu measures on the CPU f64 path")?;
+        given_set().refuse_gpu_settings("--device cpu measures on the CPU f64 path", true)?;
     }
     Ok(())
 }

@@ -71,30 +71,65 @@ impl Job {
     /// notes go to `log`).
     pub fn open(req: Request, log: &mut dyn Write) -> Result<Job> {
         let g = &req.given;
-        // the run directory, locked for the whole run and checked before anything else
         let (dir, start) = match (&req.resume, req.overwrite) {
-            (Some(d), _) => (d.clone(), Start::Resume),
+            (Some(_), true) => {
+                return Err(Error::input(format!(
+                    "{} and {} exclude each other: a resume continues the run it names",
+                    g.name("resume"),
+                    g.name("overwrite")
+                )))
+            }
+            (Some(d), false) => (d.clone(), Start::Resume),
             (None, true) => (req.config.out.clone(), Start::Overwrite),
             (None, false) => (req.config.out.clone(), Start::Fresh),
         };
-        if req.resume.is_some() && g.has("out") && req.config.out != dir {
+        if dir.as_os_str().is_empty() {
+            return Err(Error::input(format!(
+                "{}: an empty path (name the run directory)",
+                g.with(if req.resume.is_some() { "resume" } else { "out" }, "")
+            )));
+        }
+        if req.resume.is_some() && g.has("out") && !same_path(&req.config.out, &dir) {
             return Err(Error::input(format!(
                 "{} conflicts with {}: a resumed run writes into its own directory",
                 g.with("out", req.config.out.display()),
                 g.with("resume", dir.display())
             )));
         }
+        if req.resume.is_some() && req.params.is_some() {
+            return Err(Error::input(format!(
+                "{} given as parameters conflicts with {}: a resumed run continues from its checkpoint",
+                g.name("init"),
+                g.with("resume", dir.display())
+            )));
+        }
+        // a new run is checked whole (settings, starting parameters) before its directory is
+        // touched: a refused run, or one replacing another, leaves the directory as it was
+        let fresh = match start {
+            Start::Resume => None,
+            _ => {
+                let cfg = fresh_config(&req)?;
+                let net = cfg.validate()?;
+                refuse_unused(&req, &cfg)?;
+                let p = match &req.params {
+                    Some(p) => p.clone(),
+                    None => cfg.init.params(&net, cfg.seed)?,
+                };
+                Some((cfg, p))
+            }
+        };
         let lock = open_run_dir(&dir, start)?;
-        let resume = match start {
-            Start::Resume => Some(Checkpoint::load(&checkpoint::path_in(&dir))?),
-            _ => None,
+        let (mut cfg, resume, p) = match fresh {
+            Some((cfg, p)) => (cfg, None, p),
+            None => {
+                let ck = Checkpoint::load(&checkpoint::path_in(&dir))?;
+                let cfg = resume_config(&req, &dir, &ck)?;
+                cfg.validate()?;
+                refuse_unused(&req, &cfg)?;
+                let p = ck.params.clone();
+                (cfg, Some(ck), p)
+            }
         };
-        let mut cfg = match &resume {
-            Some(ck) => resume_config(&req, &dir, ck)?,
-            None => fresh_config(&req)?,
-        };
-        let net = cfg.validate()?;
-        refuse_unused(&req, &cfg)?;
         if cfg.optimizer == Optimizer::Als && cfg.data == DataMode::Minibatch {
             writeln!(
                 log,
@@ -103,12 +138,6 @@ impl Job {
                 g.with("data", "population")
             )?;
         }
-        // with a resume the parameters come from the checkpoint
-        let p = match (&resume, req.params) {
-            (Some(ck), _) => ck.params.clone(),
-            (None, Some(p)) => p,
-            (None, None) => cfg.init.params(&net, cfg.seed)?,
-        };
         let device = match &resume {
             Some(_) if cfg.backend.is_gpu() => Device::Gpu,
             Some(_) => Device::Cpu,
@@ -141,6 +170,9 @@ impl Job {
             Opened::Cpu => backend_for(&cfg, p, None)?,
         };
         cfg.backend = backend.kind();
+        if start == Start::Overwrite {
+            super::clear_run(&lock)?;
+        }
         Ok(Job {
             cfg,
             backend,
@@ -163,6 +195,14 @@ impl Job {
     /// log lines to `log`.
     pub fn run(mut self, log: &mut dyn Write) -> Result<Summary> {
         super::run(&self.cfg, self.backend.as_mut(), self.resume.take(), &self.lock, log)
+    }
+}
+
+/// Whether two paths name the same place (the same file where both exist).
+fn same_path(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
     }
 }
 
@@ -260,28 +300,40 @@ fn resume_config(req: &Request, dir: &Path, ck: &Checkpoint) -> Result<TrainConf
             prec_of(gpu_kind).to_string(),
             prec_of(cfg.backend).to_string(),
         ),
+        // `auto` (no kernel named) takes the shape the run recorded; on a CPU run these
+        // settings are refused as unused instead
         (
             "kernel",
-            req.gpu.kernel != cfg.kernel,
+            cfg.backend.is_gpu() && req.gpu.kernel.is_some() && req.gpu.kernel != cfg.kernel,
             name_of(req.gpu.kernel),
             name_of(cfg.kernel),
         ),
         (
             "chunk",
-            req.gpu.chunk != cfg.chunk,
+            cfg.backend.is_gpu() && req.gpu.chunk != cfg.chunk,
             chunk_of(req.gpu.chunk),
             chunk_of(cfg.chunk),
         ),
     ];
-    let may_change = ["steps", "checkpoint_every", "max_loss_ratio", "adapter", "dispatch_cap"];
+    // (Python's train has no dispatch_cap or adapters)
+    let may_change = match g.style() {
+        crate::given::Style::Cli => format!(
+            "{}, {}, {}, {}, {}, and {} where the update stays where it ran",
+            g.name("steps"),
+            g.name("checkpoint_every"),
+            g.name("max_loss_ratio"),
+            g.name("adapter"),
+            g.name("dispatch_cap"),
+            g.name("adapters")
+        ),
+        crate::given::Style::Python => "steps, checkpoint_every, max_loss_ratio, adapter".to_string(),
+    };
     for (id, conflict, given, stored) in checks {
         if g.has(id) && conflict {
             return Err(Error::input(format!(
-                "{} conflicts with the checkpoint's {id} = {stored} ({}); a resumed run keeps its config (may change: {}, and {} where the update stays where it ran)",
+                "{} conflicts with the checkpoint's {id} = {stored} ({}); a resumed run keeps its config (may change: {may_change})",
                 g.with(id, given),
                 checkpoint::path_in(dir).display(),
-                may_change.map(|m| g.name(m)).join(", "),
-                g.name("adapters")
             )));
         }
     }
@@ -329,7 +381,11 @@ fn resume_config(req: &Request, dir: &Path, ck: &Checkpoint) -> Result<TrainConf
     if cfg.steps <= ck.step && !(pending && ck.step == cfg.steps) {
         return Err(Error::input(format!(
             "{}: the checkpoint in {} is already at step {}; {}",
-            g.with("steps", cfg.steps),
+            if g.has("steps") {
+                g.with("steps", cfg.steps)
+            } else {
+                format!("the run's {} steps are done", cfg.steps)
+            },
             dir.display(),
             ck.step,
             if pending {
@@ -351,19 +407,20 @@ fn refuse_unused(req: &Request, cfg: &TrainConfig) -> Result<()> {
     let g = &req.given;
     let resumed = req.resume.is_some();
     if !cfg.optimizer.on_gpu() {
-        g.refuse_gpu_settings(&format!(
-            "this run is on the CPU f64 path (optimizer {} runs on the CPU only)",
-            cfg.optimizer
-        ))?;
-    } else if req.device == Device::Cpu || (resumed && !cfg.backend.is_gpu()) {
-        g.refuse_gpu_settings(&format!(
-            "this run is on the CPU f64 path ({})",
-            if resumed && !g.has("device") {
-                "the checkpoint's backend".to_string()
-            } else {
-                g.with("device", "cpu")
-            }
-        ))?;
+        g.refuse_gpu_settings(
+            &format!(
+                "this run is on the CPU f64 path (optimizer {} runs on the CPU only)",
+                cfg.optimizer
+            ),
+            false,
+        )?;
+    } else if resumed && !cfg.backend.is_gpu() {
+        g.refuse_gpu_settings("the run resumes on the CPU f64 path it started on", false)?;
+    } else if req.device == Device::Cpu {
+        g.refuse_gpu_settings(
+            &format!("this run is on the CPU f64 path ({})", g.with("device", "cpu")),
+            true,
+        )?;
     }
     let lr_settings = g.names(&["lr", "schedule"]);
     if !cfg.optimizer.uses_lr() && !lr_settings.is_empty() && !resumed {

@@ -278,6 +278,8 @@ pub enum Start {
 /// Lock a run directory for the whole run (creating it; a second process is refused naming
 /// the holder) and check it suits `start`: a fresh run refuses a directory that holds a run,
 /// naming `--resume` and `--overwrite`. Temporary files of interrupted writes are removed.
+/// With `Overwrite` the run it holds stays until [`clear_run`], once the new run is known to
+/// start.
 pub fn open_run_dir(dir: &std::path::Path, start: Start) -> Result<DirLock> {
     let no_checkpoint = || {
         Error::input(format!(
@@ -305,15 +307,19 @@ pub fn open_run_dir(dir: &std::path::Path, start: Start) -> Result<DirLock> {
                 dir.display()
             )))
         }
-        Start::Overwrite => {
-            for f in present {
-                std::fs::remove_file(dir.join(f))
-                    .map_err(|e| Error::runtime(format!("--overwrite: cannot remove {}: {e}", dir.join(f).display())))?;
-            }
-        }
         _ => {}
     }
     Ok(lock)
+}
+
+/// Remove the run a locked directory holds (`--overwrite`, after the new run's settings,
+/// parameters and device were all accepted).
+pub fn clear_run(lock: &DirLock) -> Result<()> {
+    for f in RUN_FILES.into_iter().map(|f| lock.dir().join(f)).filter(|f| f.exists()) {
+        std::fs::remove_file(&f)
+            .map_err(|e| Error::runtime(format!("--overwrite: cannot remove {}: {e}", f.display())))?;
+    }
+    Ok(())
 }
 
 /// What to do after a divergence: where the last checkpoint stands (with its relative

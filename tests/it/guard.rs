@@ -519,3 +519,82 @@ fn hostile_sweep_configs_and_flags_are_refused_naming_what_is_wrong() {
         assert_error(&r, 2, &[&format!("FFTLEARN_FUSED_SHAPE={shape}"), "BITS,WG"]);
     }
 }
+
+#[test]
+fn a_refused_run_leaves_its_directory_as_it_was() {
+    let d = tmpdir("refused");
+    let train = |args: &[&str]| {
+        bin()
+            .args(["train", "--device", "cpu", "--n", "16"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let run = d.join("run");
+    let r = run.to_str().unwrap();
+    let o = train(&["--steps", "5", "--out", r]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let files = |p: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(p)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_file())
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().to_string(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = files(&run);
+    // --overwrite with a setting, an init file or a flag that is refused: the old run stays
+    let missing = d.join("missing.npz");
+    for (args, needle) in [
+        (vec!["--lr", "nan"], "--lr NaN"),
+        (vec!["--kernel", "lane"], "--kernel set the GPU path"),
+        (vec!["--init", missing.to_str().unwrap()], "missing.npz"),
+        (vec!["--optimizer", "lm"], "population"),
+    ] {
+        let mut a = vec!["--steps", "3", "--out", r, "--overwrite"];
+        a.extend(args);
+        assert_error(&train(&a), 2, &[needle]);
+        assert!(files(&run) == before, "{a:?} changed the run");
+    }
+    // the run's own parameters as the new run's init: read before the old run is replaced
+    let init = run.join("params.npz");
+    let o = train(&[
+        "--steps",
+        "3",
+        "--out",
+        r,
+        "--overwrite",
+        "--init",
+        init.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // a refused new run creates no directory
+    let fresh = d.join("fresh");
+    assert_error(
+        &train(&["--out", fresh.to_str().unwrap(), "--lr", "-1"]),
+        2,
+        &["--lr -1"],
+    );
+    assert!(!fresh.exists());
+    // --out naming the resumed directory another way is the same directory
+    let dot = format!("{}/./", r);
+    let o = train(&["--resume", r, "--out", &dot, "--steps", "4"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // a finished run: the message does not name a --steps that was not given
+    assert_error(&train(&["--resume", r]), 2, &["the run's 4 steps are done"]);
+    // GPU settings on a resumed CPU run: refused, without offering a GPU the run cannot take
+    let o = train(&["--resume", r, "--steps", "9", "--kernel", "lane"]);
+    assert_error(
+        &o,
+        2,
+        &["--kernel set the GPU path, but the run resumes on the CPU f64 path it started on; drop them"],
+    );
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("--device gpu"));
+}
