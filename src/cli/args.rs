@@ -172,7 +172,7 @@ pub struct BenchArgs {
 /// Where the parameter point comes from.
 #[derive(Args, Debug, Clone)]
 pub struct PointArgs {
-    /// Parameters .npz (overrides --init and --n).
+    /// Parameters .npz: the point, and its N (then --init and --n must not be given).
     #[arg(long)]
     pub params: Option<PathBuf>,
     /// Init scheme when no --params: seed | exact | random | modulus:R | odd-off:R.
@@ -320,7 +320,7 @@ pub enum SweepAction {
 /// `fftlearn snr`.
 #[derive(Args, Debug)]
 pub struct SnrArgs {
-    /// Parameters .npz (overrides --init and --n).
+    /// Parameters .npz: the point, and its N (then --init and --n must not be given).
     #[arg(long)]
     pub params: Option<PathBuf>,
     /// Init scheme when no --params: seed | exact | random | modulus:R | odd-off:R.
@@ -465,7 +465,7 @@ impl std::fmt::Display for KernelArg {
 /// `fftlearn gradcheck`.
 #[derive(Args, Debug)]
 pub struct GradcheckArgs {
-    /// Parameters .npz (overrides --init).
+    /// Parameters .npz: the point, and its N (then --init and --n must not be given).
     #[arg(long)]
     pub params: Option<PathBuf>,
     /// Init scheme when no --params: seed | exact | random | modulus:R | odd-off:R.
