@@ -410,6 +410,7 @@ pub fn adam_from(
         start: run.start_step,
         steps: run.start_step + run.steps,
         max_loss_ratio: 1e8,
+        loss_floor: Span::loss_floor(start.net.n()),
         first_loss: None,
     };
     let end = train::drive(span, &mut backend as &mut dyn Backend, &mut obs)?;

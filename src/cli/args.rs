@@ -577,7 +577,8 @@ pub struct TrainArgs {
     /// GPU choice (with --device gpu or auto).
     #[command(flatten)]
     pub gpu: GpuArgs,
-    /// Stop as diverged when the loss exceeds this multiple of the step-1 loss (or is not finite).
+    /// Stop as diverged when the loss exceeds this multiple of the step-1 loss (of 1e-8 N where
+    /// the step-1 loss is below that, as at the exact FFT), or is not finite.
     #[arg(long, default_value_t = 1e8)]
     pub max_loss_ratio: f64,
     /// Write OUT/checkpoint.npz every this many steps (default: every 10% of the run) and at the end.

@@ -73,6 +73,7 @@ fn cpu_run(cfg: &TrainConfig, mut obs: UntilThreshold) -> Result<(UntilThreshold
         start: 0,
         steps: cfg.steps,
         max_loss_ratio: cfg.max_loss_ratio,
+        loss_floor: Span::loss_floor(cfg.n),
         first_loss: None,
     };
     match train::drive(span, b.as_mut(), &mut obs)? {

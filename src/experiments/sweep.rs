@@ -160,6 +160,7 @@ impl<'a> CellJob<'a> {
             start: 0,
             steps: self.cell.steps,
             max_loss_ratio: self.tc.max_loss_ratio,
+            loss_floor: Span::loss_floor(self.tc.n),
             first_loss: None,
         };
         if self.ck.exists() {

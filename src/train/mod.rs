@@ -93,10 +93,24 @@ pub struct Span {
     pub start: u32,
     /// The last step.
     pub steps: u32,
-    /// A loss above this multiple of the first step's loss is divergence.
+    /// A loss above this multiple of the first step's loss (or of `loss_floor`, where that is
+    /// larger) is divergence.
     pub max_loss_ratio: f64,
+    /// The least reference loss of the divergence test ([`Span::loss_floor`]).
+    pub loss_floor: f64,
     /// The first step's loss, when resuming.
     pub first_loss: Option<f64>,
+}
+
+impl Span {
+    /// The least reference loss of the divergence test at transform size `n`: 1e-8 N. A run
+    /// that starts at the FFT has a step-1 loss of rounding size (1e-31 in f64), against which
+    /// any movement would read as divergence (Adam there takes lr-sized steps on noise: loss
+    /// 1.2 by step 3 at N = 512 and lr 1e-2). The zero model's loss is about N, so with the
+    /// default ratio of 1e8 a run is stopped where its loss passes the zero model's.
+    pub fn loss_floor(n: usize) -> f64 {
+        1e-8 * n as f64
+    }
 }
 
 /// The one step loop: steps `backend` from `span.start + 1` to `span.steps`, stopping at
@@ -114,7 +128,13 @@ pub fn drive(span: Span, backend: &mut dyn Backend, obs: &mut dyn Observer) -> R
             Err(e) => return Err(e),
         };
         let first = *first_loss.get_or_insert(loss);
-        if let Some(why) = divergence(loss, first, backend.params_finite(), span.max_loss_ratio) {
+        if let Some(why) = divergence(
+            loss,
+            first,
+            span.loss_floor,
+            backend.params_finite(),
+            span.max_loss_ratio,
+        ) {
             return Ok(End::Diverged { step, loss, why });
         }
         let last = step == span.steps;
@@ -139,16 +159,21 @@ pub fn drive(span: Span, backend: &mut dyn Backend, obs: &mut dyn Observer) -> R
 }
 
 /// Why a step's `loss` (the first step's: `first`) is divergence, if it is: not finite, a
-/// parameter not finite after the update, or a loss above `ratio` x the first.
-pub(crate) fn divergence(loss: f64, first: f64, finite: bool, ratio: f64) -> Option<String> {
+/// parameter not finite after the update, or a loss above `ratio` x the first (x `floor`
+/// where the first is smaller).
+pub(crate) fn divergence(loss: f64, first: f64, floor: f64, finite: bool, ratio: f64) -> Option<String> {
     if !loss.is_finite() {
         Some(format!("loss is {loss}"))
     } else if !finite {
         Some("a parameter is not finite after the update".to_string())
-    } else if loss > ratio * first {
-        Some(format!(
-            "loss {loss:.3e} exceeds {ratio:e} x the step-1 loss {first:.3e} (--max-loss-ratio)"
-        ))
+    } else if loss > ratio * first.max(floor) {
+        Some(if first >= floor {
+            format!("loss {loss:.3e} exceeds {ratio:e} x the step-1 loss {first:.3e} (--max-loss-ratio)")
+        } else {
+            format!(
+                "loss {loss:.3e} exceeds {ratio:e} x {floor:.3e}, the floor (1e-8 N) under the step-1 loss {first:.3e} (--max-loss-ratio)"
+            )
+        })
     } else {
         None
     }
@@ -547,6 +572,7 @@ pub fn run(
         start,
         steps: cfg.steps,
         max_loss_ratio: cfg.max_loss_ratio,
+        loss_floor: Span::loss_floor(cfg.n),
         first_loss,
     };
     let mut obs = TrainLog {

@@ -450,7 +450,13 @@ pub fn drive_pack(
                 continue;
             };
             let first = *r.span.first_loss.get_or_insert(loss);
-            if let Some(why) = divergence(loss, first, backend.params_finite(i), r.span.max_loss_ratio) {
+            if let Some(why) = divergence(
+                loss,
+                first,
+                r.span.loss_floor,
+                backend.params_finite(i),
+                r.span.max_loss_ratio,
+            ) {
                 r.end = Some(End::Diverged { step, loss, why });
                 done.push(i);
                 continue;

@@ -575,6 +575,25 @@ fn a_refused_run_leaves_its_directory_as_it_was() {
         init.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // a run that starts at the FFT (step-1 loss ~1e-31) is not divergence for Adam's first
+    // noise-driven steps; an exploding one still is
+    let exact = d.join("exact");
+    let e = exact.to_str().unwrap();
+    let o = train(&["--steps", "30", "--init", "exact", "--out", e]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = train(&[
+        "--steps",
+        "30",
+        "--init",
+        "exact",
+        "--lr",
+        "1e3",
+        "--out",
+        e,
+        "--overwrite",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("the floor (1e-8 N)"));
     // a refused new run creates no directory
     let fresh = d.join("fresh");
     assert_error(
