@@ -356,10 +356,7 @@ pub fn run(cfg: &BenchConfig, mut each: impl FnMut(&Row)) -> Result<Vec<Row>> {
                             let g = Gpu::open(&adapter, prec == Precision::F64)?;
                             let m = GpuModel::pack(g, &vec![p.clone(); cells], opts, b)?;
                             let (name, kname) = (m.gpu().name(), m.kernel().name());
-                            let backend = match prec {
-                                Precision::F32 => crate::train::BackendKind::GpuF32,
-                                Precision::F64 => crate::train::BackendKind::GpuF64,
-                            };
+                            let backend = crate::train::BackendKind::gpu(prec);
                             let mut pack = GpuAdamPack::new(m, &cell_configs(cfg.n, b, cells, backend))?;
                             let t = time_pack(cfg, &mut pack)?;
                             record("gpu", name, kname, prec.wgsl(), b, cells, t, None);
@@ -370,22 +367,37 @@ pub fn run(cfg: &BenchConfig, mut each: impl FnMut(&Row)) -> Result<Vec<Row>> {
                     let mut m = GpuModel::with_options(g, &p, opts)?;
                     // GPU timestamps where the adapter has them (fused steps)
                     m.enable_timing();
+                    // --parts: the same plan without the target's forward and without the
+                    // backward, for timing only (built once, timed at every batch)
+                    let timing_plans = if cfg.parts && m.kernel() == Kernel::Fused {
+                        [
+                            Omit {
+                                target: true,
+                                backward: false,
+                            },
+                            Omit {
+                                target: false,
+                                backward: true,
+                            },
+                        ]
+                        .into_iter()
+                        .map(|fused_omit| {
+                            let g = Gpu::open(&adapter, prec == Precision::F64)?;
+                            let mut mo = GpuModel::with_options(g, &p, ModelOptions { fused_omit, ..opts })?;
+                            mo.enable_timing();
+                            Ok(mo)
+                        })
+                        .collect::<Result<Vec<_>>>()?
+                    } else {
+                        Vec::new()
+                    };
                     for &b in &cfg.batches {
                         let (t, mut gpu) = time_model(cfg, &m, &p, b, seed)?;
-                        if let (true, Kernel::Fused, Some(g)) = (cfg.parts, m.kernel(), gpu.as_mut()) {
-                            let mut without = [0.0; 2];
-                            for (i, omit) in [(true, false), (false, true)].into_iter().enumerate() {
-                                let mut o = opts;
-                                o.fused_omit = Omit {
-                                    target: omit.0,
-                                    backward: omit.1,
-                                };
-                                let mut mo =
-                                    GpuModel::with_options(Gpu::open(&adapter, prec == Precision::F64)?, &p, o)?;
-                                mo.enable_timing();
-                                without[i] = time_model(cfg, &mo, &p, b, seed)?.1.map_or(f64::NAN, |t| t.train);
-                            }
-                            g.without = Some((without[0], without[1]));
+                        if let (Some(g), [no_target, no_backward]) = (gpu.as_mut(), &timing_plans[..]) {
+                            let kernel_s = |mo: &GpuModel| -> Result<f64> {
+                                Ok(time_model(cfg, mo, &p, b, seed)?.1.map_or(f64::NAN, |t| t.train))
+                            };
+                            g.without = Some((kernel_s(no_target)?, kernel_s(no_backward)?));
                         }
                         record("gpu", m.gpu().name(), m.kernel().name(), prec.wgsl(), b, 1, t, gpu);
                     }

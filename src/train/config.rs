@@ -1,7 +1,7 @@
 //! The typed configuration of a training run ([`TrainConfig`], with the seed's settings as its
 //! [`Default`]), its checks, and its text form (the `config` array of a checkpoint).
 
-use crate::backend::gpu::Kernel;
+use crate::backend::gpu::{Kernel, Precision};
 use crate::error::{Context, Error, Result};
 use crate::model::network::Network;
 use crate::model::params::Init;
@@ -61,6 +61,22 @@ impl BackendKind {
     /// Whether it is the GPU path.
     pub fn is_gpu(self) -> bool {
         self != BackendKind::CpuF64
+    }
+
+    /// The GPU path at precision `p`.
+    pub fn gpu(p: Precision) -> BackendKind {
+        match p {
+            Precision::F32 => BackendKind::GpuF32,
+            Precision::F64 => BackendKind::GpuF64,
+        }
+    }
+
+    /// The GPU precision a resume of this kind keeps (f32 unless it ran in f64).
+    pub fn gpu_precision(self) -> Precision {
+        match self {
+            BackendKind::GpuF64 => Precision::F64,
+            _ => Precision::F32,
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use super::checkpoint::{self, Checkpoint};
 use super::config::{BackendKind, DataMode, TrainConfig};
 use super::stepper::{backend_for, Backend, HostBackend};
 use super::{open_run_dir, Start, Summary};
-use crate::backend::gpu::{Kernel, Precision};
+use crate::backend::gpu::Kernel;
 use crate::backend::{self as be, Device, GpuChoice, Opened};
 use crate::error::{Error, Result};
 use crate::given::Given;
@@ -151,10 +151,7 @@ impl Job {
         gpu.chunk = cfg.chunk;
         if resume.is_some() {
             // a resumed run keeps the precision it started with
-            gpu.precision = match cfg.backend {
-                BackendKind::GpuF64 => Precision::F64,
-                _ => Precision::F32,
-            };
+            gpu.precision = cfg.backend.gpu_precision();
         }
         let backend: Box<dyn Backend> = match be::open_for(device, &gpu, &req.adapters, &p, g, false, log)? {
             Opened::Multi(multi) => {
@@ -179,11 +176,6 @@ impl Job {
             resume,
             lock,
         })
-    }
-
-    /// The run's final config (where it runs included).
-    pub fn config(&self) -> &TrainConfig {
-        &self.cfg
     }
 
     /// Where the run steps, in words.
@@ -241,17 +233,11 @@ fn fresh_config(req: &Request) -> Result<TrainConfig> {
 fn resume_config(req: &Request, dir: &Path, ck: &Checkpoint) -> Result<TrainConfig> {
     let (a, g) = (&req.config, &req.given);
     let mut cfg = ck.config.clone();
-    let gpu_kind = match req.gpu.precision {
-        Precision::F32 => BackendKind::GpuF32,
-        Precision::F64 => BackendKind::GpuF64,
-    };
+    let gpu_kind = BackendKind::gpu(req.gpu.precision);
     // (setting id, differs from the checkpoint, the setting's value, the checkpoint's value)
     let name_of = |k: Option<Kernel>| k.map_or("auto", |k| k.name()).to_string();
     let chunk_of = |c: Option<usize>| c.map_or("default".to_string(), |c| c.to_string());
-    let prec_of = |b: BackendKind| match b {
-        BackendKind::GpuF64 => "f64",
-        _ => "f32",
-    };
+    let prec_of = |b: BackendKind| b.gpu_precision().wgsl();
     let checks: [(&str, bool, String, String); 14] = [
         (
             "optimizer",
@@ -361,7 +347,7 @@ fn resume_config(req: &Request, dir: &Path, ck: &Checkpoint) -> Result<TrainConf
                 cfg.schedule,
                 ck.config.steps,
                 g.name("steps"),
-                g.with("init", dir.join("checkpoint.npz").display())
+                g.with("init", checkpoint::path_in(dir).display())
             )));
         }
         cfg.steps = a.steps;

@@ -178,13 +178,6 @@ fn one_batch(configs: &[TrainConfig]) -> Result<usize> {
     Ok(b)
 }
 
-fn gpu_kind(m: &GpuModel) -> BackendKind {
-    match m.precision() {
-        Precision::F32 => BackendKind::GpuF32,
-        Precision::F64 => BackendKind::GpuF64,
-    }
-}
-
 impl PackBackend for GpuAdamPack {
     fn len(&self) -> usize {
         self.cells.len()
@@ -193,7 +186,7 @@ impl PackBackend for GpuAdamPack {
         format!("gpu {} {}", self.model.precision().wgsl(), self.model.gpu().name())
     }
     fn kind(&self) -> BackendKind {
-        gpu_kind(&self.model)
+        BackendKind::gpu(self.model.precision())
     }
     fn update(&self) -> UpdateSite {
         match self.model.precision() {
@@ -307,7 +300,7 @@ impl PackBackend for GpuHostPack {
         )
     }
     fn kind(&self) -> BackendKind {
-        gpu_kind(&self.model)
+        BackendKind::gpu(self.model.precision())
     }
     fn update(&self) -> UpdateSite {
         UpdateSite::HostF64

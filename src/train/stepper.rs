@@ -249,14 +249,10 @@ impl Backend for HostBackend {
         }
     }
     fn kind(&self) -> BackendKind {
-        let prec = match &self.source {
-            Source::Cpu => return BackendKind::CpuF64,
-            Source::Gpu(m) => m.precision(),
-            Source::Multi(m) => m.precision(),
-        };
-        match prec {
-            Precision::F32 => BackendKind::GpuF32,
-            Precision::F64 => BackendKind::GpuF64,
+        match &self.source {
+            Source::Cpu => BackendKind::CpuF64,
+            Source::Gpu(m) => BackendKind::gpu(m.precision()),
+            Source::Multi(m) => BackendKind::gpu(m.precision()),
         }
     }
     fn update(&self) -> UpdateSite {
@@ -366,10 +362,7 @@ impl Backend for GpuBackend {
         format!("gpu {} {}", self.model.precision().wgsl(), self.model.gpu().name())
     }
     fn kind(&self) -> BackendKind {
-        match self.model.precision() {
-            Precision::F32 => BackendKind::GpuF32,
-            Precision::F64 => BackendKind::GpuF64,
-        }
+        BackendKind::gpu(self.model.precision())
     }
     fn update(&self) -> UpdateSite {
         match self.model.precision() {

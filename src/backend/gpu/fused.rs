@@ -285,6 +285,12 @@ impl Plan {
         1 << self.r
     }
 
+    /// The twiddle-index bits that value `k` of stage `s` in pass `p` fixes ([`tw_col`]); an
+    /// invocation's `tb{p}_{s}` supplies the rest.
+    fn tw_col(&self, p: usize, s: u32, k: u32) -> u32 {
+        tw_col(self.l, self.passes[p].lo, s, k)
+    }
+
     /// The index of value k of invocation t in pass p, split as (t part, k part).
     fn at_k(&self, p: usize, k: u32) -> u32 {
         k << self.passes[p].lo
@@ -340,6 +346,12 @@ impl Plan {
     }
 }
 
+/// The twiddle-index bits of stage `s` that value `k` of a pass whose window starts at bit
+/// `lo` (of `l`) fixes: stage s uses twiddle `bitrev_s(p >> (l - s))` of the physical index p.
+fn tw_col(l: u32, lo: u32, s: u32, k: u32) -> u32 {
+    rev((k << lo) >> (l - s), s)
+}
+
 fn slots_of(l: u32, r: u32, pass: &Pass) -> Vec<(u32, u32)> {
     let mut v = Vec::new();
     for &s in &pass.stages {
@@ -347,7 +359,7 @@ fn slots_of(l: u32, r: u32, pass: &Pass) -> Vec<(u32, u32)> {
             v.extend((0..4).map(|c| (0, c)));
             continue;
         }
-        let mut cs: Vec<u32> = (0..1u32 << r).map(|k| rev((k << pass.lo) >> (l - s), s)).collect();
+        let mut cs: Vec<u32> = (0..1u32 << r).map(|k| tw_col(l, pass.lo, s, k)).collect();
         cs.sort_unstable();
         cs.dedup();
         v.extend(cs.into_iter().map(|c| (s, c)));

@@ -271,7 +271,7 @@ fn swz(a: u32) -> u32 {
     /// before the sample loop ([`Plan::hoist`]), else its load.
     fn twiddle(&self, src: Src, pi: usize, s: u32, k: u32) -> String {
         let p = self.plan;
-        let c = rev((k << p.passes[pi].lo) >> (p.l - s), s);
+        let c = p.tw_col(pi, s, k);
         match (src, p.hoist) {
             (Src::Learned, true) => format!("tl{pi}_{s}_{c}"),
             (Src::Exact, true) => format!("te{pi}_{s}_{c}"),
@@ -290,11 +290,7 @@ fn swz(a: u32) -> u32 {
         }
         for (pi, pass) in p.passes.iter().enumerate() {
             for &s in pass.stages.iter().filter(|&&s| s > 0) {
-                let mut cs: Vec<u32> = self
-                    .pairs(pi, s)
-                    .iter()
-                    .map(|&(k, _)| rev((k << pass.lo) >> (p.l - s), s))
-                    .collect();
+                let mut cs: Vec<u32> = self.pairs(pi, s).iter().map(|&(k, _)| p.tw_col(pi, s, k)).collect();
                 cs.sort_unstable();
                 cs.dedup();
                 for c in cs {
@@ -334,11 +330,9 @@ fn swz(a: u32) -> u32 {
     /// with the multiplications by 1, -1, i and -i and by a known-zero imaginary part left
     /// out (the values are those of the `cmul` with the buffer's twiddle, but for the sign of
     /// a zero), and whether it is real.
-    fn fixed_product(&self, pi: usize, s: u32, k0: u32, x: &str) -> (String, bool) {
-        let p = self.plan;
-        let c = rev((k0 << p.passes[pi].lo) >> (p.l - s), s);
-        let w = self.exact[stage_offset(s) + c as usize];
-        let real = self.real[(k0 | (1 << (p.l - 1 - s - p.passes[pi].lo))) as usize];
+    fn fixed_product(&self, pi: usize, s: u32, (k0, k1): (u32, u32), x: &str) -> (String, bool) {
+        let w = self.exact[stage_offset(s) + self.plan.tw_col(pi, s, k0) as usize];
+        let real = self.real[k1 as usize];
         let lit = |v: f64| format!("R({v:?})");
         match (w.re, w.im) {
             (1.0, 0.0) => (x.to_string(), real),
@@ -368,7 +362,7 @@ fn swz(a: u32) -> u32 {
                     )),
                 }
             } else if src == Src::Exact && self.twiddles_fixed(pi, s) {
-                let (pr, real) = self.fixed_product(pi, s, k0, &format!("{v}{k1}"));
+                let (pr, real) = self.fixed_product(pi, s, (k0, k1), &format!("{v}{k1}"));
                 let both = real && self.real[k0 as usize];
                 self.line(format!(
                     "{ind}{{\n{ind}    let pr = {pr};\n{ind}    let tp = {v}{k0};\n{ind}    {v}{k0} = tp + pr;\n{ind}    {v}{k1} = tp - pr;\n{ind}}}"
@@ -460,7 +454,7 @@ fn swz(a: u32) -> u32 {
                         q(0), q(0), q(1), q(1), q(2), q(2), q(3), q(3)
                     ));
                 } else {
-                    let c = rev((k0 << p.passes[pi].lo) >> (p.l - s), s);
+                    let c = p.tw_col(pi, s, k0);
                     let q = slots.iter().position(|&x| x == (s, c)).unwrap();
                     let w = self.twiddle(Src::Learned, pi, s, k0);
                     self.line(format!(
