@@ -1,6 +1,8 @@
 //! The command line: one clap struct per subcommand; the doc comments are the help text.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use fftlearn::analysis::anatomy::EscapeRun;
+use fftlearn::analysis::inspect::{InspectRequest, Start};
 use fftlearn::backend::gpu::{DispatchCap, Kernel, Precision};
 use fftlearn::backend::{Device, GpuChoice};
 use fftlearn::given::{Given, Style};
@@ -703,6 +705,32 @@ impl GpuArgs {
             chunk: self.chunk,
             dispatch_cap: self.dispatch_cap,
         }
+    }
+}
+
+impl InspectArgs {
+    /// The library's request: the point (a checkpoint, a parameters file or an init), the
+    /// settings, and which were given.
+    pub fn request(&self) -> fftlearn::Result<InspectRequest> {
+        Ok(InspectRequest {
+            start: match &self.checkpoint {
+                Some(f) => Start::Checkpoint(f.clone()),
+                None => Start::Point(self.point.point()?),
+            },
+            out: self.out.clone(),
+            lanczos: self.lanczos,
+            escape: self.escape.clone(),
+            run: EscapeRun {
+                start_step: 0,
+                steps: self.escape_steps,
+                batch: self.batch,
+                lr: self.lr,
+                seed: self.data_seed,
+                every: self.eval_every,
+                threshold: self.threshold,
+            },
+            given: given_set(),
+        })
     }
 }
 

@@ -4,7 +4,6 @@
 
 pub mod args;
 pub mod device;
-pub mod inspect;
 pub mod measure;
 pub mod out;
 
@@ -44,7 +43,7 @@ pub fn run(cmd: Cmd) -> Result<()> {
         Cmd::Snr(a) => crate::cli::measure::snr_cmd(a),
         Cmd::Sweep(a) => sweep_cmd(a),
         Cmd::Bench(a) => bench_cmd(a),
-        Cmd::Inspect(a) => crate::cli::inspect::inspect_cmd(a),
+        Cmd::Inspect(a) => fftlearn::analysis::inspect::run(&a.request()?, &mut out::Stdout),
         Cmd::Claims(a) => {
             fftlearn::experiments::claims::run(&a.out, (!a.no_readme).then_some(a.readme.as_path()), &mut out::Stdout)
         }
@@ -355,17 +354,17 @@ fn bench_cmd(a: crate::cli::args::BenchArgs) -> Result<()> {
         match k.as_str() {
             // every shape offered at this N (lane stops at LANE_MAX_N)
             "all" => {
-                if a.n > gpu::model::LANE_MAX_N {
+                if a.n > gpu::abi::LANE_MAX_N {
                     say!(
                         "[bench] --kernel all at N = {}: lane left out (offered up to N = {})",
                         a.n,
-                        gpu::model::LANE_MAX_N
+                        gpu::abi::LANE_MAX_N
                     );
                 }
                 kernels.extend(
                     Kernel::ALL
                         .into_iter()
-                        .filter(|&k| k != Kernel::Lane || a.n <= gpu::model::LANE_MAX_N)
+                        .filter(|&k| k != Kernel::Lane || a.n <= gpu::abi::LANE_MAX_N)
                         .map(Some),
                 )
             }

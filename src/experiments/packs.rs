@@ -16,7 +16,8 @@
 //! cells ahead of it in the CSV's order. The CSV holds rows in grid order only; a row moves
 //! from its `.row` file into the CSV as soon as every cell before it is done.
 
-use super::sweep::{self, Cell, CellJob, Outcome, SweepConfig};
+use super::cell::{self, CellJob, Outcome};
+use super::grid::{precision_name, Cell, SweepConfig};
 use crate::backend::gpu::{self, Gpu, GpuModel, ModelOptions, PackNeeds, Precision};
 use crate::error::{Error, Kind, Result};
 use crate::io::npy;
@@ -142,7 +143,7 @@ fn plan(cells: &[Cell], order: &[usize], mode: PackMode) -> Result<Vec<Unit>> {
                     &net,
                     Precision::F32,
                     &plan,
-                    sweep::samples_per_step(c) as usize,
+                    cell::samples_per_step(c) as usize,
                 )),
                 Err(why) => {
                     units.push((k, alone(k, format!("alone: the fused kernel does not hold it ({why})"))));
@@ -321,7 +322,7 @@ pub(crate) fn run(
                         "f32 {} ({} data) updated on the host, batch {}",
                         first.optimizer, first.data, first.batch
                     ),
-                    How::Alone => format!("{} {}", first.optimizer, sweep::precision_name(first.precision)),
+                    How::Alone => format!("{} {}", first.optimizer, precision_name(first.precision)),
                 },
                 if unit.note.is_empty() {
                     String::new()
@@ -361,7 +362,7 @@ pub(crate) fn run(
     Ok(())
 }
 
-/// One cell alone: the lone run ([`sweep::run_cell`]) with its checkpoint in the running
+/// One cell alone: the lone run ([`cell::run_cell`]) with its checkpoint in the running
 /// directory.
 fn run_alone(
     c: &SweepConfig,
@@ -376,12 +377,12 @@ fn run_alone(
         let cell = &cells[ledger.order[k]];
         std::fs::create_dir_all(&ledger.dir)
             .map_err(|e| Error::input(format!("cannot create {}: {e}", ledger.dir.display())))?;
-        let o = sweep::run_cell(cell, c, &mut gpu, &ledger.checkpoint(k)).map_err(|e| match e.kind() {
+        let o = cell::run_cell(cell, c, &mut gpu, &ledger.checkpoint(k)).map_err(|e| match e.kind() {
             Kind::Interrupted => e,
             _ => e.context(format!("sweep cell {} ({})", ledger.order[k], cell.label())),
         })?;
-        writeln!(log, "{}", sweep::progress(ledger.done(), total, cell, &o))?;
-        ledger.finish(k, sweep::row(cell, &o))?;
+        writeln!(log, "{}", cell::progress(ledger.done(), total, cell, &o))?;
+        ledger.finish(k, cell::row(cell, &o))?;
     }
     Ok(())
 }
@@ -414,7 +415,7 @@ fn run_pack(
         )?),
         _ => {
             let g = Gpu::open(&adapter()?, false)?;
-            let batch = sweep::samples_per_step(&cells[ledger.order[ks[0]]]) as usize;
+            let batch = cell::samples_per_step(&cells[ledger.order[ks[0]]]) as usize;
             let model = GpuModel::pack(g, &starts, ModelOptions::new(Precision::F32), batch)?;
             if kind == How::GpuAdam {
                 Box::new(GpuAdamPack::new(model, &configs)?)
@@ -426,7 +427,7 @@ fn run_pack(
             }
         }
     };
-    let ran = sweep::ran_on(backend.kind(), backend.describe());
+    let ran = cell::ran_on(backend.kind(), backend.describe());
     let mut runs = Vec::with_capacity(ks.len());
     for (j, job) in jobs.iter().enumerate() {
         let (span, obs) = job.start(|p, s| backend.restore(j, p, s))?;
@@ -459,8 +460,8 @@ fn run_pack(
             backend: ran.clone(),
             wall_s: t0.elapsed().as_secs_f64(),
         };
-        writeln!(log, "{}", sweep::progress(ledger.done(), total, cell, &o))?;
-        ledger.finish(k, sweep::row(cell, &o))
+        writeln!(log, "{}", cell::progress(ledger.done(), total, cell, &o))?;
+        ledger.finish(k, cell::row(cell, &o))
     })
     .map_err(|e| {
         e.context(format!(

@@ -5,7 +5,9 @@
 //! merge that checks every shard ran the same config and writes `sweep.csv` and the heat maps
 //! exactly as an unsharded run does.
 
-use super::sweep::{self, Cell, SweepConfig, HEADER};
+use super::cell::{self, HEADER};
+use super::grid::{Cell, SweepConfig, MAX_CELLS};
+use super::sweep;
 use crate::error::{Error, Result};
 use crate::io::lock::DirLock;
 use crate::io::npy;
@@ -25,7 +27,7 @@ pub struct Shard {
 }
 
 /// The most shards a sweep is cut into (a shard per cell of the largest grid).
-pub const MAX_SHARDS: usize = sweep::MAX_CELLS;
+pub const MAX_SHARDS: usize = MAX_CELLS;
 
 /// A shard count from `what` (a flag or an environment variable), within 1..=[`MAX_SHARDS`].
 pub fn check_count(count: usize, what: &str) -> Result<usize> {
@@ -123,7 +125,7 @@ pub fn from_env(env: &dyn Fn(&str) -> Option<String>, count: Option<usize>) -> R
 /// A cell's estimated cost: samples it may consume times N log2 N (the work of one sample).
 pub fn cost(cell: &Cell) -> f64 {
     let n = cell.n as f64;
-    cell.steps as f64 * sweep::samples_per_step(cell) as f64 * n * n.log2()
+    cell.steps as f64 * cell::samples_per_step(cell) as f64 * n * n.log2()
 }
 
 /// The shard of every cell: the costliest first, each to the shard with the least cost so far
@@ -325,7 +327,7 @@ fn parse_rows(path: &Path, text: &str, hash: &str, cells: &[Cell]) -> Result<Vec
         return Err(Error::input(format!(
             "{}: not a sweep shard CSV of this version (header differs{})",
             path.display(),
-            if sweep::before_beta2(head, &shard_header()) {
+            if cell::before_beta2(head, &shard_header()) {
                 ": written before the beta2 column, it cannot be merged; run the shard again into another --out"
             } else {
                 ""
@@ -353,7 +355,7 @@ fn parse_rows(path: &Path, text: &str, hash: &str, cells: &[Cell]) -> Result<Vec
         }
         let idx: usize = idx.parse().map_err(|_| bad("bad cell index"))?;
         let cell = cells.get(idx).ok_or_else(|| bad("cell index outside the grid"))?;
-        if let Some(why) = sweep::row_problem(cell, row) {
+        if let Some(why) = cell::row_problem(cell, row) {
             return Err(bad(&format!("cell {idx} {why}; fix or remove that line")));
         }
         out.push((idx, row.to_string()));

@@ -4,8 +4,8 @@
 //! `OUT/summary.csv` and drawn as the heat maps `OUT/success_rate.png` and
 //! `OUT/median_steps.png` (one panel per group of the axes other than N and batch).
 
+use super::cell::HEADER;
 use super::grid::{Cell, SweepConfig};
-use super::sweep::HEADER;
 use crate::error::Result;
 use crate::io::npy;
 use crate::io::plot::{heatmaps, Heat};

@@ -7,8 +7,9 @@
 //! refused there with the project's own message instead. No GPU is needed.
 
 use fftlearn::backend::gpu::fused::Fit;
-use fftlearn::backend::gpu::modules::{self, Module, Target};
+use fftlearn::backend::gpu::modules::{self, Module};
 use fftlearn::backend::gpu::Precision;
+use fftlearn::backend::gpu::Target;
 use naga::back::{hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use rayon::prelude::*;

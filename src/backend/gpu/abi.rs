@@ -2,7 +2,7 @@
 //! hyper-parameter array, each defined once here and emitted as WGSL into every module's
 //! header, with the size constants and the Philox product (`mulhilo`) variant the adapter runs.
 
-use super::context::Precision;
+use super::target::Precision;
 use crate::model::network::{Network, M_ENTRIES};
 use bytemuck::{Pod, Zeroable};
 
@@ -218,6 +218,33 @@ pub fn source(net: &Network, prec: Precision, chunk: usize, int64: bool, body: &
         geometry(),
         if int64 { MULHILO_INT64 } else { MULHILO_LIMBS },
     )
+}
+
+pub(super) const CHUNKED: &str = include_str!("../../../shaders/chunked.wgsl");
+pub(super) const LANE: &str = include_str!("../../../shaders/lane.wgsl");
+pub(super) const GROUP: &str = include_str!("../../../shaders/group.wgsl");
+pub(super) const REDUCE: &str = include_str!("../../../shaders/reduce.wgsl");
+/// Invocations per workgroup in the lane/group/reduce kernels.
+pub(super) const WG: u32 = 64;
+/// Most samples in one lane/group chunk.
+pub(super) const MAX_CHUNK: usize = 2048;
+/// Largest N the lane kernel is offered at: at N = 4096 its M and stage-1 gradients and at
+/// N = 8192 its loss disagree with the f64 CPU path on lavapipe (`fftlearn gradcheck --n 4096
+/// --kernel lane`), while group and fused agree; the fault is not yet found.
+pub const LANE_MAX_N: usize = 2048;
+/// Most samples in one upload of host data (fused).
+pub(super) const MAX_HOST_CHUNK: usize = 65_536;
+
+/// One cell of a step: its storage slot, and for Philox data its seed and step (so it draws
+/// the samples it draws alone).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CellStep {
+    /// Slot of the cell's state in the model.
+    pub slot: usize,
+    /// Data seed.
+    pub seed: u64,
+    /// Step (the Philox counter's step word).
+    pub step: u32,
 }
 
 #[cfg(test)]

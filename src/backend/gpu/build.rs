@@ -4,9 +4,11 @@
 //! pipelines and bind groups. The step that drives them is [`super::model`].
 
 use super::abi;
-use super::context::{Gpu, Precision};
+use super::abi::{CHUNKED, MAX_CHUNK, MAX_HOST_CHUNK, REDUCE};
+use super::choice::Kernel;
+use super::context::Gpu;
 use super::fused::{self, Plan};
-use super::model::{Kernel, CHUNKED, MAX_CHUNK, MAX_HOST_CHUNK, REDUCE};
+use super::target::Precision;
 use crate::error::{Error, Result};
 use crate::model::network::Network;
 use wgpu::util::DeviceExt;
@@ -113,20 +115,6 @@ pub(super) struct Shared<'a> {
     pub(super) losses: &'a wgpu::Buffer,
 }
 
-/// The binding limit every storage buffer must respect.
-pub(super) fn binding_limit(limits: &wgpu::Limits) -> u64 {
-    limits.max_storage_buffer_binding_size.min(limits.max_buffer_size)
-}
-
-/// Most workgroups of one fused dispatch: [`fused::MAX_GROUPS`], the dispatch limit, and the
-/// partials (one per parameter and the loss per workgroup) within one binding.
-pub(super) fn fused_max_groups(limits: &wgpu::Limits, net: &Network, prec: Precision) -> u32 {
-    let np1 = (net.n_params() + 1) as u64;
-    (fused::MAX_GROUPS as u64)
-        .min(limits.max_compute_workgroups_per_dimension as u64)
-        .min(binding_limit(limits) / (np1 * 2 * prec.bytes() as u64)) as u32
-}
-
 /// The WGSL of a chunked shape's training module (its layout, then the shared per-sample body)
 /// for chunks of `chunk` samples; `None` for a shape that is not chunked.
 pub(super) fn chunked_source(
@@ -163,7 +151,7 @@ pub(super) fn build_chunked(
     let np = net.n_params();
     let cb = 2 * prec.bytes() as u64;
     let layers = u64::from(net.log2()) + 2;
-    let limit = binding_limit(&gpu.limits);
+    let limit = super::context::binding_limit(&gpu.limits);
     let mut chunk = MAX_CHUNK;
     while chunk > 1 && layers * n as u64 * chunk as u64 * cb > limit {
         chunk /= 2;
@@ -257,8 +245,8 @@ pub(super) fn build_fused(
     let np1 = (net.n_params() + 1) as u64;
     let cb = 2 * prec.bytes() as u64;
     let rb = prec.bytes() as u64;
-    let limit = binding_limit(&gpu.limits);
-    let max_groups = fused_max_groups(&gpu.limits, net, prec);
+    let limit = super::context::binding_limit(&gpu.limits);
+    let max_groups = fused::fused_max_groups(&gpu.limits, net, prec);
     if max_groups == 0 || np1 > gpu.limits.max_compute_workgroups_per_dimension as u64 {
         return Err(Error::runtime(format!(
             "--kernel fused: N = {n} needs {np1} combine workgroups and {} bytes per partial, over adapter {}'s limits",

@@ -2,10 +2,11 @@
 //! `auto`'s rule, the fused plan for an adapter's limits and type (or a measurement's
 //! `FFTLEARN_FUSED_SHAPE`, `FFTLEARN_FUSED_HOIST`), and the line `fftlearn devices` prints for it.
 
-use super::context::Precision;
+use super::abi::{GROUP, LANE, LANE_MAX_N};
 use super::dispatch::DispatchCap;
+use super::fused::fused_max_groups;
 use super::fused::{self, Plan};
-use super::model::{fused_max_groups, GROUP, LANE, LANE_MAX_N};
+use super::target::Precision;
 use crate::error::{Error, Result};
 use crate::model::network::Network;
 

@@ -2,6 +2,7 @@
 //! raised to what it offers, and errors (validation, out-of-memory, device loss, timeouts)
 //! turned into messages that name the adapter.
 
+use super::target::{Precision, Target};
 use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,33 +40,6 @@ pub fn describe(info: &wgpu::AdapterInfo) -> String {
         "{} ({:?}, {:?}, driver {} {})",
         info.name, info.backend, info.device_type, info.driver, info.driver_info
     )
-}
-
-/// Float precision of the GPU kernels.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Precision {
-    /// f32 (every adapter).
-    #[default]
-    F32,
-    /// f64 (adapters with SHADER_F64).
-    F64,
-}
-
-impl Precision {
-    /// Bytes per real.
-    pub fn bytes(self) -> usize {
-        match self {
-            Precision::F32 => 4,
-            Precision::F64 => 8,
-        }
-    }
-    /// The WGSL type.
-    pub fn wgsl(self) -> &'static str {
-        match self {
-            Precision::F32 => "f32",
-            Precision::F64 => "f64",
-        }
-    }
 }
 
 /// The adapter's description, and its limits and features as the emulated profile
@@ -214,8 +188,8 @@ impl Gpu {
             if !offered.contains(wgpu::Features::SHADER_F64) {
                 // outside Vulkan, say that no adapter of that backend has it
                 let target = match info.backend {
-                    wgpu::Backend::Metal => Some(super::modules::Target::Metal),
-                    wgpu::Backend::Dx12 => Some(super::modules::Target::Dx12Dxc),
+                    wgpu::Backend::Metal => Some(Target::Metal),
+                    wgpu::Backend::Dx12 => Some(Target::Dx12Dxc),
                     _ => None,
                 };
                 let why = target.and_then(|t| t.refuses(Precision::F64, false));
@@ -415,6 +389,11 @@ pub fn quiet_vulkan_runtime_dir() {
             std::env::set_var("XDG_RUNTIME_DIR", &d);
         }
     }
+}
+
+/// The binding limit every storage buffer must respect.
+pub fn binding_limit(limits: &wgpu::Limits) -> u64 {
+    limits.max_storage_buffer_binding_size.min(limits.max_buffer_size)
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@
 //! atomics anywhere, and the assignment of samples to workgroups depends only on the batch
 //! size and the plan: a step is bit-identical run to run on one adapter.
 
-use super::context::Precision;
+use super::target::Precision;
 use crate::model::network::{stage_offset, Network, M_ENTRIES};
 use crate::model::params::exact_twiddles;
 use num_complex::Complex64 as C64;
@@ -369,6 +369,15 @@ fn slots_of(l: u32, r: u32, pass: &Pass) -> Vec<(u32, u32)> {
 
 #[path = "fused_wgsl.rs"]
 mod wgsl;
+
+/// Most workgroups of one fused dispatch: [`MAX_GROUPS`], the dispatch limit, and the
+/// partials (one per parameter and the loss per workgroup) within one binding.
+pub fn fused_max_groups(limits: &wgpu::Limits, net: &Network, prec: Precision) -> u32 {
+    let np1 = (net.n_params() + 1) as u64;
+    (MAX_GROUPS as u64)
+        .min(limits.max_compute_workgroups_per_dimension as u64)
+        .min(super::context::binding_limit(limits) / (np1 * 2 * prec.bytes() as u64)) as u32
+}
 
 #[cfg(test)]
 #[path = "fused_tests.rs"]

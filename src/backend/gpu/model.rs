@@ -5,35 +5,20 @@
 //! every sample through global memory, chunked, reduced by shaders/reduce.wgsl) and `fused`
 //! (src/backend/gpu/fused.rs: each sample on chip, one partial per workgroup, one submit per step).
 
-use super::abi::{CellRow, Hyper, Job};
+use super::abi::{CellRow, CellStep, Hyper, Job, LANE_MAX_N, WG};
+pub(super) use super::build::Shape;
 use super::build::{bind, buffer, buffer_init, build_chunked, build_fused, pipeline, FusedRun, Shared};
-pub(super) use super::build::{fused_max_groups, Shape};
 use super::choice::env_shape;
 pub use super::choice::{auto_summary, fused_plan, Kernel};
-use super::context::{Gpu, Precision};
+use super::context::Gpu;
 use super::dispatch::{self, DispatchCap, Slice};
 use super::fused;
-use super::pack::CellStep;
+use super::target::Precision;
 use super::timing::{Part, StepTiming, Timer};
 use crate::error::{Error, Result};
 use crate::model::network::Network;
 use crate::model::params::{exact_twiddles, Params};
 use num_complex::Complex64 as C64;
-
-pub(super) const CHUNKED: &str = include_str!("../../../shaders/chunked.wgsl");
-pub(super) const LANE: &str = include_str!("../../../shaders/lane.wgsl");
-pub(super) const GROUP: &str = include_str!("../../../shaders/group.wgsl");
-pub(super) const REDUCE: &str = include_str!("../../../shaders/reduce.wgsl");
-/// Invocations per workgroup in the lane/group/reduce kernels.
-pub(super) const WG: u32 = 64;
-/// Most samples in one lane/group chunk.
-pub(super) const MAX_CHUNK: usize = 2048;
-/// Largest N the lane kernel is offered at: at N = 4096 its M and stage-1 gradients and at
-/// N = 8192 its loss disagree with the f64 CPU path on lavapipe (`fftlearn gradcheck --n 4096
-/// --kernel lane`), while group and fused agree; the fault is not yet found.
-pub const LANE_MAX_N: usize = 2048;
-/// Most samples in one upload of host data (fused).
-pub(super) const MAX_HOST_CHUNK: usize = 65_536;
 
 /// A batch for the GPU.
 #[derive(Clone, Copy, Debug)]

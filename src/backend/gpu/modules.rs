@@ -7,9 +7,9 @@
 //! backend's hardware.
 
 use super::build::{chunked_source, fused_source, reduce_source};
-use super::context::Precision;
+use super::choice::Kernel;
 use super::fused::{self, Fit, Plan};
-use super::model::Kernel;
+use super::target::Precision;
 use crate::model::network::Network;
 
 /// One module: what it is, and its source.
@@ -23,39 +23,6 @@ pub struct Module {
     pub int64: bool,
     /// The WGSL.
     pub source: String,
-}
-
-/// The backends wgpu drives, as far as the shaders are concerned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// Vulkan (SPIR-V).
-    Vulkan,
-    /// Metal (MSL).
-    Metal,
-    /// DX12 with DXC (HLSL shader model 6.0 and up).
-    Dx12Dxc,
-    /// DX12 with FXC (HLSL shader model 5.1: no 64-bit integers).
-    Dx12Fxc,
-}
-
-impl Target {
-    /// Every target.
-    pub const ALL: [Target; 4] = [Target::Vulkan, Target::Metal, Target::Dx12Dxc, Target::Dx12Fxc];
-
-    /// Why the project would not run a module of `prec` with `int64` on this target, if it
-    /// would not: wgpu 30 offers SHADER_F64 on Vulkan only, and FXC compiles no 64-bit
-    /// integer arithmetic (the 16-bit-limb Philox runs there instead).
-    pub fn refuses(self, prec: Precision, int64: bool) -> Option<String> {
-        if prec == Precision::F64 && self != Target::Vulkan {
-            return Some(format!(
-                "--precision f64 needs SHADER_F64, which wgpu offers on Vulkan only, not on {self:?}; use --precision f32"
-            ));
-        }
-        if int64 && self == Target::Dx12Fxc {
-            return Some("FXC (shader model 5.1) has no 64-bit integers: the 16-bit-limb Philox runs there".into());
-        }
-        None
-    }
 }
 
 /// The fused kernel's plan shapes the project builds at log2 N = `l` (log2 radix, least

@@ -5,8 +5,8 @@
 //! f64. The result does not depend on how many adapters ran it: bit-identical to one adapter
 //! of the same kind taking every part.
 
-use super::context::Precision;
 use super::model::{GpuBatch, GpuModel};
+use super::target::Precision;
 use crate::backend::cpu::Grad;
 use crate::error::{Error, Result};
 use crate::model::params::Params;

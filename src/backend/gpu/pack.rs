@@ -16,8 +16,10 @@
 //! the single-cell calls every other caller uses, and what a pack needs of an adapter
 //! ([`PackNeeds`]).
 
-use super::context::Precision;
-use super::model::{complexes, from_reals, fused_max_groups, GpuBatch, GpuModel, ModelOptions, Shape};
+use super::abi::CellStep;
+use super::fused::fused_max_groups;
+use super::model::{complexes, from_reals, GpuBatch, GpuModel, ModelOptions, Shape};
+use super::target::Precision;
 use super::{AdamHyper, Gpu, Kernel};
 use crate::backend::cpu::Grad;
 use crate::error::{Error, Result};
@@ -25,31 +27,17 @@ use crate::model::network::Network;
 use crate::model::params::Params;
 use num_complex::Complex64 as C64;
 
-/// One cell of a step: its storage slot, and for Philox data its seed and step (so it draws
-/// the samples it draws alone).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CellStep {
-    /// Slot of the cell's state in the model.
-    pub slot: usize,
-    /// Data seed.
-    pub seed: u64,
-    /// Step (the Philox counter's step word).
-    pub step: u32,
-}
-
-impl CellStep {
-    /// The one cell of a single model's step on `batch`.
-    fn single(batch: &GpuBatch) -> CellStep {
-        match *batch {
-            GpuBatch::Gaussian { seed, step, .. } | GpuBatch::GaussianPart { seed, step, .. } => {
-                CellStep { slot: 0, seed, step }
-            }
-            GpuBatch::Host { .. } | GpuBatch::HostPart { .. } => CellStep {
-                slot: 0,
-                seed: 0,
-                step: 0,
-            },
+/// The one cell of a single model's step on `batch`.
+fn single_cell(batch: &GpuBatch) -> CellStep {
+    match *batch {
+        GpuBatch::Gaussian { seed, step, .. } | GpuBatch::GaussianPart { seed, step, .. } => {
+            CellStep { slot: 0, seed, step }
         }
+        GpuBatch::Host { .. } | GpuBatch::HostPart { .. } => CellStep {
+            slot: 0,
+            seed: 0,
+            step: 0,
+        },
     }
 }
 
@@ -282,13 +270,13 @@ impl GpuModel {
 
     /// Loss and gradient of `batch` at the current parameters (read back in full).
     pub fn loss_grad(&self, batch: &GpuBatch) -> Result<Grad> {
-        Ok(self.pack_loss_grad(batch, &[CellStep::single(batch)])?.remove(0))
+        Ok(self.pack_loss_grad(batch, &[single_cell(batch)])?.remove(0))
     }
 
     /// One Adam step on `batch` (step count `t`, from 1); returns the loss before the update.
     pub fn adam_step(&self, batch: &GpuBatch, adam: &AdamHyper, t: u64) -> Result<f64> {
         Ok(self
-            .pack_adam_step(batch, &[CellStep::single(batch)], &[(*adam, t)])?
+            .pack_adam_step(batch, &[single_cell(batch)], &[(*adam, t)])?
             .remove(0))
     }
 
