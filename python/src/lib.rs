@@ -8,10 +8,10 @@
 //! `KeyboardInterrupt` (after its checkpoint). A Rust panic surfaces as pyo3's
 //! `PanicException`, never an abort. Long work runs with the GIL released.
 
-use fl::analysis::{curvature, snr};
+use fl::analysis::{curvature, snr, snr_report};
 use fl::backend::cpu;
 use fl::backend::gpu::{self, context, Kernel, Precision};
-use fl::backend::{self as be, Device, GpuChoice};
+use fl::backend::{self as be, GpuChoice};
 use fl::error::Kind;
 use fl::given::{Given, Style};
 use fl::io::table::{Table, Values};
@@ -307,17 +307,12 @@ impl Run {
 /// Lines of the run's log, handed to a Python callable (or dropped) a whole line at a time
 /// (a formatted line may arrive in several writes).
 struct PyLog {
-    tx: mpsc::Sender<Msg>,
+    tx: mpsc::Sender<String>,
     partial: String,
 }
 
-enum Msg {
-    Line(String),
-    Done(Box<fl::Result<(train::Summary, String)>>),
-}
-
 impl PyLog {
-    fn new(tx: mpsc::Sender<Msg>) -> Self {
+    fn new(tx: mpsc::Sender<String>) -> Self {
         PyLog {
             tx,
             partial: String::new(),
@@ -327,7 +322,7 @@ impl PyLog {
     /// Hand over a last line that had no newline.
     fn finish(&mut self) {
         if !self.partial.is_empty() {
-            let _ = self.tx.send(Msg::Line(std::mem::take(&mut self.partial)));
+            let _ = self.tx.send(std::mem::take(&mut self.partial));
         }
     }
 }
@@ -337,7 +332,7 @@ impl std::io::Write for PyLog {
         self.partial.push_str(&String::from_utf8_lossy(buf));
         while let Some(i) = self.partial.find('\n') {
             let line: String = self.partial.drain(..=i).collect();
-            let _ = self.tx.send(Msg::Line(line.trim_end_matches(['\n', '\r']).to_string()));
+            let _ = self.tx.send(line.trim_end_matches(['\n', '\r']).to_string());
         }
         Ok(buf.len())
     }
@@ -362,8 +357,8 @@ impl std::io::Write for PyLog {
     adapter = None, optimizer = None, momentum = None, beta2 = None, schedule = None,
     data = None, max_loss_ratio = None, checkpoint_every = None, resume = None, log = None
 ))]
-// Long on purpose: one keyword argument per `train` flag, each parsed with its own message;
-// the run itself is the library's (`train::Job`).
+// One keyword argument per `train` flag, each parsed with its own message; the run itself is
+// the library's (`train::Job`).
 #[allow(clippy::too_many_arguments)]
 fn train_py(
     py: Python<'_>,
@@ -459,66 +454,12 @@ fn train_py(
     req.gpu = gpu_choice(adapter, precision.unwrap_or("f32"), kernel.unwrap_or("auto"))?;
     req.resume = resume;
     req.overwrite = overwrite;
-    if let Some(f) = &log {
-        if !f.bind(py).is_callable() {
-            return Err(PyTypeError::new_err(
-                "log: expected a callable taking one str (e.g. log=print)",
-            ));
-        }
-    }
-    let (tx, rx) = mpsc::channel();
-    fl::interrupt::clear();
-    let mut interrupted = false;
-    // an exception in `log` stops the run at the next step (with its checkpoint) and is raised
-    let mut log_error: Option<PyErr> = None;
-    let result = std::thread::scope(|s| {
-        let tx2 = tx.clone();
-        s.spawn(move || {
-            let mut log = PyLog::new(tx2.clone());
-            let r = train::Job::open(req, &mut log).and_then(|job| {
-                let describe = job.describe();
-                job.run(&mut log).map(|s| (s, describe))
-            });
-            log.finish();
-            let _ = tx2.send(Msg::Done(Box::new(r)));
-        });
-        drop(tx);
-        // a Receiver is not Sync; the lock lets the GIL-free wait borrow it
-        let rx = std::sync::Mutex::new(rx);
-        loop {
-            // wait with the GIL released; then let Python see Ctrl-C and hand over log lines
-            let msg = py.detach(|| {
-                rx.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .recv_timeout(Duration::from_millis(50))
-            });
-            if py.check_signals().is_err() && !interrupted {
-                interrupted = true;
-                fl::interrupt::request();
-            }
-            match msg {
-                Ok(Msg::Line(l)) => {
-                    if let (Some(f), None) = (&log, &log_error) {
-                        if let Err(e) = f.call1(py, (l,)) {
-                            log_error = Some(e);
-                            fl::interrupt::request();
-                        }
-                    }
-                }
-                Ok(Msg::Done(r)) => return Ok::<_, PyErr>(*r),
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(PyRuntimeError::new_err("the training thread ended without a result"))
-                }
-            }
-        }
-    });
-    fl::interrupt::clear();
-    let result = result?;
-    if let Some(e) = log_error {
-        return Err(e);
-    }
-    let (summary, backend) = result.map_err(py_err)?;
+    let (summary, backend) = with_python_log(py, log.as_ref(), move |log| {
+        train::Job::open(req, log).and_then(|job| {
+            let describe = job.describe();
+            job.run(log).map(|s| (s, describe))
+        })
+    })?;
     let m = &summary.metrics;
     let cols = PyDict::new(py);
     cols.set_item(
@@ -540,6 +481,73 @@ fn train_py(
         seconds: summary.seconds,
         out: run_dir.display().to_string(),
     })
+}
+
+/// Run `work` on a thread of its own, its log lines handed whole to `log` (a Python callable
+/// taking one str, or dropped) as they come, with the GIL released between them. Ctrl-C
+/// becomes the library's interrupt request (a run stops after its step, with a checkpoint,
+/// and KeyboardInterrupt is raised from its result); an exception in `log` stops the work
+/// the same way and is raised after it.
+fn with_python_log<T: Send>(
+    py: Python<'_>,
+    log: Option<&Py<PyAny>>,
+    work: impl FnOnce(&mut PyLog) -> fl::Result<T> + Send,
+) -> PyResult<T> {
+    if let Some(f) = log {
+        if !f.bind(py).is_callable() {
+            return Err(PyTypeError::new_err(
+                "log: expected a callable taking one str (e.g. log=print)",
+            ));
+        }
+    }
+    let (tx, rx) = mpsc::channel();
+    fl::interrupt::clear();
+    let mut interrupted = false;
+    let mut log_error: Option<PyErr> = None;
+    let result = std::thread::scope(|s| {
+        let worker = s.spawn(move || {
+            let mut log = PyLog::new(tx);
+            let r = work(&mut log);
+            log.finish();
+            r
+        });
+        // a Receiver is not Sync; the lock lets the GIL-free wait borrow it
+        let rx = std::sync::Mutex::new(rx);
+        loop {
+            // wait with the GIL released; then let Python see Ctrl-C and hand over log lines
+            let msg = py.detach(|| {
+                rx.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .recv_timeout(Duration::from_millis(50))
+            });
+            if py.check_signals().is_err() && !interrupted {
+                interrupted = true;
+                fl::interrupt::request();
+            }
+            match msg {
+                Ok(line) => {
+                    if let (Some(f), None) = (log, &log_error) {
+                        if let Err(e) = f.call1(py, (line,)) {
+                            log_error = Some(e);
+                            fl::interrupt::request();
+                        }
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                // the worker has ended, every line handed over
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        worker
+            .join()
+            .map_err(|_| PyRuntimeError::new_err("the worker thread panicked"))
+    });
+    fl::interrupt::clear();
+    let result = result?;
+    if let Some(e) = log_error {
+        return Err(e);
+    }
+    result.map_err(py_err)
 }
 
 /// A new private directory under the system temp dir.
@@ -614,30 +622,25 @@ fn snr_py<'py>(
     k: usize,
     device: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let p = point(params, init, n, 512, seed)?;
-    // the CLI's checks and bounds (the closed form for N <= snr::EXACT_MAX_N)
-    let req = snr::SnrRequest::new(p.net.n(), batches, k, snr::ExactMode::Auto).map_err(py_err)?;
-    let device: Device = parse("device", device)?;
+    let run = snr_report::SnrRun {
+        params: point(params, init, n, 512, seed)?,
+        about: if params.is_some() {
+            "params".into()
+        } else {
+            format!("init {init}")
+        },
+        seed,
+        batches,
+        k,
+        exact: snr::ExactMode::Auto,
+        device: parse("device", device)?,
+        gpu: GpuChoice::default(),
+        adapters: Vec::new(),
+        out: None,
+        given: Given::new(["device"], Style::Python),
+    };
     let rows = py
-        .detach(|| -> fl::Result<Vec<snr::Row>> {
-            let given = Given::new(["device"], Style::Python);
-            let opened = be::open_for(
-                device,
-                &GpuChoice::default(),
-                &[],
-                &p,
-                &given,
-                true,
-                &mut std::io::sink(),
-            )?;
-            let base = req.baseline(&p);
-            let on = match &opened {
-                be::Opened::Gpu(m) => snr::On::Gpu(m),
-                be::Opened::Multi(m) => snr::On::Multi(m),
-                be::Opened::Cpu => snr::On::Cpu,
-            };
-            req.rows(&p, on, seed, &base.pop, base.exact.as_ref(), |_, _, _| Ok(()))
-        })
+        .detach(|| snr_report::run(&run, &mut std::io::sink()))
         .map_err(py_err)?;
     let d = table_columns(py, &snr::table(&rows))?;
     Ok(d)
@@ -658,7 +661,10 @@ fn hessian_py<'py>(
     zero_tol: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let p = point(params, init, n, 64, seed)?;
-    let dense = py.detach(|| curvature::Dense::measure(&p, zero_tol)).map_err(py_err)?;
+    let given = Given::new(["zero_tol"], Style::Python);
+    let dense = py
+        .detach(|| curvature::Dense::measure(&p, zero_tol, &given))
+        .map_err(py_err)?;
     let nr = dense.nr;
     let d = PyDict::new(py);
     d.set_item(

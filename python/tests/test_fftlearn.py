@@ -210,12 +210,12 @@ def test_hessian_and_snr_match_their_closed_forms():
     assert len(s["group"]) == len(s["std"]) and set(s["batch"]) == {16, 64}
     finite = np.isfinite(s["std_exact"])
     assert finite.any()
-    # the CLI's bounds, with its words: K >= 2, at most 2^32 minibatches in all
-    with pytest.raises(ValueError, match="at least 2 minibatches"):
+    # the CLI's bounds, each named as Python spells it: K >= 2, at most 2^32 minibatches in all
+    with pytest.raises(ValueError, match="^k=1: at least 2 minibatches"):
         fftlearn.snr(init="seed", n=8, batches=[4], k=1, device="cpu")
     with pytest.raises(ValueError, match="more than 2\\^32 minibatches"):
         fftlearn.snr(init="seed", n=8, batches=[1, 2, 3], k=2**31, device="cpu")
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(ValueError, match="^batches: batch size 0 is out of range"):
         fftlearn.snr(init="seed", n=8, batches=[0], k=2, device="cpu")
     with pytest.raises(ValueError, match="batch size 4 given twice"):
         fftlearn.snr(init="seed", n=8, batches=[4, 8, 4], k=2, device="cpu")

@@ -1,12 +1,18 @@
 //! The r-sweep: every twiddle set to modulus r (exact or random phases, M exact), the
 //! population gradient's norm per group, fitted exponents below and above r = 1, and the
 //! path structure that predicts them (how many twiddles each input-to-output path carries).
+//! [`run`] is the `rsweep` command's procedure: the scan reported to a log, its CSV and plot.
 
 use crate::error::{Error, Result};
+use crate::io::npy;
+use crate::io::plot::{charts, Chart, Series};
 use crate::io::table::{Shown, Table};
 use crate::model::network::Network;
 use crate::model::params::{exact_twiddles, Params, Scheme, EXACT_M};
 use crate::objective::hessian::{group_of, population_grad};
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
 
 /// Phases of the twiddles in the sweep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,4 +219,97 @@ impl Scan {
                 .fold(0.0, f64::max),
         )
     }
+}
+
+/// Run `rsweep` at N = `n` (moduli from `r_min` to `r_max`, `points` of them, `phases` from
+/// `seed`): the report to `log`, rsweep.csv and rsweep.png in `out`.
+pub fn run(
+    n: usize,
+    (r_min, r_max, points): (f64, f64, usize),
+    phases: Phases,
+    seed: u64,
+    out: &Path,
+    log: &mut dyn Write,
+) -> Result<Scan> {
+    // the settings checked before the output directory is made
+    Network::new(n)?;
+    moduli(r_min, r_max, points)?;
+    std::fs::create_dir_all(out)
+        .map_err(|e| Error::input(format!("cannot create output directory {}: {e}", out.display())))?;
+    let t0 = Instant::now();
+    let scan = Scan::measure(n, r_min, r_max, points, phases, seed)?;
+    npy::write_text(&out.join("rsweep.csv"), &scan.table().csv())?;
+    writeln!(
+        log,
+        "rsweep: N = {n}, {} phases, r from {r_min} to {r_max} ({points} points), {:.1} s",
+        if phases == Phases::Exact { "exact" } else { "random" },
+        t0.elapsed().as_secs_f64()
+    )?;
+    let total: usize = scan.hist.iter().sum();
+    let h: Vec<String> = scan
+        .hist
+        .iter()
+        .enumerate()
+        .map(|(m, c)| format!("{m}: {:.4}", *c as f64 / total as f64))
+        .collect();
+    writeln!(
+        log,
+        "paths by twiddle count m (fraction of the {total} bin-input paths): {}",
+        h.join(", ")
+    )?;
+    writeln!(log, "gradient-norm exponents: least-squares slopes of log ||grad|| on log r, away from r = 1 (0.8 < r < 1.25 left out: with exact phases the gradient vanishes at r = 1)")?;
+    for l in scan.slopes().console() {
+        writeln!(log, "{l}")?;
+    }
+    if let Some(worst) = scan.prediction_gap() {
+        writeln!(log, "exact phases: measured population loss vs the path-count prediction (1/K) sum (r^m - 1)^2: max rel diff {worst:.2e}")?;
+    }
+    plot(&scan, &out.join("rsweep.png"))?;
+    writeln!(
+        log,
+        "wrote {} and {}",
+        out.join("rsweep.csv").display(),
+        out.join("rsweep.png").display()
+    )?;
+    Ok(scan)
+}
+
+/// rsweep.png: the gradient norm per group against r, with the seed's r^8 line through the
+/// last stage at the r nearest 1.
+fn plot(scan: &Scan, path: &Path) -> Result<()> {
+    let (rows, groups) = (&scan.rows, scan.groups());
+    let series: Vec<Series> = groups
+        .iter()
+        .enumerate()
+        .map(|(g, name)| Series {
+            label: name.clone(),
+            points: rows.iter().map(|r| (r.r, r.norms[g])).collect(),
+            markers: false,
+        })
+        .collect();
+    let mut reference = Vec::new();
+    if let Some(mid) = rows
+        .iter()
+        .min_by(|x, y| (x.r - 1.0).abs().total_cmp(&(y.r - 1.0).abs()))
+    {
+        let g8 = mid.norms[groups.len() - 1];
+        reference.push(Series {
+            label: "r^8 (seed), through the last stage at r = 1".into(),
+            points: rows.iter().map(|r| (r.r, g8 * (r.r / mid.r).powi(8))).collect(),
+            markers: false,
+        });
+    }
+    charts(
+        path,
+        &[Chart {
+            title: format!("population gradient norm per group, N = {}", scan.net.n()),
+            x_label: "twiddle modulus r".into(),
+            y_label: "||grad||".into(),
+            log_x: true,
+            log_y: true,
+            series: series.into_iter().chain(reference).collect(),
+        }],
+        820,
+        560,
+    )
 }

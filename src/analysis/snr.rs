@@ -15,6 +15,7 @@ use crate::backend::cpu;
 use crate::backend::gpu::multi::MultiGpu;
 use crate::backend::gpu::{GpuBatch, GpuModel};
 use crate::error::{Error, Result};
+use crate::given::Given;
 use crate::io::table::{Shown, Table};
 use crate::model::data::Batch;
 use crate::model::network::Network;
@@ -395,9 +396,8 @@ pub enum ExactMode {
 }
 
 /// A checked `snr` measurement: the batch sizes, K minibatches per batch size, and whether
-/// the closed form is computed. The CLI and the Python module both build it here, so they
-/// accept and refuse the same requests with the same words (flag names as the CLI spells
-/// them; the Python arguments carry the same names without dashes).
+/// the closed form is computed. Built here for both front ends ([`super::snr_report::run`]),
+/// so they accept and refuse the same requests, each in its own spelling ([`Given`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SnrRequest {
     /// Batch sizes, each 1..=2^32.
@@ -446,24 +446,30 @@ impl SnrRequest {
         }
     }
 
-    /// Check `batches`, `k` and `exact` for a point of size `n`.
-    pub fn new(n: usize, batches: Vec<usize>, k: usize, exact: ExactMode) -> Result<Self> {
+    /// Check `batches`, `k` and `exact` for a point of size `n` (named as `g` spells them).
+    pub fn new(n: usize, batches: Vec<usize>, k: usize, exact: ExactMode, g: &Given) -> Result<Self> {
         if k < 2 {
             return Err(Error::input(format!(
-                "--k {k}: at least 2 minibatches per batch size (the variance needs K - 1 > 0)"
+                "{}: at least 2 minibatches per batch size (the variance needs K - 1 > 0)",
+                g.with("k", k)
             )));
         }
         if batches.is_empty() {
-            return Err(Error::input("--batches: give at least one batch size"));
+            return Err(Error::input(format!(
+                "{}: give at least one batch size",
+                g.name("batches")
+            )));
         }
         if let Some(b) = batches.iter().find(|&&b| b == 0 || b > 1 << 32) {
             return Err(Error::input(format!(
-                "--batches: batch size {b} is out of range (1..=2^32)"
+                "{}: batch size {b} is out of range (1..=2^32)",
+                g.name("batches")
             )));
         }
         if let Some((i, b)) = batches.iter().enumerate().find(|(i, b)| batches[..*i].contains(b)) {
             return Err(Error::input(format!(
-                "--batches: batch size {b} given twice (at positions {} and {}); each size is measured once",
+                "{}: batch size {b} given twice (at positions {} and {}); each size is measured once",
+                g.name("batches"),
                 batches.iter().position(|x| x == b).unwrap_or(0) + 1,
                 i + 1
             )));
@@ -471,7 +477,8 @@ impl SnrRequest {
         // minibatch i of batch size j is Measure step j K + i, a u32: at most 2^32 of them
         if (batches.len() as u64).saturating_mul(k as u64) > 1 << 32 {
             return Err(Error::input(format!(
-                "--k {k} with {} batch sizes: more than 2^32 minibatches",
+                "{} with {} batch sizes: more than 2^32 minibatches",
+                g.with("k", k),
                 batches.len()
             )));
         }
@@ -479,15 +486,20 @@ impl SnrRequest {
         let reals = 2 * (n as u128 + 3);
         crate::io::memory::check(
             k as u128 * (8 * reals + 24),
-            &format!("--k {k} (K minibatch gradients of {reals} reals each, held at once)"),
+            &format!(
+                "{} (K minibatch gradients of {reals} reals each, held at once)",
+                g.with("k", k)
+            ),
         )?;
         let exact = match exact {
             ExactMode::Off => false,
             ExactMode::Auto => n <= EXACT_MAX_N,
             ExactMode::On if n > EXACT_MAX_N => {
                 return Err(Error::input(format!(
-                    "--exact on at N = {n}: the closed form needs N (N + 1) / 2 = {} per-sample gradients; it is offered up to N = {EXACT_MAX_N} (use --exact off)",
-                    n * (n + 1) / 2
+                    "{} at N = {n}: the closed form needs N (N + 1) / 2 = {} per-sample gradients; it is offered up to N = {EXACT_MAX_N} (use {})",
+                    g.with("exact", "on"),
+                    n * (n + 1) / 2,
+                    g.with("exact", "off")
                 )))
             }
             ExactMode::On => true,

@@ -1,14 +1,124 @@
-//! What an `snr` measurement reports beyond its rows: the scaling fits (per-stage noise
-//! against the seed's sqrt(2^(L - s)) claim, SNR against batch size) and its files, snr.csv and
-//! snr.png. The CLI prints the fits and writes the files through here; the Python module
-//! returns the rows.
+//! The `snr` procedure ([`run`]): a front end's request ([`SnrRun`]) checked, the device
+//! opened, the rows of every batch size measured and reported to a log, the scaling fits
+//! (per-stage noise against the seed's sqrt(2^(L - s)) claim, SNR against batch size), and
+//! its files, snr.csv and snr.png. The CLI prints the log and keeps the files; the Python
+//! module returns the rows.
 
-use super::snr::{self, Row};
-use crate::error::Result;
+use super::snr::{self, ExactMode, On, Row, SnrRequest};
+use crate::backend::{self, Device, GpuChoice, Opened};
+use crate::error::{Error, Result};
+use crate::given::Given;
 use crate::io::npy;
 use crate::io::plot::{charts, Chart, Series};
 use crate::model::network::Network;
-use std::path::Path;
+use crate::model::params::Params;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// An `snr` measurement as a front end asks for it.
+#[derive(Clone, Debug)]
+pub struct SnrRun {
+    /// The point.
+    pub params: Params,
+    /// Where the point came from, for the report (`init seed`, a file's path).
+    pub about: String,
+    /// Seed of the Measure stream's minibatches.
+    pub seed: u64,
+    /// Batch sizes.
+    pub batches: Vec<usize>,
+    /// Minibatches per batch size.
+    pub k: usize,
+    /// Whether to compute the closed-form moments.
+    pub exact: ExactMode,
+    /// Where to measure.
+    pub device: Device,
+    /// The GPU path's settings.
+    pub gpu: GpuChoice,
+    /// Adapters to split each minibatch over (none: one device).
+    pub adapters: Vec<String>,
+    /// Where to write snr.csv and snr.png (None: nowhere).
+    pub out: Option<PathBuf>,
+    /// Which settings were given, for the refusals' wording.
+    pub given: Given,
+}
+
+/// Run `snr`: the report to `log` (the device, the population side, each batch size's table,
+/// the fits), the files where `r.out` says, and every row.
+pub fn run(r: &SnrRun, log: &mut dyn Write) -> Result<Vec<Row>> {
+    let (p, g) = (&r.params, &r.given);
+    let net = &p.net;
+    let req = SnrRequest::new(net.n(), r.batches.clone(), r.k, r.exact, g)?;
+    if r.device == Device::Cpu {
+        g.refuse_gpu_settings(
+            &format!("{} measures on the CPU f64 path", g.with("device", "cpu")),
+            true,
+        )?;
+    }
+    if let Some(d) = &r.out {
+        std::fs::create_dir_all(d)
+            .map_err(|e| Error::input(format!("cannot create output directory {}: {e}", d.display())))?;
+    }
+    let opened = backend::open_for(r.device, &r.gpu, &r.adapters, p, g, true, log)?;
+    let on = match &opened {
+        Opened::Gpu(m) => On::Gpu(m),
+        Opened::Multi(m) => On::Multi(m),
+        Opened::Cpu => On::Cpu,
+    };
+    let t0 = Instant::now();
+    let base = req.baseline(p);
+    let (pop, ex) = (&base.pop, base.exact.as_ref());
+    match ex {
+        Some(e) => writeln!(
+            log,
+            "closed form (N (N + 1) / 2 = {} per-sample gradients): {:.1} s; max |tr A_j - population gradient_j| = {:.2e}",
+            net.n() * (net.n() + 1) / 2,
+            base.exact_s,
+            base.gap(e)
+        )?,
+        None => writeln!(log, "closed form: skipped ({}, N = {})", g.with("exact", format!("{:?}", r.exact).to_lowercase()), net.n())?,
+    }
+    writeln!(
+        log,
+        "snr: N = {}, {}, population loss {:.6e}, |G| = {:.6e}, K = {} minibatches per batch size (stream Measure, seed {})",
+        net.n(),
+        r.about,
+        base.pop_loss,
+        pop.iter().map(|v| v * v).sum::<f64>().sqrt(),
+        r.k,
+        r.seed
+    )?;
+    if pop.iter().all(|&v| v == 0.0) {
+        writeln!(log, "note: the population gradient is exactly zero here (a stationary point): SNR, MeanGSNR, cosines and B_simple are undefined (NaN/inf)")?;
+    }
+    let rows = req.rows(p, on, r.seed, pop, ex, |b, rows, secs| {
+        if let Opened::Multi(m) = &opened {
+            writeln!(log, "[device] B = {b}: {}", m.assignment(b))?;
+        }
+        writeln!(
+            log,
+            "\nB = {b}: {} minibatches in {secs:.1} s ({:.0} samples/s)",
+            r.k,
+            (b * r.k) as f64 / secs
+        )?;
+        for l in snr::table(rows).console() {
+            writeln!(log, "{l}")?;
+        }
+        Ok(())
+    })?;
+    Fits::of(net, &r.batches, &rows).report(net.stages().len(), log)?;
+    if let Some(d) = &r.out {
+        write(d, net, &r.batches, &rows, ex.is_some())?;
+        writeln!(
+            log,
+            "total {:.1} s; wrote {} and {}",
+            t0.elapsed().as_secs_f64(),
+            d.join("snr.csv").display(),
+            d.join("snr.png").display()
+        )?;
+    }
+    Ok(rows)
+}
 
 /// The scaling fits of an `snr` measurement.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,6 +157,27 @@ impl Fits {
             Vec::new()
         };
         Fits { stage, batch }
+    }
+
+    /// The fits as the report's lines, for `l` stages.
+    pub fn report(&self, l: usize, log: &mut dyn Write) -> Result<()> {
+        writeln!(
+            log,
+            "\nper-stage fit: slope of ln std(g_s) on ({l} - s) ln 2 over stages 1..{l} (the seed claims 0.5)"
+        )?;
+        for (b, measured, closed) in &self.stage {
+            writeln!(log, "  B = {b:>8}: measured {measured:.4}, closed form {closed:.4}")?;
+        }
+        if !self.batch.is_empty() {
+            writeln!(
+                log,
+                "batch fit: slope of ln(median SNR) on ln B per group (independent minibatches give 0.5)"
+            )?;
+            for (g, measured, closed) in &self.batch {
+                writeln!(log, "  {g:<7} measured {measured:.4}, closed form {closed:.4}")?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,14 +1,13 @@
-//! The command line: one clap struct per subcommand; the doc comments are the help text.
+//! The command line: one clap struct per subcommand (the doc comments are the help text),
+//! the parse that records which flags were given, and usage errors on one line. The flags
+//! become the library's requests in [`super::request`].
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use fftlearn::analysis::anatomy::EscapeRun;
-use fftlearn::analysis::inspect::{InspectRequest, Start};
-use fftlearn::backend::gpu::{DispatchCap, Kernel, Precision};
-use fftlearn::backend::{Device, GpuChoice};
+use fftlearn::backend::gpu::{DispatchCap, Kernel};
 use fftlearn::given::{Given, Style};
-use fftlearn::model::params::{Init, Point, Scheme};
+use fftlearn::model::params::{Init, Scheme};
 use fftlearn::optim::{Optimizer, Schedule};
-use fftlearn::train::{DataMode, Request, TrainConfig};
+use fftlearn::train::DataMode;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -194,13 +193,14 @@ pub struct HessianArgs {
     /// The point.
     #[command(flatten)]
     pub point: PointArgs,
-    /// Eigenvalues with |lambda| <= this times lambda_max count as zero modes.
+    /// Eigenvalues with |lambda| <= this times lambda_max count as zero modes (--method dense).
     #[arg(long, default_value_t = fftlearn::analysis::curvature::ZERO_TOL)]
     pub zero_tol: f64,
-    /// Output directory: eigenvalues.csv, blocks.csv, spectrum.png (and matrices.npz with --save-matrices).
+    /// Output directory: eigenvalues.csv, blocks.csv, spectrum.png (and matrices.npz with
+    /// --save-matrices); ritz.csv with --method lanczos.
     #[arg(long, default_value = "runs/hessian")]
     pub out: PathBuf,
-    /// Also write both matrices to OUT/matrices.npz (float64, 2(N+3) square).
+    /// Also write both matrices to OUT/matrices.npz (float64, 2(N+3) square; --method dense).
     #[arg(long)]
     pub save_matrices: bool,
     /// dense: both matrices in full and their eigendecompositions (N <= 2048); lanczos: the
@@ -373,15 +373,6 @@ impl From<ExactArg> for fftlearn::analysis::snr::ExactMode {
             ExactArg::Off => Self::Off,
         }
     }
-}
-
-/// GPU flags given to a measurement on `--device cpu` are refused, naming them (they would
-/// change nothing).
-pub fn refuse_gpu_flags_on_cpu(device: DeviceArg) -> fftlearn::Result<()> {
-    if matches!(device, DeviceArg::Cpu) {
-        given_set().refuse_gpu_settings("--device cpu measures on the CPU f64 path", true)?;
-    }
-    Ok(())
 }
 
 /// `fftlearn plot`.
@@ -627,36 +618,6 @@ pub fn given_of(ids: &[&str]) -> Vec<String> {
     given_set().names(ids)
 }
 
-/// The parameter point of `gradcheck`, `snr`, `hessian`, `rsweep` and `inspect`: a `--params`
-/// file (then `--n` and `--init`, which it replaces, must not be given) or an init scheme at N.
-pub fn point_of(params: Option<&std::path::Path>, n: usize, init: &Scheme, seed: u64) -> fftlearn::Result<Point> {
-    match params {
-        Some(f) => {
-            let both = given_of(&["n", "init"]);
-            if !both.is_empty() {
-                return Err(fftlearn::Error::input(format!(
-                    "{} conflicts with --params {}: the file fixes the point (and N)",
-                    both.join(", "),
-                    f.display()
-                )));
-            }
-            Ok(Point::File(f.to_path_buf()))
-        }
-        None => Ok(Point::Init {
-            n,
-            scheme: init.clone(),
-            seed,
-        }),
-    }
-}
-
-impl PointArgs {
-    /// The point these flags name ([`point_of`]).
-    pub fn point(&self) -> fftlearn::Result<Point> {
-        point_of(self.params.as_deref(), self.n, &self.init, self.seed)
-    }
-}
-
 /// Parse the process arguments (a usage error is one `error:` line and exit 2), recording which
 /// flags were given explicitly, so that `--resume` can tell overrides from defaults and a flag
 /// that would have no effect can be refused.
@@ -674,95 +635,6 @@ pub fn parse() -> Cli {
     };
     let _ = GIVEN.set(explicit);
     cli
-}
-
-impl From<DeviceArg> for Device {
-    fn from(d: DeviceArg) -> Device {
-        match d {
-            DeviceArg::Auto => Device::Auto,
-            DeviceArg::Cpu => Device::Cpu,
-            DeviceArg::Gpu => Device::Gpu,
-        }
-    }
-}
-
-impl From<PrecisionArg> for Precision {
-    fn from(p: PrecisionArg) -> Precision {
-        match p {
-            PrecisionArg::F32 => Precision::F32,
-            PrecisionArg::F64 => Precision::F64,
-        }
-    }
-}
-
-impl GpuArgs {
-    /// The library's GPU choice.
-    pub fn choice(&self) -> GpuChoice {
-        GpuChoice {
-            adapter: self.adapter.clone(),
-            precision: self.precision.into(),
-            kernel: self.kernel.0,
-            chunk: self.chunk,
-            dispatch_cap: self.dispatch_cap,
-        }
-    }
-}
-
-impl InspectArgs {
-    /// The library's request: the point (a checkpoint, a parameters file or an init), the
-    /// settings, and which were given.
-    pub fn request(&self) -> fftlearn::Result<InspectRequest> {
-        Ok(InspectRequest {
-            start: match &self.checkpoint {
-                Some(f) => Start::Checkpoint(f.clone()),
-                None => Start::Point(self.point.point()?),
-            },
-            out: self.out.clone(),
-            lanczos: self.lanczos,
-            escape: self.escape.clone(),
-            run: EscapeRun {
-                start_step: 0,
-                steps: self.escape_steps,
-                batch: self.batch,
-                lr: self.lr,
-                seed: self.data_seed,
-                every: self.eval_every,
-                threshold: self.threshold,
-            },
-            given: given_set(),
-        })
-    }
-}
-
-impl TrainArgs {
-    /// The library's request for this run: every flag's value, and which were given.
-    pub fn request(&self) -> Request {
-        let mut r = Request::new(given_set());
-        r.config = TrainConfig {
-            n: self.n,
-            steps: self.steps,
-            batch: self.batch,
-            lr: self.lr,
-            seed: self.seed,
-            init: self.init.clone(),
-            print_every: self.print_every,
-            out: self.out.clone(),
-            max_loss_ratio: self.max_loss_ratio,
-            checkpoint_every: self.checkpoint_every.unwrap_or(r.config.checkpoint_every),
-            optimizer: self.optimizer,
-            momentum: self.momentum,
-            schedule: self.schedule,
-            data: self.data,
-            beta2: self.beta2,
-            ..r.config
-        };
-        r.device = self.device.into();
-        r.gpu = self.gpu.choice();
-        r.adapters = self.gpu.adapters.clone();
-        r.resume = self.resume.clone();
-        r.overwrite = self.overwrite;
-        r
-    }
 }
 
 /// A usage error as one `error:` line on stderr and exit code 2, like every other bad input
@@ -792,24 +664,4 @@ fn usage_error(e: clap::Error) -> ! {
         }
     );
     std::process::exit(2);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    /// `train`'s flag defaults are the library's ([`TrainConfig::default`]), so the CLI and
-    /// Python start from the same run.
-    #[test]
-    fn train_flag_defaults_are_the_library_defaults() {
-        let Cmd::Train(a) = Cli::parse_from(["fftlearn", "train"]).cmd else {
-            panic!("not train")
-        };
-        let mut want = TrainConfig::default();
-        let got = a.request().config;
-        want.out = got.out.clone();
-        assert_eq!(got, want);
-        assert_eq!(a.request().gpu, GpuChoice::default());
-    }
 }

@@ -27,20 +27,3 @@ pub fn open_model(a: &args::GpuArgs, p: &Params, allow_software: bool) -> Result
     }
     Ok(m)
 }
-
-/// The GPU model `device` chooses (its `[device]` lines printed; None on the CPU path), or
-/// with `--adapters` the models of those adapters.
-pub fn open_for(
-    a: &args::GpuArgs,
-    device: Device,
-    p: &Params,
-) -> Result<(Option<gpu::GpuModel>, Option<gpu::multi::MultiGpu>)> {
-    let g = args::given_set();
-    Ok(
-        match be::open_for(device, &a.choice(), &a.adapters, p, &g, true, &mut out::Stdout)? {
-            be::Opened::Gpu(m) => (Some(*m), None),
-            be::Opened::Multi(m) => (None, Some(m)),
-            be::Opened::Cpu => (None, None),
-        },
-    )
-}

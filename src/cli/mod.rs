@@ -6,13 +6,14 @@ pub mod args;
 pub mod device;
 pub mod measure;
 pub mod out;
+pub mod request;
 
 use device::{open_adapters, open_model};
 use out::say;
 
 use crate::cli::args::{Cmd, ForwardArgs, GradArgs, GradcheckArgs, InitArgs, PlotArgs, TrainArgs};
 use fftlearn::backend::cpu;
-use fftlearn::backend::gpu::{self, context, Kernel, Precision};
+use fftlearn::backend::gpu::{self, context, Precision};
 use fftlearn::backend::Device;
 use fftlearn::error::{Error, Result};
 use fftlearn::io::npy::{self, Out};
@@ -42,7 +43,7 @@ pub fn run(cmd: Cmd) -> Result<()> {
         Cmd::Rsweep(a) => crate::cli::measure::rsweep_cmd(a),
         Cmd::Snr(a) => crate::cli::measure::snr_cmd(a),
         Cmd::Sweep(a) => sweep_cmd(a),
-        Cmd::Bench(a) => bench_cmd(a),
+        Cmd::Bench(a) => fftlearn::experiments::bench::measure(&a.request(), &mut out::Stdout).map(drop),
         Cmd::Inspect(a) => fftlearn::analysis::inspect::run(&a.request()?, &mut out::Stdout),
         Cmd::Claims(a) => {
             fftlearn::experiments::claims::run(&a.out, (!a.no_readme).then_some(a.readme.as_path()), &mut out::Stdout)
@@ -275,7 +276,7 @@ fn devices() -> Result<()> {
 
 fn gradcheck(a: GradcheckArgs) -> Result<()> {
     gpu::gradcheck::check_batch(a.batch)?;
-    let p = args::point_of(a.params.as_deref(), a.n, &a.init, a.seed)?.params()?;
+    let p = crate::cli::request::point_of(a.params.as_deref(), a.n, &a.init, a.seed)?.params()?;
     let (prec, r) = if a.gpu.adapters.is_empty() {
         let m = open_model(&a.gpu, &p, true)?;
         (m.precision(), gpu::gradcheck::run(&m, &p, a.batch, a.seed)?)
@@ -319,155 +320,4 @@ fn gradcheck(a: GradcheckArgs) -> Result<()> {
             "gradcheck failed: the GPU disagrees with the f64 CPU path beyond tolerance",
         ))
     }
-}
-
-/// `fftlearn bench`: the flags' checks, the table and its CSV. Slightly over 120 lines: the
-/// refusals of flags a CPU-only run would not use, and the GPU timestamps' line.
-fn bench_cmd(a: crate::cli::args::BenchArgs) -> Result<()> {
-    use crate::cli::args::BenchDevice;
-    use fftlearn::experiments::bench::{self, BenchConfig, Row};
-    if a.batches.is_empty() || a.batches.contains(&0) {
-        return Err(Error::input(format!(
-            "--batches {:?}: every batch must be at least 1",
-            a.batches
-        )));
-    }
-    if let Some(b) = a.batches.iter().find(|&&b| b > 1 << 32) {
-        return Err(Error::input(format!(
-            "--batches {b}: at most 2^32 samples per step, as train takes"
-        )));
-    }
-    if !(a.min_time >= 0.0 && a.min_time <= 3600.0) {
-        return Err(Error::input(format!(
-            "--min-time {}: must be 0..=3600 seconds per row",
-            a.min_time
-        )));
-    }
-    if a.min_steps > 1_000_000 {
-        return Err(Error::input(format!(
-            "--min-steps {}: at most 1000000 per row",
-            a.min_steps
-        )));
-    }
-    let mut kernels = Vec::new();
-    for k in &a.kernel {
-        match k.as_str() {
-            // every shape offered at this N (lane stops at LANE_MAX_N)
-            "all" => {
-                if a.n > gpu::abi::LANE_MAX_N {
-                    say!(
-                        "[bench] --kernel all at N = {}: lane left out (offered up to N = {})",
-                        a.n,
-                        gpu::abi::LANE_MAX_N
-                    );
-                }
-                kernels.extend(
-                    Kernel::ALL
-                        .into_iter()
-                        .filter(|&k| k != Kernel::Lane || a.n <= gpu::abi::LANE_MAX_N)
-                        .map(Some),
-                )
-            }
-            "auto" => kernels.push(None),
-            other => kernels.push(Some(other.parse::<Kernel>()?)),
-        }
-    }
-    if let Some(out) = &a.out {
-        // refused now, not after the measurements
-        fftlearn::io::npy::check_out_early(out)?;
-    }
-    let gpu = a.device != BenchDevice::Cpu;
-    if !gpu {
-        let unused = args::given_of(&["kernel", "precision", "adapter", "chunk", "dispatch_cap", "parts"]);
-        if !unused.is_empty() {
-            return Err(Error::input(format!(
-                "{} set the GPU path, and --device cpu measures the CPU f64 path only; drop them or use --device gpu|both",
-                unused.join(", ")
-            )));
-        }
-    }
-    let cfg = BenchConfig {
-        n: a.n,
-        batches: a.batches.clone(),
-        min_steps: a.min_steps,
-        min_time: a.min_time,
-        cpu: a.device != BenchDevice::Gpu,
-        kernels: if gpu { kernels } else { Vec::new() },
-        precisions: a.precision.iter().map(|&p| p.into()).collect(),
-        adapter: a.adapter.clone(),
-        chunk: a.chunk,
-        dispatch_cap: a.dispatch_cap,
-        cells: a.cells.clone(),
-        parts: a.parts,
-    };
-    // refused before the table's header, not after it
-    bench::check(&cfg)?;
-    say!(
-        "bench: N = {}, machine: {}{}",
-        a.n,
-        bench::machine(),
-        a.dispatch_cap
-            .map_or(String::new(), |c| format!(", --dispatch-cap {}", c.name()))
-    );
-    say!(
-        "{:<4} {:<6} {:<4} {:>9} {:>6} {:>6} {:>12} {:>14} {:>14}  adapter",
-        "dev",
-        "kernel",
-        "prec",
-        "batch",
-        "cells",
-        "steps",
-        "median s",
-        "samples/s",
-        "cell-steps/s"
-    );
-    let rows = bench::run(&cfg, |r| {
-        say!(
-            "{:<4} {:<6} {:<4} {:>9} {:>6} {:>6} {:>12.4e} {:>14.1} {:>14.1}  {}",
-            r.device,
-            r.kernel,
-            r.precision,
-            r.batch,
-            r.cells,
-            r.steps,
-            r.median_s,
-            r.samples_per_s(),
-            r.cell_steps_per_s(),
-            r.adapter
-        );
-        if let Some(g) = &r.gpu {
-            say!(
-                "     GPU timestamps (median step): {:.4} ms = train {:.4} + combine {:.4} + Adam {:.4} ms (and gaps); host wall {:.4} ms, {:.1}% of it outside that span",
-                g.span * 1e3,
-                g.train * 1e3,
-                g.combine * 1e3,
-                g.adam * 1e3,
-                r.median_s * 1e3,
-                100.0 * (1.0 - g.span / r.median_s).max(0.0)
-            );
-            if let Some((t, b)) = g.without {
-                let (target, backward) = (g.train - t, g.train - b);
-                say!(
-                    "     parts by removal (kernel, median step): target's forward {:.4} ms, backward {:.4} ms, the rest (data, learned forward, loss, reduction) {:.4} ms, of {:.4} ms (kernel without the target {:.4} ms, without the backward {:.4} ms)",
-                    target * 1e3,
-                    backward * 1e3,
-                    (g.train - target - backward) * 1e3,
-                    g.train * 1e3,
-                    t * 1e3,
-                    b * 1e3
-                );
-            }
-        }
-    })?;
-    if let Some(out) = &a.out {
-        let mut text = String::from(Row::HEADER);
-        text.push('\n');
-        for r in &rows {
-            text.push_str(&r.csv());
-            text.push('\n');
-        }
-        fftlearn::io::npy::write_text(out, &text)?;
-        say!("wrote {}", out.display());
-    }
-    Ok(())
 }

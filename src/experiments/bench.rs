@@ -6,17 +6,22 @@
 //! compiles the shaders); it names the adapter and the machine. With several cells (`--cells`),
 //! a step is one step of every cell of a pack (src/train/pack.rs: on the GPU one command
 //! buffer for all of them, on the CPU one task per cell), and a row gives cell-steps/s beside
-//! samples/s; one cell is the lone model a cell-by-cell sweep runs. Returns rows; prints nothing.
+//! samples/s; one cell is the lone model a cell-by-cell sweep runs. [`run`] returns rows and
+//! prints nothing; [`measure`] is the `bench` command's procedure: the request checked, the
+//! table reported to a log, the CSV written.
 
 use crate::backend::gpu::fused::Omit;
 use crate::backend::gpu::{context, Gpu, GpuBatch, GpuModel, Kernel, ModelOptions, Precision};
 use crate::error::{Error, Result};
+use crate::given::Given;
 use crate::model::network::Network;
 use crate::model::params::{Params, Scheme};
 use crate::model::rng::Stream;
 use crate::optim::Adam;
 use crate::train::pack::{CpuPack, GpuAdamPack, PackBackend};
 use crate::train::{Backend, HostBackend, TrainConfig};
+use std::io::Write;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// What to measure.
@@ -273,6 +278,190 @@ pub fn check(cfg: &BenchConfig) -> Result<()> {
                 k.name()
             )));
         }
+    }
+    Ok(())
+}
+
+/// `bench` as a front end asks for it: the configuration with the shapes still named as given
+/// (`all`, `auto`, `lane`, `group`, `fused`), whether the GPU path is measured, where the CSV
+/// goes, and which settings were given.
+#[derive(Clone, Debug)]
+pub struct BenchRequest {
+    /// What to measure (its `kernels` are filled from `kernel_names`).
+    pub config: BenchConfig,
+    /// The shapes as given.
+    pub kernel_names: Vec<String>,
+    /// Whether the GPU path is measured.
+    pub gpu: bool,
+    /// The CSV's path.
+    pub out: Option<PathBuf>,
+    /// Which settings were given.
+    pub given: Given,
+}
+
+/// The shapes `names` asks for at N = `n`: `all` is every shape offered at N (lane stops at
+/// [`crate::backend::gpu::abi::LANE_MAX_N`], said on `log`), `auto` is the adapter's pick (None).
+fn kernels(names: &[String], n: usize, g: &Given, log: &mut dyn Write) -> Result<Vec<Option<Kernel>>> {
+    use crate::backend::gpu::abi::LANE_MAX_N;
+    let mut kernels = Vec::new();
+    for k in names {
+        match k.as_str() {
+            "all" => {
+                if n > LANE_MAX_N {
+                    writeln!(
+                        log,
+                        "[bench] {} at N = {n}: lane left out (offered up to N = {LANE_MAX_N})",
+                        g.with("kernel", "all")
+                    )?;
+                }
+                kernels.extend(
+                    Kernel::ALL
+                        .into_iter()
+                        .filter(|&k| k != Kernel::Lane || n <= LANE_MAX_N)
+                        .map(Some),
+                )
+            }
+            "auto" => kernels.push(None),
+            other => kernels.push(Some(other.parse::<Kernel>()?)),
+        }
+    }
+    Ok(kernels)
+}
+
+/// The request's own checks: batches, timing bounds, and the GPU path's settings refused
+/// where only the CPU path is measured.
+fn check_request(r: &BenchRequest) -> Result<()> {
+    let (c, g) = (&r.config, &r.given);
+    if c.batches.is_empty() || c.batches.contains(&0) {
+        return Err(Error::input(format!(
+            "{} {:?}: every batch must be at least 1",
+            g.name("batches"),
+            c.batches
+        )));
+    }
+    if let Some(b) = c.batches.iter().find(|&&b| b > 1 << 32) {
+        return Err(Error::input(format!(
+            "{}: at most 2^32 samples per step, as train takes",
+            g.with("batches", b)
+        )));
+    }
+    if !(c.min_time >= 0.0 && c.min_time <= 3600.0) {
+        return Err(Error::input(format!(
+            "{}: must be 0..=3600 seconds per row",
+            g.with("min_time", c.min_time)
+        )));
+    }
+    if c.min_steps > 1_000_000 {
+        return Err(Error::input(format!(
+            "{}: at most 1000000 per row",
+            g.with("min_steps", c.min_steps)
+        )));
+    }
+    if let Some(out) = &r.out {
+        // refused now, not after the measurements
+        crate::io::npy::check_out_early(out)?;
+    }
+    if !r.gpu {
+        let unused = g.names(&["kernel", "precision", "adapter", "chunk", "dispatch_cap", "parts"]);
+        if !unused.is_empty() {
+            return Err(Error::input(format!(
+                "{} set the GPU path, and {} measures the CPU f64 path only; drop them or use {}",
+                unused.join(", "),
+                g.with("device", "cpu"),
+                g.with("device", "gpu|both")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Run `bench`: every row reported to `log` as it is measured (with its GPU timestamps and,
+/// with `parts`, the parts by removal), the CSV written where `r.out` says, and the rows.
+pub fn measure(r: &BenchRequest, log: &mut dyn Write) -> Result<Vec<Row>> {
+    check_request(r)?;
+    let kernels = kernels(&r.kernel_names, r.config.n, &r.given, log)?;
+    let cfg = BenchConfig {
+        kernels: if r.gpu { kernels } else { Vec::new() },
+        ..r.config.clone()
+    };
+    // refused before the table's header, not after it
+    check(&cfg)?;
+    writeln!(
+        log,
+        "bench: N = {}, machine: {}{}",
+        cfg.n,
+        machine(),
+        cfg.dispatch_cap.map_or(String::new(), |c| format!(
+            ", {}",
+            r.given.with("dispatch_cap", c.name())
+        ))
+    )?;
+    writeln!(
+        log,
+        "{:<4} {:<6} {:<4} {:>9} {:>6} {:>6} {:>12} {:>14} {:>14}  adapter",
+        "dev", "kernel", "prec", "batch", "cells", "steps", "median s", "samples/s", "cell-steps/s"
+    )?;
+    let mut failed = None;
+    let rows = run(&cfg, |row| {
+        if failed.is_none() {
+            failed = report(row, log).err();
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    if let Some(out) = &r.out {
+        let mut text = String::from(Row::HEADER);
+        text.push('\n');
+        for row in &rows {
+            text.push_str(&row.csv());
+            text.push('\n');
+        }
+        crate::io::npy::write_text(out, &text)?;
+        writeln!(log, "wrote {}", out.display())?;
+    }
+    Ok(rows)
+}
+
+/// One row's lines: the row, and the GPU timestamps' and parts' lines where it has them.
+fn report(r: &Row, log: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        log,
+        "{:<4} {:<6} {:<4} {:>9} {:>6} {:>6} {:>12.4e} {:>14.1} {:>14.1}  {}",
+        r.device,
+        r.kernel,
+        r.precision,
+        r.batch,
+        r.cells,
+        r.steps,
+        r.median_s,
+        r.samples_per_s(),
+        r.cell_steps_per_s(),
+        r.adapter
+    )?;
+    let Some(g) = &r.gpu else { return Ok(()) };
+    writeln!(
+        log,
+        "     GPU timestamps (median step): {:.4} ms = train {:.4} + combine {:.4} + Adam {:.4} ms (and gaps); host wall {:.4} ms, {:.1}% of it outside that span",
+        g.span * 1e3,
+        g.train * 1e3,
+        g.combine * 1e3,
+        g.adam * 1e3,
+        r.median_s * 1e3,
+        100.0 * (1.0 - g.span / r.median_s).max(0.0)
+    )?;
+    if let Some((t, b)) = g.without {
+        let (target, backward) = (g.train - t, g.train - b);
+        writeln!(
+            log,
+            "     parts by removal (kernel, median step): target's forward {:.4} ms, backward {:.4} ms, the rest (data, learned forward, loss, reduction) {:.4} ms, of {:.4} ms (kernel without the target {:.4} ms, without the backward {:.4} ms)",
+            target * 1e3,
+            backward * 1e3,
+            (g.train - target - backward) * 1e3,
+            g.train * 1e3,
+            t * 1e3,
+            b * 1e3
+        )?;
     }
     Ok(())
 }

@@ -328,45 +328,27 @@ pub enum Out<'a> {
 
 fn write_npy_into<W: Write>(w: W, arr: &Out) -> std::io::Result<()> {
     match arr {
-        Out::F64(shape, data) => {
-            let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
-            let mut wr = npyz::WriteOptions::<f64>::new()
-                .default_dtype()
-                .shape(&shape)
-                .writer(w)
-                .begin_nd()?;
-            wr.extend(data.iter().copied())?;
-            wr.finish()
-        }
-        Out::C128(shape, data) => {
-            let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
-            let mut wr = npyz::WriteOptions::<Complex64>::new()
-                .default_dtype()
-                .shape(&shape)
-                .writer(w)
-                .begin_nd()?;
-            wr.extend(data.iter().copied())?;
-            wr.finish()
-        }
-        Out::U8(data) => {
-            let mut wr = npyz::WriteOptions::<u8>::new()
-                .default_dtype()
-                .shape(&[data.len() as u64])
-                .writer(w)
-                .begin_nd()?;
-            wr.extend(data.iter().copied())?;
-            wr.finish()
-        }
-        Out::Scalar(v) => {
-            let mut wr = npyz::WriteOptions::<f64>::new()
-                .default_dtype()
-                .shape(&[])
-                .writer(w)
-                .begin_nd()?;
-            wr.push(v)?;
-            wr.finish()
-        }
+        Out::F64(shape, data) => write_nd(w, shape, data.iter().copied()),
+        Out::C128(shape, data) => write_nd(w, shape, data.iter().copied()),
+        Out::U8(data) => write_nd(w, &[data.len()], data.iter().copied()),
+        Out::Scalar(v) => write_nd(w, &[], std::iter::once(*v)),
     }
+}
+
+/// One array of `shape` in numpy's default dtype for `T`.
+fn write_nd<T: npyz::AutoSerialize, W: Write>(
+    w: W,
+    shape: &[usize],
+    data: impl IntoIterator<Item = T>,
+) -> std::io::Result<()> {
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    let mut wr = npyz::WriteOptions::<T>::new()
+        .default_dtype()
+        .shape(&shape)
+        .writer(w)
+        .begin_nd()?;
+    wr.extend(data)?;
+    wr.finish()
 }
 
 /// The one output-path policy of every file fftlearn writes: a new name, or a regular file
@@ -394,8 +376,9 @@ pub fn check_out_file(path: &Path) -> Result<()> {
     )))
 }
 
-/// [`check_out_file`] and the directory `path` would be written into exists: what a command
-/// that measures for a while checks before it starts, so a bad `--out` is refused at once.
+/// [`check_out_file`], and the directory `path` would be written into exists and takes a new
+/// file: what a command that measures for a while checks before it starts, so a bad `--out`
+/// is refused at once.
 pub fn check_out_early(path: &Path) -> Result<()> {
     check_out_file(path)?;
     let dir = match path.parent() {
@@ -409,7 +392,20 @@ pub fn check_out_early(path: &Path) -> Result<()> {
             dir.display()
         )));
     }
-    Ok(())
+    // a directory that takes no new file (read-only, /proc) is found now, by a probe that
+    // is removed at once, not when the file is written
+    let probe = dir.join(format!(".fftlearn-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(Error::input(format!(
+            "cannot write {}: the directory {} takes no new file ({e})",
+            path.display(),
+            dir.display()
+        ))),
+    }
 }
 
 #[cfg(unix)]

@@ -388,6 +388,26 @@ fn plot_hessian_and_rsweep_write_their_files_and_reject_bad_flags() {
         2,
         &["--zero-tol 2"],
     );
+    // a setting of the other method would change nothing: refused by name
+    assert_error(
+        &run(&["hessian", "--n", "8", "--iters", "5", "--out", &h]),
+        2,
+        &["--iters act on --method lanczos only", "this is --method dense"],
+    );
+    assert_error(
+        &run(&[
+            "hessian",
+            "--n",
+            "8",
+            "--method",
+            "lanczos",
+            "--save-matrices",
+            "--out",
+            &h,
+        ]),
+        2,
+        &["--save-matrices act on --method dense only"],
+    );
 
     let r = p(&d, "rs");
     let out = run(&["rsweep", "--n", "16", "--points", "5", "--phases", "exact", "--out", &r]);
