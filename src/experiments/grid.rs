@@ -245,35 +245,39 @@ impl Key<'_> {
     }
 }
 
+/// A TOML syntax or type error in a sweep config, at its line and key where it has them, an
+/// unknown key named with the known ones.
+fn syntax_error(e: &toml::de::Error, text: &str, what: &str) -> Error {
+    let at = e
+        .span()
+        .map_or(String::new(), |s| format!(":{}", line_of(text, s.start)));
+    // the key of the line the error stands on, where it is one of the config's
+    let key = e
+        .span()
+        .and_then(|s| text.get(..s.start.min(text.len())))
+        .and_then(|before| before.rsplit('\n').next())
+        .and_then(|line| line.split_once('='))
+        .map(|(k, _)| k.trim())
+        .filter(|k| KEYS.iter().any(|(name, _)| name == k))
+        .map_or(String::new(), |k| format!(" key '{k}':"));
+    let msg = e.message().trim().to_string();
+    // serde names an unknown key "field"; say it as the rest of fftlearn does
+    let msg = match msg.strip_prefix("unknown field `").and_then(|m| m.split_once('`')) {
+        Some((k, _)) => {
+            let known: Vec<&str> = KEYS.iter().map(|k| k.0).collect();
+            format!("unknown key '{k}' (known: {})", known.join(", "))
+        }
+        None => msg,
+    };
+    Error::input(format!("sweep config {what}{at}:{key} {msg}"))
+}
+
 impl SweepConfig {
-    /// Parse and check a config's text (`what` names it in errors). Long on purpose: every
-    /// key's check, in the file's order, in one place, so that a new key's validation sits
-    /// beside the others and none is checked twice.
+    /// Parse and check a config's text (`what` names it in errors): every key's own check, in
+    /// the file's order, in one place, so that a new key's validation sits beside the others;
+    /// then the checks of the whole grid ([`SweepConfig::check_grid`]).
     pub fn parse(text: &str, what: &str) -> Result<Self> {
-        let raw: Raw = toml::from_str(text).map_err(|e| {
-            let at = e
-                .span()
-                .map_or(String::new(), |s| format!(":{}", line_of(text, s.start)));
-            // the key of the line the error stands on, where it is one of the config's
-            let key = e
-                .span()
-                .and_then(|s| text.get(..s.start.min(text.len())))
-                .and_then(|before| before.rsplit('\n').next())
-                .and_then(|line| line.split_once('='))
-                .map(|(k, _)| k.trim())
-                .filter(|k| KEYS.iter().any(|(name, _)| name == k))
-                .map_or(String::new(), |k| format!(" key '{k}':"));
-            let msg = e.message().trim().to_string();
-            // serde names an unknown key "field"; say it as the rest of fftlearn does
-            let msg = match msg.strip_prefix("unknown field `").and_then(|m| m.split_once('`')) {
-                Some((k, _)) => {
-                    let known: Vec<&str> = KEYS.iter().map(|k| k.0).collect();
-                    format!("unknown key '{k}' (known: {})", known.join(", "))
-                }
-                None => msg,
-            };
-            Error::input(format!("sweep config {what}{at}:{key} {msg}"))
-        })?;
+        let raw: Raw = toml::from_str(text).map_err(|e| syntax_error(&e, text, what))?;
         let mut c = SweepConfig {
             n: Vec::new(),
             batch: vec![16],
@@ -390,10 +394,17 @@ impl SweepConfig {
                 })?
                 .remove(0);
         }
-        if c.n.is_empty() {
+        c.check_grid()?;
+        Ok(c)
+    }
+
+    /// The checks of the whole grid: the required keys, steps against budget, the cell count,
+    /// every cell's training config, and no two cells that train the same run.
+    fn check_grid(&self) -> Result<()> {
+        if self.n.is_empty() {
             return Err(Error::input("sweep config: key 'n' is required (an array of sizes)"));
         }
-        match (c.steps, c.budget) {
+        match (self.steps, self.budget) {
             (None, None) => return Err(Error::input("sweep config: give 'steps' or 'budget'")),
             (Some(_), Some(_)) => {
                 return Err(Error::input(
@@ -402,9 +413,9 @@ impl SweepConfig {
             }
             _ => {}
         }
-        if let Some(b) = c.budget {
+        if let Some(b) = self.budget {
             // steps = budget / batch, never rounded up to one step or down to the step cap
-            for &batch in &c.batch {
+            for &batch in &self.batch {
                 let steps = b / batch as u64;
                 if steps == 0 || steps > u32::MAX as u64 {
                     return Err(Error::input(format!(
@@ -414,15 +425,15 @@ impl SweepConfig {
                 }
             }
         }
-        let count = c.cell_count();
+        let count = self.cell_count();
         if count > MAX_CELLS as u128 {
             return Err(Error::input(format!(
                 "sweep config: {count} cells (the product of every list's length); a sweep runs at most {MAX_CELLS}: split the grid"
             )));
         }
         let mut seen: std::collections::HashMap<String, usize> = Default::default();
-        for (i, cell) in c.cells().iter().enumerate() {
-            let tc = cell.train_config(&c);
+        for (i, cell) in self.cells().iter().enumerate() {
+            let tc = cell.train_config(self);
             tc.validate()
                 .map_err(|e| Error::input(format!("sweep config: cell {i} ({}): {e}", cell.label())))?;
             // a list value without effect on a cell makes a second cell that trains the same run
@@ -453,7 +464,7 @@ impl SweepConfig {
                 )));
             }
         }
-        Ok(c)
+        Ok(())
     }
 
     /// How many cells the grid has (the product of the lists' lengths).

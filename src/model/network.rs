@@ -36,6 +36,14 @@ pub const fn stage_offset(s: u32) -> usize {
     (1 << s) - 2
 }
 
+/// The butterfly shape of stage s at N points, level 0 included: e = 2^s rows of butterflies
+/// on input and q = N / 2^(s+1) columns on output. Level 0 is M's split (one row, N/2
+/// columns); level s >= 1 is twiddle stage s ([`Stage`]), whose output holds 2e rows of q;
+/// level log2 N (q = 0) has no butterflies.
+pub const fn level(n: usize, s: u32) -> (usize, usize) {
+    (1 << s, n >> (s + 1))
+}
+
 /// One twiddle stage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stage {
@@ -111,11 +119,14 @@ impl Network {
         }
         let log2 = n.trailing_zeros();
         let stages = (1..log2)
-            .map(|s| Stage {
-                s,
-                e: 1 << s,
-                q: n >> (s + 1),
-                offset: stage_offset(s),
+            .map(|s| {
+                let (e, q) = level(n, s);
+                Stage {
+                    s,
+                    e,
+                    q,
+                    offset: stage_offset(s),
+                }
             })
             .collect();
         Ok(Network { log2, stages })

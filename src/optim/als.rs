@@ -11,7 +11,7 @@
 //! and samples. M splits the same way into two 2x2 problems (even bins: M00, M01; odd bins:
 //! M10, M11).
 
-use crate::model::network::Network;
+use crate::model::network::{level, Network};
 use crate::model::params::Params;
 use crate::objective::problem::{layers, loss, m_basis, par_sum, stage, stage_parts, suffix, Problem};
 use num_complex::Complex64 as C64;
@@ -193,10 +193,10 @@ impl AlsWork {
     fn new(net: &Network) -> Self {
         let n = net.n();
         let levels = net.stages().len();
-        let pm = (0..=levels)
+        let pm = (0..=levels as u32)
             .map(|s| {
-                let q = n >> (s + 1);
-                vec![C64::default(); (2usize << s) * q.max(1) * q.max(1)]
+                let (e, q) = level(n, s);
+                vec![C64::default(); 2 * e * q.max(1) * q.max(1)]
             })
             .collect();
         AlsWork {
@@ -225,12 +225,11 @@ fn sweep_population(p: &mut Params, work: &mut AlsWork) -> f64 {
     let mask = n - 1; // n is a power of two: x mod n = x & mask
     let levels = net.stages().len(); // L; level s = output of stage s (0 = the split)
     let roots = &work.roots;
-    let q_of = |s: usize| n >> (s + 1);
     // P[s][(r q + b') q + j]: final row b = r + 2e b' from level-s output row r, column j
     let pm = &mut work.pm;
     pm[levels].fill(C64::new(1.0, 0.0));
     for s in (0..levels).rev() {
-        let (e, q) = (1usize << s, q_of(s));
+        let (e, q) = level(n, s as u32);
         let qn = q / 2;
         let st = net.stages()[s]; // stage s+1 (0-based index s)
         let (lo, hi) = pm.split_at_mut(s + 1);
@@ -297,7 +296,7 @@ fn sweep_population(p: &mut Params, work: &mut AlsWork) -> f64 {
     for (si, st) in net.stages().iter().enumerate() {
         let s = si + 1;
         let (e, q) = (st.e, st.q);
-        debug_assert_eq!(q, q_of(s));
+        debug_assert_eq!((e, q), level(n, s as u32));
         let ps = &pm[s];
         // per twiddle i: sums over the inputs whose stage-s value is a "bottom" one
         let upd: Vec<Option<C64>> = (0..e)

@@ -105,6 +105,14 @@ impl UpdateSite {
             UpdateSite::DeviceF64 => "device-f64",
         }
     }
+
+    /// Adam on the device in precision `p`.
+    pub fn device(p: Precision) -> UpdateSite {
+        match p {
+            Precision::F32 => UpdateSite::DeviceF32,
+            Precision::F64 => UpdateSite::DeviceF64,
+        }
+    }
 }
 
 macro_rules! named {

@@ -19,7 +19,7 @@ use super::config::{BackendKind, DataMode, TrainConfig, UpdateSite};
 use super::stepper::{adam_state, to_population, HostBackend};
 use super::{divergence, Backend, End, Flow, Span, StepInfo, UntilThreshold};
 use crate::backend::cpu;
-use crate::backend::gpu::{CellStep, GpuBatch, GpuModel, Precision};
+use crate::backend::gpu::{CellStep, GpuBatch, GpuModel};
 use crate::error::{Error, Kind, Result};
 use crate::model::params::Params;
 use crate::model::rng::Stream;
@@ -183,16 +183,13 @@ impl PackBackend for GpuAdamPack {
         self.cells.len()
     }
     fn describe(&self) -> String {
-        format!("gpu {} {}", self.model.precision().wgsl(), self.model.gpu().name())
+        self.model.describe()
     }
     fn kind(&self) -> BackendKind {
         BackendKind::gpu(self.model.precision())
     }
     fn update(&self) -> UpdateSite {
-        match self.model.precision() {
-            Precision::F32 => UpdateSite::DeviceF32,
-            Precision::F64 => UpdateSite::DeviceF64,
-        }
+        UpdateSite::device(self.model.precision())
     }
     fn step(&mut self, rows: &[(usize, u32)]) -> Result<Vec<Option<f64>>> {
         let mut cs = Vec::with_capacity(rows.len());

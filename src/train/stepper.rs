@@ -6,7 +6,7 @@
 use super::config::{BackendKind, DataMode, TrainConfig, UpdateSite};
 use crate::backend::cpu::{self, Grad};
 use crate::backend::gpu::multi::MultiGpu;
-use crate::backend::gpu::{GpuBatch, GpuModel, Precision};
+use crate::backend::gpu::{GpuBatch, GpuModel};
 use crate::error::{Error, Result};
 use crate::model::data::Batch;
 use crate::model::network::Network;
@@ -359,16 +359,13 @@ impl GpuBackend {
 
 impl Backend for GpuBackend {
     fn describe(&self) -> String {
-        format!("gpu {} {}", self.model.precision().wgsl(), self.model.gpu().name())
+        self.model.describe()
     }
     fn kind(&self) -> BackendKind {
         BackendKind::gpu(self.model.precision())
     }
     fn update(&self) -> UpdateSite {
-        match self.model.precision() {
-            Precision::F32 => UpdateSite::DeviceF32,
-            Precision::F64 => UpdateSite::DeviceF64,
-        }
+        UpdateSite::device(self.model.precision())
     }
     fn step(&mut self, step: u32) -> Result<f64> {
         self.t += 1;

@@ -451,6 +451,11 @@ impl GpuModel {
         self.prec
     }
 
+    /// `gpu f32 ADAPTER`: the model as a run's `backend` column and log name it.
+    pub fn describe(&self) -> String {
+        format!("gpu {} {}", self.precision().wgsl(), self.gpu().name())
+    }
+
     /// The network this model runs.
     pub fn net(&self) -> &Network {
         &self.net
