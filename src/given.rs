@@ -75,14 +75,26 @@ impl Given {
             return Ok(());
         }
         Err(crate::Error::input(format!(
-            "{} set the GPU path, but {why}; drop them{}",
+            "{} {} the GPU path, but {why}; drop {}{}",
             set.join(", "),
+            agree(&set, "sets", "set"),
+            agree(&set, "it", "them"),
             if gpu_possible {
                 format!(" or use {}", self.with("device", "gpu"))
             } else {
                 String::new()
             }
         )))
+    }
+}
+
+/// The word of a refusal that agrees with its list of settings: `one` for a single name,
+/// `many` otherwise ("--lr sets", "--lr, --batch set").
+pub fn agree<'a>(names: &[String], one: &'a str, many: &'a str) -> &'a str {
+    if names.len() == 1 {
+        one
+    } else {
+        many
     }
 }
 
@@ -107,7 +119,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "kernel set the GPU path, but device='cpu' runs the CPU f64 path; drop them or use device='gpu'"
+            "kernel sets the GPU path, but device='cpu' runs the CPU f64 path; drop it or use device='gpu'"
         );
         assert!(Given::new(["lr"], Style::Cli).refuse_gpu_settings("x", true).is_ok());
     }

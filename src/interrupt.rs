@@ -1,7 +1,8 @@
 //! Stopping a run cleanly: the first SIGINT (Ctrl-C), SIGTERM (what `timeout`, `kill`, Slurm
 //! and Kubernetes send before killing) or SIGHUP (a closed terminal) sets a flag that the step
-//! loop polls between steps; the run then checkpoints and exits with 128 + the signal's number.
-//! A second one ends the process at once. Handlers come from `signal-hook` (Unix and Windows;
+//! loop polls between steps; the run then checkpoints and exits with 128 + the signal's number
+//! (`snr` polls between minibatches, `inspect` between its sections and escape steps, and they
+//! say what they wrote). A second one ends the process at once. Handlers come from `signal-hook` (Unix and Windows;
 //! Windows has SIGINT and SIGTERM only).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -73,6 +73,12 @@ fn array<'py, T: numpy::Element + Copy>(
 
 /// Parameters from a dict with "M" (2, 2) and "twiddles" (N-1,), complex128.
 fn params_of(obj: &Bound<'_, PyAny>) -> PyResult<Params> {
+    if obj.is_instance_of::<pyo3::types::PyString>() || obj.hasattr("__fspath__")? {
+        return Err(PyValueError::new_err(format!(
+            "params: a dict of arrays 'M' and 'twiddles' is accepted, not the path {}; pass dict(numpy.load(path))",
+            obj.str()?
+        )));
+    }
     let get = |k: &str| {
         obj.get_item(k)
             .map_err(|_| PyValueError::new_err(format!("params: missing array '{k}' (a dict with 'M' and 'twiddles')")))
@@ -163,14 +169,19 @@ fn gpu_choice(adapter: Option<String>, precision: &str, kernel: &str) -> PyResul
 
 /// The point of `gradcheck`, `snr` and `hessian`: a parameters dict, else scheme `init` at N.
 /// `n` None: the function's default N (`default_n`), or the parameters' own.
+/// `init` None: `default_init`; given beside `params`, refused (the parameters are the point).
 fn point(
     params: Option<&Bound<'_, PyAny>>,
-    init: &str,
+    (init, default_init): (Option<&str>, &str),
     n: Option<Whole<usize>>,
     default_n: usize,
     seed: u64,
 ) -> PyResult<Params> {
     match params {
+        Some(_) if init.is_some() => Err(PyValueError::new_err(format!(
+            "init='{}' with params: the parameters are the point; drop init",
+            init.unwrap_or_default()
+        ))),
         Some(v) => {
             let p = params_of(v)?;
             match n {
@@ -183,7 +194,7 @@ fn point(
         }
         None => Point::Init {
             n: n.map_or(default_n, |n| n.0),
-            scheme: parse::<Scheme>("init", init)?,
+            scheme: parse::<Scheme>("init", init.unwrap_or(default_init))?,
             seed,
         }
         .params()
@@ -565,16 +576,17 @@ fn tempdir() -> PyResult<PathBuf> {
     )))
 }
 
-/// `gradcheck(params=None, init="random", n=512, batch=4096, seed=0, precision="f32",
+/// `gradcheck(params=None, init=None, n=512, batch=4096, seed=0, precision="f32",
 /// kernel="auto", adapter=None) -> dict`: the GPU loss and gradients against the f64 CPU path
-/// on identical inputs; `passed` applies the CLI's tolerances.
+/// on identical inputs; `passed` applies the CLI's tolerances. Without params, the point is
+/// init (default "random") at n.
 #[pyfunction]
-#[pyo3(signature = (params = None, init = "random", n = None, batch = Whole(4096), seed = 0, precision = "f32", kernel = "auto", adapter = None))]
+#[pyo3(signature = (params = None, init = None, n = None, batch = Whole(4096), seed = 0, precision = "f32", kernel = "auto", adapter = None))]
 #[allow(clippy::too_many_arguments)]
 fn gradcheck<'py>(
     py: Python<'py>,
     params: Option<&Bound<'py, PyAny>>,
-    init: &str,
+    init: Option<&str>,
     n: Option<Whole<usize>>,
     batch: Whole<usize>,
     seed: u64,
@@ -584,7 +596,7 @@ fn gradcheck<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let batch = batch.0;
     gpu::gradcheck::check_batch(batch).map_err(py_err)?;
-    let p = point(params, init, n, 512, seed)?;
+    let p = point(params, (init, "random"), n, 512, seed)?;
     let choice = gpu_choice(adapter, precision, kernel)?;
     let (r, name, prec) = py
         .detach(|| -> fl::Result<_> {
@@ -606,16 +618,17 @@ fn gradcheck<'py>(
     Ok(d)
 }
 
-/// `snr(params=None, init="seed", n=512, seed=0, batches=(16, 256, 4096), k=64,
+/// `snr(params=None, init=None, n=512, seed=0, batches=(16, 256, 4096), k=64,
 /// device="auto") -> dict of columns`: gradient statistics per group and batch size (the
-/// CLI's snr.csv columns), with the closed-form moments for N <= 1024.
+/// CLI's snr.csv columns), with the closed-form moments for N <= 1024. Without params, the
+/// point is init (default "seed") at n.
 #[pyfunction(name = "snr")]
-#[pyo3(signature = (params = None, init = "seed", n = None, seed = 0, batches = vec![16, 256, 4096], k = 64, device = "auto"))]
+#[pyo3(signature = (params = None, init = None, n = None, seed = 0, batches = vec![16, 256, 4096], k = 64, device = "auto"))]
 #[allow(clippy::too_many_arguments)]
 fn snr_py<'py>(
     py: Python<'py>,
     params: Option<&Bound<'py, PyAny>>,
-    init: &str,
+    init: Option<&str>,
     n: Option<Whole<usize>>,
     seed: u64,
     batches: Vec<usize>,
@@ -623,11 +636,11 @@ fn snr_py<'py>(
     device: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
     let run = snr_report::SnrRun {
-        params: point(params, init, n, 512, seed)?,
+        params: point(params, (init, "seed"), n, 512, seed)?,
         about: if params.is_some() {
             "params".into()
         } else {
-            format!("init {init}")
+            format!("init {}", init.unwrap_or("seed"))
         },
         seed,
         batches,
@@ -646,21 +659,23 @@ fn snr_py<'py>(
     Ok(d)
 }
 
-/// `hessian(params=None, init="exact", n=64, seed=0, zero_tol=1e-9) -> dict`: the CLI's dense
+/// `hessian(params=None, init=None, n=64, seed=0, zero_tol=1e-9) -> dict`: the CLI's dense
 /// `hessian` measurement: the exact Hessian and Gauss-Newton matrix of the population loss
 /// (2 (N + 3) real parameters, N <= 2048), their eigenvalues (ascending), zero modes,
 /// negative count and condition number, and the per-group blocks (blocks.csv's columns).
+/// Without params, the point is init (default "exact") at n.
 #[pyfunction(name = "hessian")]
-#[pyo3(signature = (params = None, init = "exact", n = None, seed = 0, zero_tol = curvature::ZERO_TOL))]
+#[pyo3(signature = (params = None, init = None, n = None, seed = 0, zero_tol = curvature::ZERO_TOL))]
 fn hessian_py<'py>(
     py: Python<'py>,
     params: Option<&Bound<'py, PyAny>>,
-    init: &str,
+    init: Option<&str>,
     n: Option<Whole<usize>>,
     seed: u64,
     zero_tol: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let p = point(params, init, n, 64, seed)?;
+    let p = point(params, (init, "exact"), n, 64, seed)?;
+    fl::backend::cpu::measurable_error(&p, "measure").map_err(py_err)?;
     let given = Given::new(["zero_tol"], Style::Python);
     let dense = py
         .detach(|| curvature::Dense::measure(&p, zero_tol, &given))

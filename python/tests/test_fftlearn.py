@@ -111,7 +111,7 @@ def test_train_refuses_an_n_that_its_init_parameters_do_not_have(tmp_path):
                  lambda: fftlearn.train(n=16, steps=-5, device="cpu"), lambda: fftlearn.hessian(n=-8)):
         with pytest.raises(ValueError, match="out of range"):
             call()
-    with pytest.raises(ValueError, match="precision set the GPU path, but this run is on the CPU f64 path .device=.cpu.."):
+    with pytest.raises(ValueError, match="precision sets the GPU path, but this run is on the CPU f64 path .device=.cpu.."):
         fftlearn.train(n=16, device="cpu", precision="f64", steps=2, out=str(tmp_path / "c"))
     # without n, or with the parameters' own, the run is at their N
     r = fftlearn.train(n=16, init=p, device="cpu", steps=2, out=str(tmp_path / "b"))
@@ -219,6 +219,17 @@ def test_hessian_and_snr_match_their_closed_forms():
         fftlearn.snr(init="seed", n=8, batches=[0], k=2, device="cpu")
     with pytest.raises(ValueError, match="batch size 4 given twice"):
         fftlearn.snr(init="seed", n=8, batches=[4, 8, 4], k=2, device="cpu")
+    # the point: parameters or an init, not both; a path is not parameters; an overflowing
+    # point is bad input, refused before any figure is NaN
+    p = fftlearn.init("seed", n=8)
+    with pytest.raises(ValueError, match="^init='exact' with params: the parameters are the point"):
+        fftlearn.snr(params=p, init="exact", batches=[4], k=2, device="cpu")
+    with pytest.raises(ValueError, match="not the path p.npz; pass dict.numpy.load.path.."):
+        fftlearn.hessian(params="p.npz")
+    big = fftlearn.init("modulus:1e200", n=8)
+    for f in (fftlearn.hessian, lambda params: fftlearn.snr(params=params, batches=[4], k=2, device="cpu")):
+        with pytest.raises(ValueError, match="overflow the network's f64 range"):
+            f(params=big)
 
 
 def csv_columns(path):

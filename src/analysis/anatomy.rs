@@ -416,6 +416,13 @@ pub fn adam_from(
     let end = train::drive(span, &mut backend as &mut dyn Backend, &mut obs)?;
     let rel = match end {
         End::Diverged { .. } => f64::NAN,
+        End::Interrupted(step) => {
+            return Err(crate::error::Error::interrupted(format!(
+                "escape run interrupted after {} of its {} steps",
+                step.saturating_sub(run.start_step),
+                run.steps
+            )))
+        }
         _ => obs.inner.rel,
     };
     let after = |s: Option<u32>| s.map(|s| s - run.start_step);

@@ -55,10 +55,12 @@ pub fn run(r: &HessianRequest, log: &mut dyn Write) -> Result<()> {
     };
     if !other.is_empty() {
         return Err(Error::input(format!(
-            "{} act on {} only, and this is {}; drop them or use {}",
+            "{} {} on {} only, and this is {}; drop {} or use {}",
             other.join(", "),
+            crate::given::agree(&other, "acts", "act"),
             g.with("method", theirs),
             g.with("method", format!("{:?}", r.method).to_lowercase()),
+            crate::given::agree(&other, "it", "them"),
             g.with("method", theirs)
         )));
     }
@@ -73,12 +75,25 @@ pub fn run(r: &HessianRequest, log: &mut dyn Write) -> Result<()> {
     if r.method == Method::Dense {
         hessian::check_dense(&p.net)?;
     }
-    std::fs::create_dir_all(&r.out)
-        .map_err(|e| Error::input(format!("cannot create output directory {}: {e}", r.out.display())))?;
-    match r.method {
-        Method::Dense => dense_report(r, &p, log),
-        Method::Lanczos => lanczos_report(r, &p, log),
-    }
+    crate::backend::cpu::measurable_error(&p, "measure")?;
+    // made now, so a bad --out is refused at once; removed again if nothing is written
+    let dir = crate::io::npy::OutDir::create(&r.out)?;
+    let stale: &[&str] = match r.method {
+        Method::Dense => {
+            dense_report(r, &p, log)?;
+            if r.save_matrices {
+                &["ritz.csv"]
+            } else {
+                &["ritz.csv", "matrices.npz"]
+            }
+        }
+        Method::Lanczos => {
+            lanczos_report(r, &p, log)?;
+            &["eigenvalues.csv", "blocks.csv", "spectrum.png", "matrices.npz"]
+        }
+    };
+    dir.remove_stale(stale, log)?;
+    Ok(())
 }
 
 /// The dense method's report, tables, matrices and plot.

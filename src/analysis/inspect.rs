@@ -88,6 +88,12 @@ fn check(r: &InspectRequest) -> Result<()> {
             g.with("eval_every", run.every)
         )));
     }
+    if run.batch > 1 << 32 {
+        return Err(Error::input(format!(
+            "{}: at most 2^32 samples per step",
+            g.with("batch", run.batch)
+        )));
+    }
     if let (Start::Point(Point::File(_)), true) = (&r.start, g.has("seed")) {
         return Err(Error::input(format!(
             "{} with {}: the file fixes the point (the escape runs' data seed is {})",
@@ -99,10 +105,12 @@ fn check(r: &InspectRequest) -> Result<()> {
     let unused = g.names(&["lr", "escape_steps", "batch", "data_seed", "eval_every", "threshold"]);
     if r.escape.is_empty() && !matches!(r.start, Start::Checkpoint(_)) && !unused.is_empty() {
         return Err(Error::input(format!(
-            "{} set the escape runs, and there are none: give {} (or {}), or drop them",
+            "{} {} the escape runs, and there are none: give {} (or {}), or drop {}",
             unused.join(", "),
+            crate::given::agree(&unused, "sets", "set"),
             g.with("escape", "EPS,..."),
-            g.name("checkpoint")
+            g.name("checkpoint"),
+            crate::given::agree(&unused, "it", "them")
         )));
     }
     Ok(())
@@ -160,41 +168,60 @@ pub fn run(r: &InspectRequest, log: &mut dyn Write) -> Result<()> {
         },
         None => EscapeRun { start_step: 0, ..r.run },
     };
-    if !p.is_finite() {
-        return Err(Error::input("the point has non-finite parameters"));
-    }
-    // a point whose error overflows has no anatomy (every figure would be NaN)
-    let err = crate::backend::cpu::rel_operator_error(&p);
-    if !err.is_finite() {
-        return Err(Error::input(format!(
-            "the point's relative operator error is {err} (its parameters overflow the network's f64 range); inspect a point of finite error"
-        )));
-    }
-    std::fs::create_dir_all(&r.out)
-        .map_err(|e| Error::input(format!("cannot create output directory {}: {e}", r.out.display())))?;
+    crate::backend::cpu::measurable_error(&p, "inspect")?;
+    // made now, so a bad --out is refused at once; removed again if nothing is written
+    let dir = npy::OutDir::create(&r.out)?;
+    // the directory holds this run's files only, even where it is interrupted: an earlier
+    // run's go before anything is written
+    dir.remove_stale(&OUTPUTS, log)?;
     writeln!(log, "inspect: N = {}, {src}", p.net.n())?;
-
+    // the files written so far, for the report and an interrupted run's refusal
+    let mut written = vec!["bins.csv", "stages.csv", "twiddles.csv", "anatomy.png"];
+    let named = |w: &[&str]| format!("{}/{{{}}}", r.out.display(), w.join(","));
+    let stop = |w: &[&str]| -> Result<()> {
+        if crate::interrupt::requested() {
+            return Err(interrupted(&named(w)));
+        }
+        Ok(())
+    };
     let (bins, rel) = where_the_error_lives(&p, &r.out, log)?;
     which_parameters_are_off(&p, &r.out, log)?;
+    picture(&r.out, &p, rel, &bins)?;
+    stop(&written)?;
     let curv = gradient_and_curvature(&p, rel, r.lanczos, &r.given, log)?;
     if let Some(k) = &ck {
         adam_state(k, &r.out, log)?;
+        written.push("adam_state.csv");
     }
-    let escaped = if r.escape.is_empty() && ck.is_none() {
-        false
-    } else {
-        let rows = escapes(&r.escape, &p, ck.as_ref(), &run, rel, curv.as_ref(), log)?;
+    stop(&written)?;
+    if !r.escape.is_empty() || ck.is_some() {
+        let rows = escapes(&r.escape, &p, ck.as_ref(), &run, rel, curv.as_ref(), log).map_err(|e| match e.kind() {
+            crate::error::Kind::Interrupted => interrupted(&named(&written)),
+            _ => e,
+        })?;
         npy::write_text(&r.out.join("escape.csv"), &escape_table(&rows).csv())?;
-        true
-    };
-    picture(&r.out, &p, rel, &bins)?;
-    writeln!(
-        log,
-        "wrote {}/{{bins,stages,twiddles{}}}.csv and anatomy.png",
-        r.out.display(),
-        if escaped { ",escape" } else { "" }
-    )?;
+        written.push("escape.csv");
+    }
+    writeln!(log, "wrote {}", named(&written))?;
     Ok(())
+}
+
+/// The files `inspect` writes (adam_state.csv from a checkpoint, escape.csv where there are
+/// escape runs).
+pub const OUTPUTS: [&str; 6] = [
+    "bins.csv",
+    "stages.csv",
+    "twiddles.csv",
+    "adam_state.csv",
+    "escape.csv",
+    "anatomy.png",
+];
+
+/// The refusal of an interrupted `inspect`, naming what it wrote.
+fn interrupted(wrote: &str) -> Error {
+    Error::interrupted(format!(
+        "inspect interrupted: wrote {wrote} only; rerun the same command for the rest"
+    ))
 }
 
 /// Seconds since `t0`, as the report's `[1.2 s]`.

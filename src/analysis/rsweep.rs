@@ -111,16 +111,22 @@ pub fn predicted_loss(net: &Network, hist: &[usize], r: f64) -> f64 {
         / net.bins() as f64
 }
 
-/// The moduli of a scan: `points` (at least 3) spaced evenly in log r from `r_min` to
-/// `r_max` (0 < r_min < r_max < inf).
+/// The most moduli one scan takes: far beyond what a plot resolves, and each one costs a
+/// population gradient (N samples through the network).
+pub const MAX_POINTS: usize = 100_000;
+
+/// The moduli of a scan: `points` (3 to [`MAX_POINTS`]) spaced evenly in log r from `r_min`
+/// to `r_max` (0 < r_min < r_max < inf).
 pub fn moduli(r_min: f64, r_max: f64, points: usize) -> Result<Vec<f64>> {
     if !(r_min > 0.0 && r_min < r_max && r_max.is_finite()) {
         return Err(Error::input(format!(
             "--r-min {r_min:?} --r-max {r_max:?}: need 0 < r-min < r-max < inf"
         )));
     }
-    if points < 3 {
-        return Err(Error::input(format!("--points {points}: at least 3")));
+    if !(3..=MAX_POINTS).contains(&points) {
+        return Err(Error::input(format!(
+            "--points {points}: from 3 to {MAX_POINTS} (each point is a population gradient)"
+        )));
     }
     // the loss carries r^(2 m) for paths of up to m = log2 N twiddles: within f64 up to
     // N = 2^16 while r^32 is, i.e. r <= 1e9
@@ -234,8 +240,8 @@ pub fn run(
     // the settings checked before the output directory is made
     Network::new(n)?;
     moduli(r_min, r_max, points)?;
-    std::fs::create_dir_all(out)
-        .map_err(|e| Error::input(format!("cannot create output directory {}: {e}", out.display())))?;
+    // made now, so a bad --out is refused at once; removed again if nothing is written
+    let _dir = npy::OutDir::create(out)?;
     let t0 = Instant::now();
     let scan = Scan::measure(n, r_min, r_max, points, phases, seed)?;
     npy::write_text(&out.join("rsweep.csv"), &scan.table().csv())?;

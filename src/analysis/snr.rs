@@ -352,6 +352,11 @@ pub enum On<'a> {
 pub fn minibatch_grads(p: &Params, on: On, seed: u64, first_step: u32, k: usize, b: usize) -> Result<Vec<Vec<f64>>> {
     let mut grads = Vec::with_capacity(k);
     for i in 0..k {
+        if crate::interrupt::requested() {
+            return Err(Error::interrupted(format!(
+                "snr interrupted at batch size {b}, minibatch {i} of {k}; nothing written"
+            )));
+        }
         let step = first_step + i as u32;
         let g = match on {
             On::Gpu(m) => reals(
@@ -434,16 +439,23 @@ impl Baseline {
 
 impl SnrRequest {
     /// The population loss and gradient at `p`, and the closed form if asked for.
-    pub fn baseline(&self, p: &Params) -> Baseline {
+    /// A point whose loss overflows (parameters beyond the network's f64 range) is refused
+    /// here, before the closed form: every figure of it would be NaN.
+    pub fn baseline(&self, p: &Params) -> Result<Baseline> {
         let (pop_loss, pop) = crate::objective::hessian::population_grad(p);
+        if !pop_loss.is_finite() || pop.iter().any(|v| !v.is_finite()) {
+            return Err(Error::input(format!(
+                "the point's population loss is {pop_loss} (its parameters overflow the network's f64 range); measure a point of finite error"
+            )));
+        }
         let t = std::time::Instant::now();
         let exact = self.exact.then(|| exact(p));
-        Baseline {
+        Ok(Baseline {
             pop_loss,
             pop,
             exact_s: if self.exact { t.elapsed().as_secs_f64() } else { 0.0 },
             exact,
-        }
+        })
     }
 
     /// Check `batches`, `k` and `exact` for a point of size `n` (named as `g` spells them).

@@ -8,7 +8,7 @@ use super::snr::{self, ExactMode, On, Row, SnrRequest};
 use crate::backend::{self, Device, GpuChoice, Opened};
 use crate::error::{Error, Result};
 use crate::given::Given;
-use crate::io::npy;
+use crate::io::npy::{self, OutDir};
 use crate::io::plot::{charts, Chart, Series};
 use crate::model::network::Network;
 use crate::model::params::Params;
@@ -55,10 +55,11 @@ pub fn run(r: &SnrRun, log: &mut dyn Write) -> Result<Vec<Row>> {
             true,
         )?;
     }
-    if let Some(d) = &r.out {
-        std::fs::create_dir_all(d)
-            .map_err(|e| Error::input(format!("cannot create output directory {}: {e}", d.display())))?;
+    if !p.is_finite() {
+        return Err(Error::input("the point has non-finite parameters"));
     }
+    // made now, so a bad --out is refused at once; removed again if nothing is written
+    let _dir = r.out.as_deref().map(OutDir::create).transpose()?;
     let opened = backend::open_for(r.device, &r.gpu, &r.adapters, p, g, true, log)?;
     let on = match &opened {
         Opened::Gpu(m) => On::Gpu(m),
@@ -66,7 +67,7 @@ pub fn run(r: &SnrRun, log: &mut dyn Write) -> Result<Vec<Row>> {
         Opened::Cpu => On::Cpu,
     };
     let t0 = Instant::now();
-    let base = req.baseline(p);
+    let base = req.baseline(p)?;
     let (pop, ex) = (&base.pop, base.exact.as_ref());
     match ex {
         Some(e) => writeln!(

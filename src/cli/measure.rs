@@ -31,5 +31,7 @@ pub fn rsweep_cmd(a: RsweepArgs) -> Result<()> {
 
 /// `fftlearn snr`.
 pub fn snr_cmd(a: SnrArgs) -> Result<()> {
+    // the first Ctrl-C stops it between minibatches (a second ends the process at once)
+    fftlearn::interrupt::install();
     snr_report::run(&a.request()?, &mut out::Stdout).map(drop)
 }

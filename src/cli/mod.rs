@@ -44,7 +44,11 @@ pub fn run(cmd: Cmd) -> Result<()> {
         Cmd::Snr(a) => crate::cli::measure::snr_cmd(a),
         Cmd::Sweep(a) => sweep_cmd(a),
         Cmd::Bench(a) => fftlearn::experiments::bench::measure(&a.request(), &mut out::Stdout).map(drop),
-        Cmd::Inspect(a) => fftlearn::analysis::inspect::run(&a.request()?, &mut out::Stdout),
+        Cmd::Inspect(a) => {
+            // the first Ctrl-C stops it between its sections and escape steps
+            fftlearn::interrupt::install();
+            fftlearn::analysis::inspect::run(&a.request()?, &mut out::Stdout)
+        }
         Cmd::Claims(a) => {
             fftlearn::experiments::claims::run(&a.out, (!a.no_readme).then_some(a.readme.as_path()), &mut out::Stdout)
         }
@@ -68,7 +72,15 @@ fn sweep_cmd(a: args::SweepArgs) -> Result<()> {
     fftlearn::interrupt::install();
     // an explicit --shard wins over the scheduler's environment, which is then not read
     let chosen = match a.shard {
-        Some(s) => Some((s, "--shard".to_string())),
+        Some(s) => match a.shards {
+            Some(n) if n != s.count => {
+                return Err(Error::input(format!(
+                    "--shards {n} disagrees with --shard {s} (a count of {}); give one of them",
+                    s.count
+                )))
+            }
+            _ => Some((s, "--shard".to_string())),
+        },
         None => shard::from_env(&|k| std::env::var(k).ok(), a.shards)?,
     };
     match chosen {

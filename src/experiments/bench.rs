@@ -365,9 +365,11 @@ fn check_request(r: &BenchRequest) -> Result<()> {
         let unused = g.names(&["kernel", "precision", "adapter", "chunk", "dispatch_cap", "parts"]);
         if !unused.is_empty() {
             return Err(Error::input(format!(
-                "{} set the GPU path, and {} measures the CPU f64 path only; drop them or use {}",
+                "{} {} the GPU path, and {} measures the CPU f64 path only; drop {} or use {}",
                 unused.join(", "),
+                crate::given::agree(&unused, "sets", "set"),
                 g.with("device", "cpu"),
+                crate::given::agree(&unused, "it", "them"),
                 g.with("device", "gpu|both")
             )));
         }

@@ -291,6 +291,11 @@ pub fn run(path: &Path, ov: &sweep::Overrides, s: Shard, log: &mut dyn Write) ->
         }
         Err(e) => return Err(e),
     }
+    // a shard can own no cells (more shards than cells); its file, header only, still marks
+    // this directory's shard count and tells merge the shard ran
+    if !csv_path.exists() {
+        write(&rows)?;
+    }
     writeln!(log, "[sweep] shard {s}: done; wrote {}", csv_path.display())?;
     Ok(())
 }

@@ -392,19 +392,111 @@ pub fn check_out_early(path: &Path) -> Result<()> {
             dir.display()
         )));
     }
-    // a directory that takes no new file (read-only, /proc) is found now, by a probe that
-    // is removed at once, not when the file is written
-    let probe = dir.join(format!(".fftlearn-probe-{}", std::process::id()));
-    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
-            Ok(())
-        }
-        Err(e) => Err(Error::input(format!(
+    probe(dir).map_err(|e| {
+        Error::input(format!(
             "cannot write {}: the directory {} takes no new file ({e})",
             path.display(),
             dir.display()
-        ))),
+        ))
+    })
+}
+
+/// Whether `dir` takes a new file (a read-only directory, or /proc, does not): found now, by
+/// a probe that is removed at once, not when the first result is written.
+fn probe(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".fftlearn-probe-{}", std::process::id()));
+    std::fs::OpenOptions::new().write(true).create_new(true).open(&probe)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// A command's output directory (`--out DIR`): made, with any missing parents, and probed for
+/// a new file when the command starts, so a bad `--out` is refused before anything is
+/// measured. The directories it made are removed again when it is dropped while they are
+/// still empty, so a command refused or failed before its first file leaves nothing behind.
+pub struct OutDir {
+    path: PathBuf,
+    /// The directories this made, deepest first.
+    made: Vec<PathBuf>,
+}
+
+impl OutDir {
+    /// Make (or take) the directory `path` and check that it takes a new file.
+    pub fn create(path: &Path) -> Result<OutDir> {
+        if let Ok(m) = std::fs::metadata(path) {
+            if !m.is_dir() {
+                let t = m.file_type();
+                let what = if t.is_file() {
+                    "a regular file"
+                } else {
+                    special_kind(&t)
+                };
+                return Err(Error::input(format!(
+                    "output directory {} is {what}: give a directory, or a new name for one",
+                    path.display()
+                )));
+            }
+        }
+        let mut made = Vec::new();
+        let mut p = path;
+        while std::fs::symlink_metadata(p).is_err() {
+            made.push(p.to_path_buf());
+            match p.parent() {
+                Some(q) if !q.as_os_str().is_empty() => p = q,
+                _ => break,
+            }
+        }
+        std::fs::create_dir_all(path)
+            .map_err(|e| Error::input(format!("cannot create output directory {}: {e}", path.display())))?;
+        let d = OutDir {
+            path: path.to_path_buf(),
+            made,
+        };
+        probe(path).map_err(|e| {
+            Error::input(format!(
+                "cannot write into output directory {}: it takes no new file ({e})",
+                path.display()
+            ))
+        })?;
+        Ok(d)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Remove the files `names` (a command's own outputs) that an earlier run left here, so
+    /// the directory holds one run's results; says so in one line of `log`. Only regular
+    /// files are touched.
+    pub fn remove_stale(&self, names: &[&str], log: &mut dyn Write) -> Result<()> {
+        let mut removed = Vec::new();
+        for name in names {
+            let f = self.path.join(name);
+            if std::fs::symlink_metadata(&f).is_ok_and(|m| m.is_file()) {
+                std::fs::remove_file(&f)
+                    .map_err(|e| Error::runtime(format!("cannot remove {} (an earlier run's): {e}", f.display())))?;
+                removed.push(*name);
+            }
+        }
+        if !removed.is_empty() {
+            writeln!(
+                log,
+                "removed an earlier run's {} from {}",
+                removed.join(", "),
+                self.path.display()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for OutDir {
+    fn drop(&mut self) {
+        // remove_dir leaves a directory that holds anything
+        for d in &self.made {
+            let _ = std::fs::remove_dir(d);
+        }
     }
 }
 

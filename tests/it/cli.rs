@@ -392,7 +392,7 @@ fn plot_hessian_and_rsweep_write_their_files_and_reject_bad_flags() {
     assert_error(
         &run(&["hessian", "--n", "8", "--iters", "5", "--out", &h]),
         2,
-        &["--iters act on --method lanczos only", "this is --method dense"],
+        &["--iters acts on --method lanczos only", "this is --method dense"],
     );
     assert_error(
         &run(&[
@@ -406,7 +406,7 @@ fn plot_hessian_and_rsweep_write_their_files_and_reject_bad_flags() {
             &h,
         ]),
         2,
-        &["--save-matrices act on --method dense only"],
+        &["--save-matrices acts on --method dense only"],
     );
 
     let r = p(&d, "rs");
@@ -795,7 +795,7 @@ fn bench_writes_one_row_per_device_kernel_and_batch_and_rejects_bad_flags() {
     assert_error(
         &run(&["bench", "--device", "cpu", "--parts"]),
         2,
-        &["--parts set the GPU path"],
+        &["--parts sets the GPU path"],
     );
     assert_error(
         &run(&["bench", "--kernel", "lane", "--parts"]),

@@ -706,3 +706,158 @@ fn an_interrupt_within_an_exact_evaluation_is_answered_and_the_row_completed_on_
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     same_files(&full, &part);
 }
+
+#[test]
+fn measurements_refused_or_overflowing_leave_no_output_directory() {
+    let d = tmpdir("measure-out");
+    let big = d.join("big.npz");
+    assert!(bin()
+        .args(["init", "--n", "8", "--scheme", "modulus:1e200", "--out"])
+        .arg(&big)
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let b = big.to_str().unwrap();
+    let overflow = "overflow the network's f64 range";
+    for (i, (args, needles)) in [
+        (
+            vec!["snr", "--params", b, "--device", "cpu"],
+            vec![overflow, "population loss is NaN"],
+        ),
+        (vec!["hessian", "--params", b], vec![overflow, "measure a point"]),
+        (vec!["hessian", "--params", b, "--method", "lanczos"], vec![overflow]),
+        (vec!["inspect", "--params", b], vec![overflow, "inspect a point"]),
+        (
+            vec!["rsweep", "--points", "1000000000"],
+            vec!["--points 1000000000: from 3 to 100000"],
+        ),
+        (
+            vec!["inspect", "--n", "8", "--escape", "0.1", "--batch", "4294967297"],
+            vec!["--batch 4294967297: at most 2^32"],
+        ),
+        // a device refusal comes after the directory is made: it is removed again
+        (
+            vec!["snr", "--n", "8", "--adapters", "no-such-adapter"],
+            vec!["no adapter matches"],
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // a directory two levels down, so the parents made for it must go too
+        let out = d.join(format!("o{i}/deeper"));
+        refused(&run(&args, &out), 2, &needles);
+        assert!(!d.join(format!("o{i}")).exists(), "{args:?} left {}", out.display());
+    }
+    // a special file or an unwritable directory as --out: named before anything is measured
+    refused(
+        &run(&["snr", "--n", "8"], Path::new("/dev/null")),
+        2,
+        &["/dev/null is a character device", "give a directory"],
+    );
+    refused(
+        &run(&["hessian", "--n", "8"], Path::new("/proc/self")),
+        2,
+        &["/proc/self", "takes no new file"],
+    );
+}
+
+#[test]
+fn a_measurement_directory_holds_one_runs_files() {
+    let d = tmpdir("stale");
+    let out = d.join("h");
+    // dense, with the matrices, then Lanczos into the same directory: the dense files go
+    let r = run(&["hessian", "--n", "8", "--save-matrices"], &out);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(out.join("matrices.npz").exists() && out.join("eigenvalues.csv").exists());
+    let r = run(&["hessian", "--n", "8", "--method", "lanczos"], &out);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let names = |dir: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&out), ["ritz.csv"]);
+    assert!(String::from_utf8_lossy(&r.stdout)
+        .contains("removed an earlier run's eigenvalues.csv, blocks.csv, spectrum.png, matrices.npz"));
+    // inspect with escape runs, then without: no escape.csv of the other point
+    let out = d.join("i");
+    let r = run(
+        &[
+            "inspect",
+            "--n",
+            "8",
+            "--init",
+            "seed",
+            "--escape",
+            "0.1",
+            "--escape-steps",
+            "50",
+        ],
+        &out,
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(out.join("escape.csv").exists());
+    let r = run(&["inspect", "--n", "8"], &out);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(names(&out), ["anatomy.png", "bins.csv", "stages.csv", "twiddles.csv"]);
+}
+
+#[test]
+fn snr_and_inspect_stop_at_ctrl_c_saying_what_they_wrote() {
+    let d = tmpdir("measure-int");
+    let out = d.join("i");
+    let o = out.to_str().unwrap();
+    // escape runs that cannot finish on their own: the first Ctrl-C ends them
+    let p = start_until(
+        &[
+            "inspect",
+            "--n",
+            "512",
+            "--escape",
+            "0.1",
+            "--escape-steps",
+            "100000000",
+            "--threshold",
+            "1e-300",
+            "--out",
+            o,
+        ],
+        "escape: Adam",
+    );
+    let r = crate::util::signal(p, "-INT");
+    refused(
+        &r,
+        130,
+        &[
+            "inspect interrupted",
+            "bins.csv,stages.csv,twiddles.csv,anatomy.png} only",
+        ],
+    );
+    assert!(out.join("bins.csv").exists() && !out.join("escape.csv").exists());
+    // snr between minibatches: nothing written, and the directory it made removed
+    let out = d.join("s");
+    let p = start_until(
+        &[
+            "snr",
+            "--n",
+            "256",
+            "--device",
+            "cpu",
+            "--batches",
+            "65536",
+            "--k",
+            "100000",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "snr: N = 256",
+    );
+    let r = crate::util::signal(p, "-INT");
+    refused(&r, 130, &["snr interrupted at batch size 65536", "nothing written"]);
+    assert!(!out.exists());
+}

@@ -192,3 +192,34 @@ fn a_preempted_cell_resumes_mid_cell_to_the_same_row() {
         );
     }
 }
+
+#[test]
+fn a_shard_without_cells_still_marks_its_sharding_and_merges() {
+    let d = tmpdir("empty");
+    let cfg = d.join("grid.toml");
+    // two cells, three shards: one shard owns none
+    std::fs::write(&cfg, "n = [8]\nseeds = 2\nsteps = 50\n").unwrap();
+    let c = cfg.to_str().unwrap();
+    let out = d.join("s");
+    let o = out.to_str().unwrap();
+    let counts: Vec<usize> = (0..3)
+        .map(|i| {
+            let r = sweep(&["--config", c, "--out", o, "--shard", &format!("{i}/3")]);
+            assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+            let f = out.join(format!("shards/{i}-of-3.csv"));
+            let t = std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            t.lines().count() - 1
+        })
+        .collect();
+    assert_eq!(counts.iter().sum::<usize>(), 2, "{counts:?}");
+    assert!(counts.contains(&0), "{counts:?}");
+    // the directory is cut into three, even by the shard that ran nothing
+    let r = sweep(&["--config", c, "--out", o, "--shard", "0/2"]);
+    assert_error(&r, 2, &["cut into 3 shards"]);
+    let m = sweep(&["merge", o]);
+    assert!(m.status.success(), "{}", String::from_utf8_lossy(&m.stderr));
+    assert!(String::from_utf8_lossy(&m.stdout).contains("3 shard files, 2 of 2 cells"));
+    // --shards beside --shard must agree with it
+    let r = sweep(&["--config", c, "--out", o, "--shard", "0/3", "--shards", "2"]);
+    assert_error(&r, 2, &["--shards 2 disagrees with --shard 0/3"]);
+}

@@ -185,6 +185,22 @@ pub fn rel_operator_error(p: &Params) -> f64 {
     loss(p, &Batch::Identity).sqrt()
 }
 
+/// [`rel_operator_error`] of a point that can be measured: finite parameters, and an error
+/// that does not overflow the network's f64 range (a point that does has every figure NaN).
+/// The refusal names `what` the command does ("inspect", "measure").
+pub fn measurable_error(p: &Params, what: &str) -> crate::error::Result<f64> {
+    if !p.is_finite() {
+        return Err(crate::error::Error::input("the point has non-finite parameters"));
+    }
+    let err = rel_operator_error(p);
+    if !err.is_finite() {
+        return Err(crate::error::Error::input(format!(
+            "the point's relative operator error is {err} (its parameters overflow the network's f64 range); {what} a point of finite error"
+        )));
+    }
+    Ok(err)
+}
+
 /// [`rel_operator_error`], abandoned (`None`) when `stop` turns true (polled before each of
 /// its at most 64 tasks); a completed result is bit-identical.
 pub fn rel_operator_error_until(p: &Params, stop: &(dyn Fn() -> bool + Sync)) -> Option<f64> {

@@ -598,7 +598,8 @@ impl GpuModel {
     /// (started afresh), then (with `adam`, one entry per row: hyper-parameters and step count
     /// from 1) update those cells' parameters. Gaussian data: each row's seed and step (the
     /// fused kernel; lane and group, which run one cell, take the batch's); host data: the
-    /// same samples for every row.
+    /// same samples for every row. Slightly over 120 lines: the step's command buffer is
+    /// recorded in the order it runs (uploads, each slice's dispatch, combine, Adam, the read).
     pub(super) fn accumulate(
         &self,
         batch: &GpuBatch,
