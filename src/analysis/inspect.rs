@@ -67,6 +67,20 @@ fn check(r: &InspectRequest) -> Result<()> {
             )));
         }
     }
+    if let Some((i, e)) = r.escape.iter().enumerate().find(|(i, e)| r.escape[..*i].contains(e)) {
+        return Err(Error::input(format!(
+            "{}: size {e} given twice (at positions {} and {}); each is run once",
+            g.name("escape"),
+            r.escape.iter().position(|x| x == e).unwrap_or(0) + 1,
+            i + 1
+        )));
+    }
+    if r.lanczos == 1 {
+        return Err(Error::input(format!(
+            "{}: at least 2 Lanczos steps (one gives a single Ritz value for both extremes), or 0 to skip the curvature",
+            g.with("lanczos", 1)
+        )));
+    }
     let run = &r.run;
     if !(run.threshold > 0.0 && run.threshold < 1.0) {
         return Err(Error::input(format!(

@@ -234,7 +234,7 @@ fn time_steps_then(
     let mut times = Vec::new();
     let start = Instant::now();
     let mut t = 2u32;
-    while times.len() < min_steps.max(1) || start.elapsed() < Duration::from_secs_f64(min_time) {
+    while times.len() < min_steps || start.elapsed() < Duration::from_secs_f64(min_time) {
         let s = Instant::now();
         step(t)?;
         times.push(s.elapsed().as_secs_f64());
@@ -351,10 +351,18 @@ fn check_request(r: &BenchRequest) -> Result<()> {
             g.with("min_time", c.min_time)
         )));
     }
-    if c.min_steps > 1_000_000 {
+    if !(1..=1_000_000).contains(&c.min_steps) {
         return Err(Error::input(format!(
-            "{}: at most 1000000 per row",
+            "{}: 1..=1000000 timed steps per row",
             g.with("min_steps", c.min_steps)
+        )));
+    }
+    if let Some((i, b)) = c.batches.iter().enumerate().find(|(i, b)| c.batches[..*i].contains(b)) {
+        return Err(Error::input(format!(
+            "{}: batch {b} given twice (at positions {} and {}); each is measured once",
+            g.name("batches"),
+            c.batches.iter().position(|x| x == b).unwrap_or(0) + 1,
+            i + 1
         )));
     }
     if let Some(out) = &r.out {

@@ -149,7 +149,15 @@ fn shard_counts_are_bounded_before_allocation() {
     let t = Instant::now();
     let big = d.join("big");
     let r = bin()
-        .args(["sweep", "--config", c, "--out", big.to_str().unwrap(), "--shard", "99999/100000"])
+        .args([
+            "sweep",
+            "--config",
+            c,
+            "--out",
+            big.to_str().unwrap(),
+            "--shard",
+            "99999/100000",
+        ])
         .output()
         .unwrap();
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
@@ -453,6 +461,22 @@ fn hostile_sweep_configs_and_flags_are_refused_naming_what_is_wrong() {
         (
             vec!["bench", "--device", "cpu", "--min-steps", "100000000"],
             vec!["--min-steps"],
+        ),
+        (
+            vec!["bench", "--device", "cpu", "--min-steps", "0"],
+            vec!["--min-steps 0: 1..=1000000"],
+        ),
+        (
+            vec!["bench", "--device", "cpu", "--batches", "64,256,64"],
+            vec!["batch 64 given twice (at positions 1 and 3)"],
+        ),
+        (
+            vec!["inspect", "--n", "8", "--lanczos", "1"],
+            vec!["--lanczos 1: at least 2"],
+        ),
+        (
+            vec!["inspect", "--n", "8", "--escape", "0.1,0.2,0.1"],
+            vec!["--escape: size 0.1 given twice"],
         ),
     ];
     for (args, needles) in flags {

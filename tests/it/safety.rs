@@ -739,7 +739,7 @@ fn measurements_refused_or_overflowing_leave_no_output_directory() {
         // a device refusal comes after the directory is made: it is removed again
         (
             vec!["snr", "--n", "8", "--adapters", "no-such-adapter"],
-            vec!["no adapter matches"],
+            vec!["adapter 'no-such-adapter': no adapter's name contains it"],
         ),
     ]
     .into_iter()

@@ -150,7 +150,12 @@ pub fn pick_for(name: Option<&str>, allow_software: bool, want_f64: bool) -> Res
             .iter()
             .find(|a| a.get_info().name.to_lowercase().contains(&n_l))
             .cloned()
-            .ok_or_else(|| Error::input(format!("--adapter '{n}': no adapter matches; adapters: {}", list())));
+            .ok_or_else(|| {
+                Error::input(format!(
+                    "adapter '{n}': no adapter's name contains it (case-insensitive); adapters: {}",
+                    list()
+                ))
+            });
     }
     let kinds: Vec<(bool, bool)> = all
         .iter()
