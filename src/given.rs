@@ -88,6 +88,34 @@ impl Given {
     }
 }
 
+/// The first value of `v` that repeats an earlier one: (the earlier index, its index).
+pub fn first_repeat<T: PartialEq>(v: &[T]) -> Option<(usize, usize)> {
+    (0..v.len()).find_map(|i| v[..i].iter().position(|y| *y == v[i]).map(|j| (j, i)))
+}
+
+impl Given {
+    /// Refuse a list setting `id` that holds one value twice, naming it and both positions:
+    /// "--batches: batch 64 given twice (at positions 1 and 3); each is measured once".
+    pub fn refuse_repeats<T: PartialEq + std::fmt::Display>(
+        &self,
+        id: &str,
+        v: &[T],
+        what: &str,
+        why: &str,
+    ) -> crate::Result<()> {
+        match first_repeat(v) {
+            Some((j, i)) => Err(crate::Error::input(format!(
+                "{}: {what} {} given twice (at positions {} and {}); {why}",
+                self.name(id),
+                v[i],
+                j + 1,
+                i + 1
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The word of a refusal that agrees with its list of settings: `one` for a single name,
 /// `many` otherwise ("--lr sets", "--lr, --batch set").
 pub fn agree<'a>(names: &[String], one: &'a str, many: &'a str) -> &'a str {
@@ -122,5 +150,21 @@ mod tests {
             "kernel sets the GPU path, but device='cpu' runs the CPU f64 path; drop it or use device='gpu'"
         );
         assert!(Given::new(["lr"], Style::Cli).refuse_gpu_settings("x", true).is_ok());
+    }
+
+    #[test]
+    fn a_repeat_is_named_by_both_positions() {
+        assert_eq!(first_repeat::<u32>(&[]), None);
+        assert_eq!(first_repeat(&[1, 2, 3]), None);
+        // the first value to repeat an earlier one, not the first value that repeats later
+        assert_eq!(first_repeat(&[5, 7, 9, 7, 5]), Some((1, 3)));
+        assert_eq!(first_repeat(&[0.1, 0.2, 0.1]), Some((0, 2)));
+        let e = Given::new(["batches"], Style::Cli)
+            .refuse_repeats("batches", &[64, 8, 64], "batch", "each is measured once")
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--batches: batch 64 given twice (at positions 1 and 3); each is measured once"
+        );
     }
 }

@@ -67,14 +67,7 @@ fn check(r: &InspectRequest) -> Result<()> {
             )));
         }
     }
-    if let Some((i, e)) = r.escape.iter().enumerate().find(|(i, e)| r.escape[..*i].contains(e)) {
-        return Err(Error::input(format!(
-            "{}: size {e} given twice (at positions {} and {}); each is run once",
-            g.name("escape"),
-            r.escape.iter().position(|x| x == e).unwrap_or(0) + 1,
-            i + 1
-        )));
-    }
+    g.refuse_repeats("escape", &r.escape, "size", "each is run once")?;
     if r.lanczos == 1 {
         return Err(Error::input(format!(
             "{}: at least 2 Lanczos steps (one gives a single Ritz value for both extremes), or 0 to skip the curvature",

@@ -478,14 +478,7 @@ impl SnrRequest {
                 g.name("batches")
             )));
         }
-        if let Some((i, b)) = batches.iter().enumerate().find(|(i, b)| batches[..*i].contains(b)) {
-            return Err(Error::input(format!(
-                "{}: batch size {b} given twice (at positions {} and {}); each size is measured once",
-                g.name("batches"),
-                batches.iter().position(|x| x == b).unwrap_or(0) + 1,
-                i + 1
-            )));
-        }
+        g.refuse_repeats("batches", &batches, "batch size", "each size is measured once")?;
         // minibatch i of batch size j is Measure step j K + i, a u32: at most 2^32 of them
         if (batches.len() as u64).saturating_mul(k as u64) > 1 << 32 {
             return Err(Error::input(format!(

@@ -357,14 +357,7 @@ fn check_request(r: &BenchRequest) -> Result<()> {
             g.with("min_steps", c.min_steps)
         )));
     }
-    if let Some((i, b)) = c.batches.iter().enumerate().find(|(i, b)| c.batches[..*i].contains(b)) {
-        return Err(Error::input(format!(
-            "{}: batch {b} given twice (at positions {} and {}); each is measured once",
-            g.name("batches"),
-            c.batches.iter().position(|x| x == b).unwrap_or(0) + 1,
-            i + 1
-        )));
-    }
+    g.refuse_repeats("batches", &c.batches, "batch", "each is measured once")?;
     if let Some(out) = &r.out {
         // refused now, not after the measurements
         crate::io::npy::check_out_early(out)?;

@@ -201,14 +201,13 @@ impl Key<'_> {
         conv: impl Fn(&toml::Value) -> std::result::Result<T, String>,
     ) -> Result<Vec<T>> {
         let v = self.each(conv)?;
-        for (i, x) in v.iter().enumerate() {
-            if let Some(j) = v[..i].iter().position(|y| y == x) {
-                return Err(self.err(format!(
-                    "values {} and {} are the same, {x} (each cell would run twice)",
-                    j + 1,
-                    i + 1
-                )));
-            }
+        if let Some((j, i)) = crate::given::first_repeat(&v) {
+            return Err(self.err(format!(
+                "values {} and {} are the same, {} (each cell would run twice)",
+                j + 1,
+                i + 1,
+                v[i]
+            )));
         }
         Ok(v)
     }
