@@ -86,14 +86,7 @@ impl Given {
             }
         )))
     }
-}
 
-/// The first value of `v` that repeats an earlier one: (the earlier index, its index).
-pub fn first_repeat<T: PartialEq>(v: &[T]) -> Option<(usize, usize)> {
-    (0..v.len()).find_map(|i| v[..i].iter().position(|y| *y == v[i]).map(|j| (j, i)))
-}
-
-impl Given {
     /// Refuse a list setting `id` that holds one value twice, naming it and both positions:
     /// "--batches: batch 64 given twice (at positions 1 and 3); each is measured once".
     pub fn refuse_repeats<T: PartialEq + std::fmt::Display>(
@@ -114,6 +107,11 @@ impl Given {
             None => Ok(()),
         }
     }
+}
+
+/// The first value of `v` that repeats an earlier one: (the earlier index, its index).
+pub fn first_repeat<T: PartialEq>(v: &[T]) -> Option<(usize, usize)> {
+    (0..v.len()).find_map(|i| v[..i].iter().position(|y| *y == v[i]).map(|j| (j, i)))
 }
 
 /// The word of a refusal that agrees with its list of settings: `one` for a single name,
